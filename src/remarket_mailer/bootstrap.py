@@ -1,0 +1,156 @@
+"""Composition root: settings → engine, broker, provider, renderer, services.
+
+Everything else receives what it needs from here; nothing reaches for globals except the
+Dramatiq actors, which look up the current ``App`` (set once per process by ``build_app``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from remarket_mailer.config import Settings
+from remarket_mailer.db.engine import make_engine, make_session_factory
+from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.registry import provider_from_url
+from remarket_mailer.domain.clock import Clock, SystemClock
+from remarket_mailer.rendering.renderer import Renderer
+from remarket_mailer.services.sending import DeliveryService, SendConfig
+from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.tracking.links import LinkSigner
+from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
+
+log = logging.getLogger(__name__)
+
+SEND_QUEUE = "remarket.send"
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    uow: UnitOfWork
+    workflows: WorkflowSet
+    renderer: Renderer
+    provider: Provider
+    clock: Clock
+    links: LinkSigner
+    broker: dramatiq.Broker
+    delivery: DeliveryService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def enqueue_send(self, delivery_ids: Any) -> None:
+        """Put one ``send_batch`` message on the broker."""
+        self.broker.enqueue(
+            dramatiq.Message(
+                queue_name=SEND_QUEUE,
+                actor_name="send_batch",
+                args=(list(delivery_ids),),
+                kwargs={},
+                options={},
+            )
+        )
+
+    def close(self) -> None:
+        self.provider.close()
+        self.engine.dispose()
+
+
+_current: App | None = None
+
+
+def current_app() -> App:
+    """The App of this process (workers use it); raises RuntimeError before ``build_app``."""
+    if _current is None:
+        raise RuntimeError("remarket app not built: call bootstrap.build_app first")
+    return _current
+
+
+def make_broker(url: str) -> dramatiq.Broker:
+    """A Dramatiq broker for ``stub://``, ``redis://…`` or ``amqp://…``."""
+    if url.startswith("stub"):
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    return RabbitmqBroker(url=url)
+
+
+def shop_info(settings: Settings) -> dict[str, str]:
+    return {
+        "name": settings.shop_name,
+        "address": settings.shop_address,
+        "url": settings.shop_url,
+        "placeholder_image": settings.shop_placeholder_image,
+    }
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    provider: Provider | None = None,
+    broker: dramatiq.Broker | None = None,
+    engine: Engine | None = None,
+) -> App:
+    """Wire the whole product from ``settings``. Raises ConfigError / WorkflowError early."""
+    global _current
+    engine = engine or make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    uow = UnitOfWork(session_factory)
+    workflows = load_workflows(settings.workflows_dir)
+    renderer = Renderer(settings.templates_dir)
+    provider = provider or provider_from_url(settings.provider_url)
+    clock = clock or SystemClock()
+    links = LinkSigner(settings.secret_key, settings.public_url)
+    broker = broker or make_broker(settings.broker_url)
+    config = SendConfig(
+        from_email=settings.from_email,
+        reply_to=settings.reply_to,
+        secret_key=settings.secret_key,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+        feedback_sender_id=settings.feedback_sender_id,
+        consent_rule=settings.consent_rule,
+        shop=shop_info(settings),
+        lease=timedelta(seconds=settings.lease_seconds),
+        retry_base=timedelta(seconds=settings.retry_base_seconds),
+        retry_max_age=timedelta(hours=settings.retry_max_age_hours),
+    )
+    delivery = DeliveryService(uow, workflows, renderer, provider, clock, links, config)
+    app = App(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        uow=uow,
+        workflows=workflows,
+        renderer=renderer,
+        provider=provider,
+        clock=clock,
+        links=links,
+        broker=broker,
+        delivery=delivery,
+    )
+    dramatiq.set_broker(broker)
+    _current = app
+    return app
+
+
+def check_database(app: App) -> str | None:
+    """None when the database answers, else the error text."""
+    try:
+        with app.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return str(exc).splitlines()[0]
+    return None

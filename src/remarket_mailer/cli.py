@@ -1,0 +1,227 @@
+"""The ``remarket`` command. Presentation only: parse arguments, call one function, print.
+
+Bad input or configuration prints one clear line and exits with code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from remarket_mailer.config import Settings, load_settings
+from remarket_mailer.errors import RemarketError
+
+app = typer.Typer(
+    name="remarket",
+    help="Email remarketing automation: events in, timed, consented email out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+workflows_app = typer.Typer(help="Workflow files.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(keys_app, name="keys")
+
+# Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**overrides)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (events, health, one-click unsubscribe)."""
+    import uvicorn
+
+    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.entrypoints.api import create_api
+
+    _logging()
+    application = create_api(build_app(_settings()))
+    uvicorn.run(application, host=host, port=port, workers=workers, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run Dramatiq worker threads that render and send due emails."""
+    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.entrypoints.worker import run_worker
+
+    _logging()
+    run_worker(build_app(_settings()))
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the sweeper: claims due deliveries and enqueues them for the workers."""
+    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.entrypoints.scheduler import run_scheduler
+
+    _logging()
+    run_scheduler(build_app(_settings()))
+
+
+@app.command()
+def demo(
+    database: Annotated[
+        str, typer.Option(help="Database for the demo; a SQLite file is recreated.")
+    ] = "sqlite:///./remarket-demo.db",
+    outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
+) -> None:
+    """Replay sample events through the abandoned-cart workflow and show what was sent."""
+    from remarket_mailer.entrypoints.demo import local_time, run_demo
+
+    logging.basicConfig(level="WARNING")
+    settings = _settings(
+        database_url=database, broker_url="stub://", provider_url=f"file://{outbox}"
+    )
+    with console.status("Replaying sample events on a virtual clock…"):
+        result = run_demo(settings)
+    table = Table(title="remarket demo: abandoned cart", show_lines=True)
+    table.add_column("when (sent or due)", no_wrap=True)
+    table.add_column("contact")
+    table.add_column("step")
+    table.add_column("outcome")
+    table.add_column("details")
+    styles = {"sent": "green", "skipped": "yellow", "failed": "red"}
+    for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
+        when = row.sent_at or row.due_at
+        if row.status == "sent":
+            details = f"“{row.subject}”"
+            if row.discount_code:
+                details += f"\ncode {row.discount_code}"
+            if row.reason == "deferred" and row.detail:
+                details += f"\n(deferred: {row.detail})"
+        else:
+            details = f"{row.reason}: {row.detail}" if row.detail else str(row.reason)
+        style = styles.get(row.status, "white")
+        table.add_row(
+            local_time(when),
+            f"{row.contact_name or ''}\n{row.contact_email}",
+            row.step_id,
+            f"[{style}]{row.status}[/]",
+            details,
+        )
+    console.print(table)
+    console.print(
+        f"{result.events} events replayed ({result.duplicates} duplicate ignored), "
+        f"{result.enrollments} enrollments started, "
+        f"{len(result.eml_files)} emails written to {result.outbox}/"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (Alembic)."""
+    from remarket_mailer.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@workflows_app.command("validate")
+def workflows_validate(
+    directory: Annotated[Path | None, typer.Argument(help="Workflows directory.")] = None,
+) -> None:
+    """Check every workflow file; print each problem as file:line: message."""
+    from remarket_mailer.workflows.loader import check_workflow
+
+    directory = directory or _settings().workflows_dir
+    if not directory.is_dir():
+        raise _fail(f"{directory} is not a directory")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    problems = 0
+    for path in files:
+        for problem in check_workflow(path.read_text(encoding="utf-8"), str(path)):
+            console.print(str(problem), highlight=False, soft_wrap=True)
+            problems += 1
+    if problems:
+        console.print(f"{problems} problem(s) in {len(files)} file(s)")
+        raise typer.Exit(code=1)
+    console.print(f"{len(files)} workflow file(s) OK")
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="A name for the key.")]) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from sqlalchemy.exc import IntegrityError
+
+    from remarket_mailer.db.engine import make_engine, make_session_factory
+    from remarket_mailer.db.models import ApiKey
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.api_keys import hash_key, new_key
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    key = new_key()
+    try:
+        with make_session_factory(engine).begin() as session:
+            session.add(ApiKey(name=name, key_hash=hash_key(key), created_at=SystemClock().now()))
+    except IntegrityError:
+        raise _fail(f"a key named {name!r} exists already") from None
+    console.print(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke an API key by name."""
+    from sqlalchemy import update
+
+    from remarket_mailer.db.engine import make_engine, make_session_factory
+    from remarket_mailer.db.models import ApiKey
+    from remarket_mailer.domain.clock import SystemClock
+
+    engine = make_engine(_settings().database_url)
+    with make_session_factory(engine).begin() as session:
+        done = session.execute(
+            update(ApiKey)
+            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=SystemClock().now())
+        ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        raise _fail(f"no active key named {name!r}")
+    console.print(f"key {name!r} revoked")
+
+
+def main() -> None:
+    """Console entry point: RemarketError becomes one line on stderr and exit code 2."""
+    try:
+        app()
+    except RemarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

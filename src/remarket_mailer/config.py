@@ -1,0 +1,115 @@
+"""Settings, read from the environment (prefix ``REMARKET_``) or a ``.env`` file.
+
+Invalid settings stop the program with one line naming the variable (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from remarket_mailer.errors import ConfigError
+
+ConsentRule = Literal["opt_in", "soft_opt_in", "opt_out"]
+
+_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
+_BROKER_SCHEMES = ("stub", "redis", "rediss", "amqp", "amqps")
+_PROVIDER_SCHEMES = ("file", "memory", "smtp", "smtps")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REMARKET_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///./remarket.db"
+    broker_url: str = "stub://"
+    provider_url: str = "file://./outbox"
+    workflows_dir: Path = Path("./workflows")
+    templates_dir: Path = Path("./templates")
+    secret_key: str = "change-me-in-production-this-is-not-a-secret"
+    public_url: str = "http://localhost:8000"
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    from_email: str = "Shop <shop@example.com>"
+    reply_to: str | None = None
+    unsubscribe_mailto: str | None = None
+    feedback_sender_id: str = "remarket"
+    consent_rule: ConsentRule = "opt_in"
+    shop_name: str = "Demo Shop"
+    shop_address: str = "Keizersgracht 100, 1015 AA Amsterdam, NL"
+    shop_url: str = "https://shop.example.com"
+    shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
+
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: int = Field(default=300, ge=10)
+    worker_threads: int = Field(default=4, ge=1, le=64)
+    retry_base_seconds: int = Field(default=60, ge=1)
+    retry_max_age_hours: int = Field(default=48, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in _DB_SCHEMES:
+            raise ValueError(f"scheme {scheme!r} is not one of sqlite://, postgresql://")
+        if scheme in ("postgresql", "postgres"):
+            # psycopg 3 is the driver we ship; SQLAlchemy's bare postgresql:// means psycopg2.
+            value = "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in _BROKER_SCHEMES:
+            raise ValueError(f"scheme {scheme!r} is not one of stub://, redis://, amqp://")
+        return value
+
+    @field_validator("provider_url")
+    @classmethod
+    def _provider_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in _PROVIDER_SCHEMES:
+            raise ValueError(
+                f"scheme {scheme!r} is not one of file://, memory://, smtp://, smtps://"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://mail.shop.example")
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise ConfigError with one line naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"REMARKET_{name.upper()}: {message}") from None

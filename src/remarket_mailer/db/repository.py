@@ -1,0 +1,617 @@
+"""Every SQL statement of the product lives here. Services call these inside one transaction.
+
+Batch operations take and return lists so the send path costs a fixed number of round trips per
+batch of emails, never one per email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from remarket_mailer.db.models import (
+    Cart,
+    Consent,
+    Contact,
+    Delivery,
+    DiscountCode,
+    Enrollment,
+    Event,
+    Order,
+    Subscription,
+    Suppression,
+    WorkflowVersion,
+)
+from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+
+
+def email_hash(email: str) -> str:
+    """Suppressions are keyed by this hash so an erased contact's address stays suppressed."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def find_event(session: Session, event_id: str) -> Event | None:
+    return session.scalar(select(Event).where(Event.event_id == event_id))
+
+
+def insert_event(session: Session, event: Event) -> bool:
+    """Insert ``event``; False when its event_id is already stored (a concurrent duplicate)."""
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        return False
+    return True
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+
+def find_contact(session: Session, external_id: str | None, email: str | None) -> Contact | None:
+    if external_id is not None:
+        found = session.scalar(select(Contact).where(Contact.external_id == external_id))
+        if found is not None:
+            return found
+    if email is not None:
+        return session.scalar(select(Contact).where(Contact.email == email))
+    return None
+
+
+def get_or_create_contact(
+    session: Session, external_id: str | None, email: str | None, now: datetime
+) -> Contact:
+    """The contact for this reference, created if new; races resolve to one row."""
+    for _ in range(3):
+        contact = find_contact(session, external_id, email)
+        if contact is not None:
+            if contact.external_id is None and external_id is not None:
+                contact.external_id = external_id
+            if email is not None and contact.email != email:
+                taken = find_contact(session, None, email)
+                if taken is None:
+                    contact.email = email
+            return contact
+        contact = Contact(
+            external_id=external_id, email=email, attributes={}, created_at=now, updated_at=now
+        )
+        try:
+            with session.begin_nested():
+                session.add(contact)
+        except IntegrityError:
+            continue  # created by a concurrent request: look it up again
+        return contact
+    raise RuntimeError("could not create or find the contact after three attempts")
+
+
+def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+
+
+# --- consent and suppression ----------------------------------------------------------------
+
+
+def add_consent(session: Session, consent: Consent) -> None:
+    session.add(consent)
+
+
+def latest_consents(
+    session: Session, contact_ids: Iterable[int], topics: Iterable[str]
+) -> dict[tuple[int, str], str]:
+    """(contact_id, topic) → 'granted'/'withdrawn' from each pair's newest record."""
+    contact_ids, topics = set(contact_ids), set(topics)
+    if not contact_ids or not topics:
+        return {}
+    rows = session.execute(
+        select(Consent.contact_id, Consent.topic, Consent.status, Consent.occurred_at, Consent.id)
+        .where(Consent.contact_id.in_(contact_ids), Consent.topic.in_(topics))
+        .order_by(Consent.occurred_at, Consent.id)
+    )
+    result: dict[tuple[int, str], str] = {}
+    for contact_id, topic, status, _at, _id in rows:
+        result[(contact_id, topic)] = status
+    return result
+
+
+def suppress(session: Session, email: str, reason: str, detail: str | None, now: datetime) -> bool:
+    """Suppress ``email``; False if it already was (the first reason is kept)."""
+    digest = email_hash(email)
+    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)):
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                Suppression(email_hash=digest, reason=reason, detail=detail, created_at=now)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, str]:
+    """email → suppression reason, for those of ``emails`` that are suppressed."""
+    by_hash = {email_hash(e): e for e in emails if e}
+    if not by_hash:
+        return {}
+    rows = session.execute(
+        select(Suppression.email_hash, Suppression.reason).where(
+            Suppression.email_hash.in_(by_hash)
+        )
+    )
+    return {by_hash[digest]: reason for digest, reason in rows}
+
+
+# --- facts --------------------------------------------------------------------------------
+
+
+def get_cart(session: Session, cart_id: str, for_update: bool = False) -> Cart | None:
+    query = select(Cart).where(Cart.cart_id == cart_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def carts_by_id(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
+    cart_ids = set(cart_ids)
+    if not cart_ids:
+        return {}
+    return {c.cart_id: c for c in session.scalars(select(Cart).where(Cart.cart_id.in_(cart_ids)))}
+
+
+def add_cart(session: Session, cart: Cart) -> Cart:
+    """Insert a new cart; on a concurrent insert, return the row that won."""
+    try:
+        with session.begin_nested():
+            session.add(cart)
+    except IntegrityError:
+        found = get_cart(session, cart.cart_id, for_update=True)
+        assert found is not None
+        return found
+    return cart
+
+
+def get_order(session: Session, order_id: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.order_id == order_id))
+
+
+def add_order(session: Session, order: Order) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(order)
+    except IntegrityError:
+        return False
+    return True
+
+
+def get_subscription(session: Session, subscription_id: str) -> Subscription | None:
+    return session.scalar(
+        select(Subscription).where(Subscription.subscription_id == subscription_id)
+    )
+
+
+def subscriptions_by_id(session: Session, ids: Iterable[str]) -> dict[str, Subscription]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = session.scalars(select(Subscription).where(Subscription.subscription_id.in_(ids)))
+    return {s.subscription_id: s for s in rows}
+
+
+def orders_by_id(session: Session, ids: Iterable[str]) -> dict[str, Order]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    return {o.order_id: o for o in session.scalars(select(Order).where(Order.order_id.in_(ids)))}
+
+
+# --- workflows and enrollments --------------------------------------------------------------
+
+
+def remember_workflow_version(
+    session: Session, workflow_id: str, version: str, source: str, now: datetime
+) -> None:
+    exists_already = session.scalar(
+        select(WorkflowVersion.version).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
+        )
+    )
+    if exists_already:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                WorkflowVersion(
+                    workflow_id=workflow_id, version=version, source=source, created_at=now
+                )
+            )
+    except IntegrityError:
+        pass  # stored by a concurrent request
+
+
+def workflow_source(session: Session, workflow_id: str, version: str) -> str | None:
+    return session.scalar(
+        select(WorkflowVersion.source).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
+        )
+    )
+
+
+def get_enrollment(
+    session: Session, workflow_id: str, key: str, for_update: bool = False
+) -> Enrollment | None:
+    query = select(Enrollment).where(Enrollment.workflow_id == workflow_id, Enrollment.key == key)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def recent_enrollment_exists(
+    session: Session, workflow_id: str, contact_id: int, since: datetime
+) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Enrollment.workflow_id == workflow_id,
+                    Enrollment.contact_id == contact_id,
+                    Enrollment.started_at >= since,
+                )
+            )
+        )
+    )
+
+
+def add_enrollment(session: Session, enrollment: Enrollment) -> Enrollment | None:
+    """Insert; None when (workflow, key) already exists (a concurrent trigger won)."""
+    try:
+        with session.begin_nested():
+            session.add(enrollment)
+    except IntegrityError:
+        return None
+    return enrollment
+
+
+def active_enrollments(
+    session: Session,
+    workflow_id: str,
+    *,
+    key: str | None = None,
+    contact_id: int | None = None,
+    started_before: datetime | None = None,
+) -> list[Enrollment]:
+    query = select(Enrollment).where(
+        Enrollment.workflow_id == workflow_id, Enrollment.status == EnrollmentStatus.ACTIVE
+    )
+    if key is not None:
+        query = query.where(Enrollment.key == key)
+    if contact_id is not None:
+        query = query.where(Enrollment.contact_id == contact_id)
+    if started_before is not None:
+        query = query.where(Enrollment.started_at <= started_before)
+    return list(session.scalars(query.with_for_update()))
+
+
+def end_enrollments(
+    session: Session, ids: Sequence[int], status: EnrollmentStatus, reason: str, now: datetime
+) -> int:
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE)
+        .values(status=status, exit_reason=reason, ended_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def complete_finished_enrollments(session: Session, ids: Iterable[int], now: datetime) -> int:
+    """Mark active enrollments completed once none of their deliveries is still pending."""
+    ids = set(ids)
+    if not ids:
+        return 0
+    pending = exists().where(
+        Delivery.enrollment_id == Enrollment.id,
+        Delivery.status.in_(
+            [DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+        ),
+    )
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE, ~pending)
+        .values(status=EnrollmentStatus.COMPLETED, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def enrollments_by_id(session: Session, ids: Iterable[int]) -> dict[int, Enrollment]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    return {e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)))}
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+def add_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
+    session.add_all(deliveries)
+
+
+def reschedule_pending(
+    session: Session, enrollment_id: int, due_by_step: dict[str, datetime], now: datetime
+) -> int:
+    """Move still-scheduled deliveries of one enrollment to new planned times."""
+    moved = 0
+    for step_id, due in due_by_step.items():
+        result = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.enrollment_id == enrollment_id,
+                Delivery.step_id == step_id,
+                Delivery.status == DeliveryStatus.SCHEDULED,
+            )
+            .values(due_at=due, planned_at=due, updated_at=now)
+        )
+        moved += int(result.rowcount)  # type: ignore[attr-defined]
+    return moved
+
+
+def skip_pending_for_enrollments(
+    session: Session, enrollment_ids: Sequence[int], reason: str, detail: str, now: datetime
+) -> int:
+    if not enrollment_ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.enrollment_id.in_(enrollment_ids),
+            Delivery.status.in_([DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED]),
+        )
+        .values(status=DeliveryStatus.SKIPPED, reason=reason, detail=detail, updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def skip_pending_for_contact(
+    session: Session,
+    contact_id: int,
+    reason: str,
+    detail: str,
+    now: datetime,
+    workflow_ids: Sequence[str] | None = None,
+) -> int:
+    """Skip a contact's scheduled/queued deliveries (only those workflows' when given)."""
+    query = update(Delivery).where(
+        Delivery.contact_id == contact_id,
+        Delivery.status.in_([DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED]),
+    )
+    if workflow_ids is not None:
+        query = query.where(Delivery.workflow_id.in_(workflow_ids))
+    result = session.execute(
+        query.values(status=DeliveryStatus.SKIPPED, reason=reason, detail=detail, updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
+    """Claim up to ``limit`` due deliveries: scheduled → queued with a lease.
+
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
+    claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
+    """
+    ids = list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.status == DeliveryStatus.SCHEDULED, Delivery.due_at <= now)
+            .order_by(Delivery.due_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SCHEDULED)
+            .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
+        )
+    return ids
+
+
+def reclaim_expired(
+    session: Session, now: datetime, limit: int, lease: timedelta
+) -> tuple[list[int], list[int]]:
+    """Take back leased rows whose worker or broker message was lost.
+
+    Returns (queued ids re-enqueued, sending ids re-enqueued). A row stuck in ``sending`` may or
+    may not have reached the provider: it is sent again with the same Message-ID and
+    idempotency key, and counted, so the operator can see how often that happens.
+    """
+    rows = session.execute(
+        select(Delivery.id, Delivery.status)
+        .where(
+            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+            Delivery.lease_expires_at < now,
+        )
+        .order_by(Delivery.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    queued = [row.id for row in rows if row.status == DeliveryStatus.QUEUED]
+    sending = [row.id for row in rows if row.status == DeliveryStatus.SENDING]
+    if rows:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([row.id for row in rows]))
+            .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
+        )
+    return queued, sending
+
+
+def take_for_sending(
+    session: Session, ids: Sequence[int], now: datetime, lease: timedelta
+) -> list[Delivery]:
+    """queued → sending for the given ids (guarded); returns the rows this worker now owns."""
+    if not ids:
+        return []
+    owned = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.QUEUED)
+            .values(
+                status=DeliveryStatus.SENDING,
+                lease_expires_at=now + lease,
+                attempts=Delivery.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+    if not owned:
+        return []
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(owned))
+            .order_by(Delivery.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def finish_deliveries(
+    session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
+) -> int:
+    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded.
+
+    Rows are grouped by the set of columns they change and written with one executemany per
+    group, so a batch costs a few statements, not one per email.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        keys = tuple(sorted(k for k in change if k != "id"))
+        groups.setdefault(keys, []).append(change)
+    done = 0
+    for keys, rows in groups.items():
+        statement = (
+            update(Delivery)
+            .where(Delivery.id == _bind("b_id"), Delivery.status == from_status)
+            .values({k: _bind(f"b_{k}") for k in keys} | {"updated_at": now})
+        )
+        params = [{f"b_{k}": row[k] for k in (*keys, "id")} for row in rows]
+        result = session.connection().execute(statement, params)
+        done += int(result.rowcount)
+    return done
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+# --- discount codes -----------------------------------------------------------------------
+
+
+def codes_for_enrollments(
+    session: Session, enrollment_ids: Iterable[int]
+) -> dict[tuple[int, str], DiscountCode]:
+    ids = set(enrollment_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(select(DiscountCode).where(DiscountCode.enrollment_id.in_(ids)))
+    return {(c.enrollment_id, c.step_id or ""): c for c in rows if c.enrollment_id is not None}
+
+
+def add_codes(session: Session, codes: Sequence[DiscountCode]) -> bool:
+    """Insert generated codes; False on a unique clash (retry with fresh codes)."""
+    if not codes:
+        return True
+    try:
+        with session.begin_nested():
+            session.add_all(codes)
+    except IntegrityError:
+        return False
+    return True
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    workflow_id: str
+    step_id: str
+    contact_email: str | None
+    contact_name: str | None
+    status: str
+    due_at: datetime
+    sent_at: datetime | None
+    subject: str | None
+    discount_code: str | None
+    reason: str | None
+    detail: str | None
+
+
+def delivery_report(session: Session) -> list[DeliveryRow]:
+    rows = session.execute(
+        select(Delivery, Contact.email, Contact.first_name)
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .order_by(func.coalesce(Delivery.sent_at, Delivery.updated_at), Delivery.id)
+    )
+    return [
+        DeliveryRow(
+            id=d.id,
+            workflow_id=d.workflow_id,
+            step_id=d.step_id,
+            contact_email=email,
+            contact_name=name,
+            status=d.status,
+            due_at=d.due_at,
+            sent_at=d.sent_at,
+            subject=d.subject,
+            discount_code=d.discount_code,
+            reason=d.reason,
+            detail=d.detail,
+        )
+        for d, email, name in rows
+    ]
+
+
+def next_due_at(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(Delivery.due_at)).where(Delivery.status == DeliveryStatus.SCHEDULED)
+    )
+
+
+def pending_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                and_(
+                    Delivery.status.in_(
+                        [DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+                    )
+                )
+            )
+        )
+        or 0
+    )
+
+
+def delivery_status_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: int(count) for status, count in rows}

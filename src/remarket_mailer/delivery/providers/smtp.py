@@ -1,0 +1,183 @@
+"""SMTP and SMTPS with connection reuse per worker thread.
+
+``smtp://user:pass@host:587?starttls=true`` (submission, STARTTLS before AUTH) or
+``smtps://user:pass@host:465`` (implicit TLS, RFC 8314). One connection per thread is kept open
+across batches and re-opened after 421 or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    Permanent,
+    Provider,
+    SendResult,
+    Sent,
+    Transient,
+)
+from remarket_mailer.delivery.message import to_bytes
+from remarket_mailer.errors import ConfigError
+
+_HARD_BOUNCE_CODES = ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False
+    starttls: bool = False
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(f"REMARKET_PROVIDER_URL: not an SMTP URL: {parts.scheme}://…")
+        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if implicit else 587),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=implicit,
+            starttls=not implicit and query.get("starttls", "false") in ("1", "true", "yes"),
+            timeout=float(query.get("timeout", "30")),
+            verify_tls=query.get("verify", "true") not in ("0", "false", "no"),
+        )
+
+
+def classify_smtp_error(code: int, message: str) -> SendResult:
+    """4xx is transient, 5xx permanent; 5.1.x-style codes mean the address itself is bad."""
+    text = f"{code} {message}".strip()
+    if 400 <= code < 500:
+        return Transient(text)
+    return Permanent(text, hard_bounce=any(c in message for c in _HARD_BOUNCE_CODES))
+
+
+class SmtpProvider(Provider):
+    name = "smtp"
+    max_batch = 100
+
+    def __init__(self, settings: SmtpSettings, envelope_from: str | None = None) -> None:
+        self.settings = settings
+        self.envelope_from = envelope_from
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if not s.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        conn: smtplib.SMTP
+        if s.implicit_tls:
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            if s.starttls:
+                conn.starttls(context=context)
+        if s.username:
+            if not (s.implicit_tls or s.starttls):
+                # RFC 8314: never AUTH over a connection that is not encrypted.
+                conn.close()
+                raise ConfigError(
+                    "REMARKET_PROVIDER_URL: SMTP AUTH needs smtps:// or ?starttls=true"
+                )
+            conn.login(s.username, s.password or "")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for index, message in enumerate(messages):
+            try:
+                results.append(self._send_one(message))
+            except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+                # The connection is gone: this message and every later one are retried later,
+                # none is lost and none is counted as sent.
+                self._drop()
+                error = f"connection lost: {exc}"
+                results.extend(Transient(error) for _ in messages[index:])
+                break
+        return results
+
+    def _send_one(self, message: OutboundMessage) -> SendResult:
+        try:
+            data = to_bytes(message)
+        except ValueError as exc:
+            return Permanent(str(exc))
+        envelope_from = self.envelope_from or _bare(message.from_addr)
+        conn = self._connection()
+        try:
+            refused = conn.sendmail(envelope_from, [_bare(message.to_addr)], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            return classify_smtp_error(code, reply.decode(errors="replace"))
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:
+                self._drop()
+            else:
+                self._reset(conn)
+            return classify_smtp_error(exc.smtp_code, _decode(exc.smtp_error))
+        if refused:
+            code, reply = next(iter(refused.values()))
+            return classify_smtp_error(code, reply.decode(errors="replace"))
+        return Sent(message.message_id)
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def _bare(address: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(address)[1]
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -1,0 +1,25 @@
+"""Pick a provider by URL: ``file://./outbox``, ``memory://``, ``smtp://…``, ``smtps://…``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.providers.file import FileProvider
+from remarket_mailer.delivery.providers.memory import MemoryProvider
+from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings
+from remarket_mailer.errors import ConfigError
+
+
+def provider_from_url(url: str) -> Provider:
+    """Build the provider named by ``url``; raise ConfigError for an unknown scheme."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = (parts.netloc + parts.path) or "./outbox"
+        return FileProvider(Path(path))
+    if parts.scheme == "memory":
+        return MemoryProvider()
+    if parts.scheme in ("smtp", "smtps"):
+        return SmtpProvider(SmtpSettings.from_url(url))
+    raise ConfigError(f"REMARKET_PROVIDER_URL: unknown provider scheme {parts.scheme!r}")

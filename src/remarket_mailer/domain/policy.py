@@ -1,0 +1,152 @@
+"""Send-time decisions: may this delivery go out now, later, or never?
+
+Pure functions over plain values, so every rule is unit-tested without a database. The delivery
+service gathers the facts for a whole batch in a few queries and asks ``decide`` per delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from remarket_mailer.domain.states import EnrollmentStatus
+from remarket_mailer.domain.workflow import SendWindow
+
+
+class SkipReason(StrEnum):
+    EXITED = "exited"
+    ENROLLMENT_ENDED = "enrollment_ended"
+    WORKFLOW_DISABLED = "workflow_disabled"
+    WORKFLOW_MISSING = "workflow_missing"
+    SUPPRESSED = "suppressed"
+    NO_CONSENT = "no_consent"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    NO_EMAIL = "no_email"
+    EXPIRED = "expired"
+    CONDITION_FALSE = "condition_false"
+    CAPPED = "capped"
+    HOLDOUT = "holdout"
+    DISCOUNT_UNAVAILABLE = "discount_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    until: datetime
+    reason: str
+
+
+Decision = Send | Skip | Defer
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFacts:
+    """Everything ``decide`` needs to know about one delivery, gathered per batch."""
+
+    now: datetime
+    due_at: datetime
+    enrollment_status: EnrollmentStatus
+    exit_reason: str | None
+    workflow_enabled: bool
+    contact_email: str | None
+    suppression_reason: str | None
+    consent: str | None
+    """Latest consent for the workflow's category: 'granted', 'withdrawn' or None (never asked)."""
+    consent_rule: str
+    """'opt_in' (needs a grant), 'soft_opt_in' (a grant, or an existing customer), 'opt_out'."""
+    is_customer: bool
+    expires_after: timedelta | None
+    contact_timezone: str | None
+    send_window: SendWindow | None
+
+
+def decide(facts: DeliveryFacts) -> Decision:
+    """Send, skip with a reason, or defer to a later moment. Checked at send time, every time."""
+    if facts.enrollment_status == EnrollmentStatus.EXITED:
+        return Skip(SkipReason.EXITED, facts.exit_reason or "")
+    if facts.enrollment_status != EnrollmentStatus.ACTIVE:
+        return Skip(SkipReason.ENROLLMENT_ENDED, str(facts.enrollment_status))
+    if not facts.workflow_enabled:
+        return Skip(SkipReason.WORKFLOW_DISABLED)
+    if not facts.contact_email:
+        return Skip(SkipReason.NO_EMAIL)
+    if facts.suppression_reason is not None:
+        return Skip(SkipReason.SUPPRESSED, facts.suppression_reason)
+    consent = consent_decision(facts.consent, facts.consent_rule, facts.is_customer)
+    if consent is not None:
+        return consent
+    if facts.expires_after is not None and facts.now > facts.due_at + facts.expires_after:
+        return Skip(SkipReason.EXPIRED, f"due {facts.due_at.isoformat()}")
+    if facts.send_window is not None:
+        allowed = next_allowed_time(facts.now, facts.contact_timezone, facts.send_window)
+        if allowed > facts.now:
+            if facts.expires_after is not None and allowed > facts.due_at + facts.expires_after:
+                return Skip(SkipReason.EXPIRED, "send window opens after the step expires")
+            return Defer(allowed, "quiet_hours")
+    return Send()
+
+
+def consent_decision(consent: str | None, rule: str, is_customer: bool) -> Skip | None:
+    """None when consent allows marketing email; otherwise the Skip saying why not."""
+    if consent == "withdrawn":
+        return Skip(SkipReason.CONSENT_WITHDRAWN)
+    if consent == "granted" or rule == "opt_out":
+        return None
+    if rule == "soft_opt_in" and is_customer:
+        return None
+    return Skip(SkipReason.NO_CONSENT, f"rule {rule}")
+
+
+def next_allowed_time(now: datetime, timezone: str | None, window: SendWindow) -> datetime:
+    """The first moment at or after ``now`` inside the local send window of ``timezone``.
+
+    DST-correct: the window is applied to local wall-clock times; a window start that falls in
+    a spring-forward gap moves to the first real minute after it. Unknown or missing time zones
+    count as UTC.
+    """
+    zone = _zone(timezone)
+    local = now.astimezone(zone)
+    if _inside(local.time(), window.start, window.end):
+        return now
+    for days in range(3):
+        day = (local + timedelta(days=days)).date()
+        start = _localize(datetime.combine(day, window.start), zone)
+        if start > now:
+            return start.astimezone(now.tzinfo)
+    raise AssertionError("a daily window always opens within two days")  # pragma: no cover
+
+
+def _inside(moment: time, start: time, end: time) -> bool:
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end  # a window across midnight, e.g. 20:00-02:00
+
+
+def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
+    aware = naive.replace(tzinfo=zone)
+    # A wall time inside a DST gap does not exist; the UTC round trip moves it past the gap.
+    roundtrip = aware.astimezone(ZoneInfo("UTC")).astimezone(zone)
+    if roundtrip.replace(tzinfo=None) != naive:
+        return roundtrip
+    return aware
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    if not name:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")

@@ -1,0 +1,102 @@
+"""The workflow model: what a marketer's YAML file means once it has been validated.
+
+Plain frozen dataclasses; loading and validation live in ``remarket_mailer.workflows``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+
+EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
+ExitMatch = Literal["key", "contact"]
+DiscountKind = Literal["percent", "fixed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    event: str
+    key: EnrollmentKey
+    filter: str | None = None
+    reenter_after: timedelta | None = None
+    """None: at most once per key. Otherwise also at most once per contact per this period."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRule:
+    event: str
+    match: ExitMatch = "key"
+    condition: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountSpec:
+    kind: DiscountKind
+    value: Decimal
+    currency: str | None = None
+    expires_after: timedelta | None = None
+    minimum_order: Decimal | None = None
+    prefix: str = ""
+    reuse: bool = False
+    """Reuse the enrollment's earlier code (a ladder step that keeps the same code)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    wait: timedelta
+    """Time after the previous step's planned time (the trigger for the first step)."""
+    template: str
+    condition: str | None = None
+    discount: DiscountSpec | None = None
+    expires_after: timedelta | None = None
+    """A step still unsent this long after its due time is skipped as stale, never sent late."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Local times between which a contact may be emailed, e.g. 09:00-20:00.
+
+    Outside it are the quiet hours."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    id: str
+    name: str
+    version: str
+    """Content hash of the file: enrollments keep the version they started with."""
+    trigger: Trigger
+    steps: tuple[Step, ...]
+    exits: tuple[ExitRule, ...] = ()
+    description: str = ""
+    enabled: bool = True
+    category: str = "marketing"
+    priority: int = 0
+    from_email: str | None = None
+    reply_to: str | None = None
+    send_window: SendWindow | None = None
+    holdout_percent: int = 0
+    source: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(f"workflow {self.id!r} has no step {step_id!r}")
+
+
+def plan_due_times(steps: tuple[Step, ...], start: datetime) -> list[tuple[Step, datetime]]:
+    """Each step with its planned due time: waits accumulate from ``start``."""
+    planned: list[tuple[Step, datetime]] = []
+    at = start
+    for step in steps:
+        at = at + step.wait
+        planned.append((step, at))
+    return planned

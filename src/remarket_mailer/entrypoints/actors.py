@@ -1,0 +1,31 @@
+"""Dramatiq actors: thin. Parse the message, call one service, return.
+
+The broker only carries work the database already records, so a lost message delays an email
+but never loses it (the sweeper re-enqueues expired leases).
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from remarket_mailer.bootstrap import SEND_QUEUE, current_app
+
+
+def send_batch(delivery_ids: list[int]) -> None:
+    """Send one batch of deliveries claimed by the sweeper."""
+    current_app().delivery.send([int(i) for i in delivery_ids])
+
+
+def declare(broker: dramatiq.Broker) -> None:
+    """Register the actors on ``broker`` (idempotent)."""
+    if "send_batch" in broker.actors:
+        return
+    dramatiq.actor(
+        actor_name="send_batch",
+        queue_name=SEND_QUEUE,
+        broker=broker,
+        max_retries=5,
+        min_backoff=1_000,
+        max_backoff=60_000,
+        time_limit=10 * 60_000,
+    )(send_batch)

@@ -1,0 +1,209 @@
+"""The HTTP API (FastAPI): event ingest, health, one-click unsubscribe.
+
+Routes parse input, call one service function and format the answer. Every rejection is a 4xx
+JSON body naming the field and the problem; no input produces a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError as PydanticValidationError
+
+from remarket_mailer import __version__
+from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.errors import ConflictError, ValidationError
+from remarket_mailer.schemas import parse_event
+from remarket_mailer.services.api_keys import is_valid_key
+from remarket_mailer.services.ingest import ingest_event
+from remarket_mailer.services.unsubscribe import unsubscribe
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+def pydantic_problems(exc: PydanticValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as [{field, message}], the field path without the union tag."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        if loc and "." in loc[0] and not loc[0].startswith("function"):
+            loc = loc[1:]  # the discriminated-union tag, e.g. 'cart.updated'
+        problems.append(
+            {
+                "field": ".".join(loc) or "(body)",
+                "message": str(error["msg"]).removeprefix("Value error, "),
+            }
+        )
+    return problems
+
+
+def create_api(app: App) -> FastAPI:
+    api = FastAPI(
+        title="remarket-mailer",
+        version=__version__,
+        description="Trigger events in; timed, consented remarketing email out.",
+    )
+
+    async def read_json(request: Request) -> tuple[Any, JSONResponse | None]:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return None, _error(
+                415, "unsupported_media_type", "send Content-Type: application/json"
+            )
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return None, _error(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return None, _error(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(body), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, _error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+
+    async def authorized(request: Request) -> JSONResponse | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return _error(401, "unauthorized", "send Authorization: Bearer <api key>")
+        ok = await run_in_threadpool(is_valid_key, app.uow, app.settings.api_keys, key.strip())
+        if not ok:
+            return _error(401, "unauthorized", "this API key is not valid or was revoked")
+        return None
+
+    @api.post(
+        "/v1/events",
+        summary="Send one trigger event",
+        responses={
+            200: {"description": "A replay of an event already accepted: nothing changed"},
+            202: {"description": "Accepted and applied"},
+            400: {"description": "Body is not JSON"},
+            401: {"description": "Missing or invalid API key"},
+            409: {"description": "event_id reused with a different body"},
+            413: {"description": "Body over 1 MB"},
+            415: {"description": "Not application/json"},
+            422: {"description": "The event is invalid; the body names each field"},
+        },
+    )
+    async def post_event(request: Request) -> JSONResponse:
+        denied = await authorized(request)
+        if denied is not None:
+            return denied
+        data, problem = await read_json(request)
+        if problem is not None:
+            return problem
+        if not isinstance(data, dict):
+            return _error(
+                422,
+                "validation_error",
+                "the body must be one JSON object",
+                detail=[{"field": "(body)", "message": "expected an object"}],
+            )
+        try:
+            event = parse_event(data)
+        except PydanticValidationError as exc:
+            return _error(
+                422, "validation_error", "the event is not valid", detail=pydantic_problems(exc)
+            )
+        try:
+            result = await run_in_threadpool(
+                ingest_event, app.uow, app.workflows, app.clock, event, data
+            )
+        except ConflictError as exc:
+            return _error(409, "conflict", str(exc))
+        body = {
+            "event_id": result.event_id,
+            "duplicate": result.duplicate,
+            "enrollments_started": result.started,
+            "enrollments_refreshed": result.refreshed,
+            "enrollments_exited": result.exited,
+        }
+        return JSONResponse(body, status_code=200 if result.duplicate else 202)
+
+    @api.get("/v1/health", summary="Database and broker reachable")
+    async def health() -> JSONResponse:
+        problems: dict[str, str] = {}
+        db_error = await run_in_threadpool(check_database, app)
+        if db_error:
+            problems["database"] = db_error
+        broker_error = await run_in_threadpool(_check_broker, app)
+        if broker_error:
+            problems["broker"] = broker_error
+        if problems:
+            return JSONResponse({"status": "unavailable", "failed": problems}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @api.post("/u/{token}", summary="RFC 8058 one-click unsubscribe", include_in_schema=True)
+    async def one_click(token: str, request: Request) -> HTMLResponse:
+        # RFC 8058: no cookies, no auth, no redirect; everything is in the signed token.
+        try:
+            parsed = app.links.read_unsubscribe_token(token)
+        except ValidationError as exc:
+            return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
+        form = await request.body()
+        everything = b"scope=all" in form
+        result = await run_in_threadpool(
+            unsubscribe,
+            app.uow,
+            app.workflows,
+            app.clock,
+            parsed,
+            everything=everything,
+            source="one-click" if b"One-Click" in form else "page",
+        )
+        if not result.contact_found:
+            return HTMLResponse(_page("Unsubscribed", "You will not get these emails again."))
+        what = "any email from us" if everything else f"{parsed.topic} email"
+        return HTMLResponse(_page("Unsubscribed", f"You will not get {what} again."))
+
+    @api.get("/u/{token}", summary="Unsubscribe confirmation and preference page")
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        # Link scanners GET every link: a GET never unsubscribes, it only shows the choice.
+        try:
+            parsed = app.links.read_unsubscribe_token(token)
+        except ValidationError as exc:
+            return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
+        form = (
+            f'<form method="post"><p><button name="List-Unsubscribe" value="One-Click">'
+            f"Unsubscribe from {parsed.topic} email</button></p></form>"
+            '<form method="post"><input type="hidden" name="scope" value="all">'
+            "<p><button>Unsubscribe from all email</button></p></form>"
+        )
+        return HTMLResponse(_page("Email preferences", "Choose what to stop:", form))
+
+    return api
+
+
+def _check_broker(app: App) -> str | None:
+    broker = app.broker
+    try:
+        client = getattr(broker, "client", None)
+        if client is not None:
+            client.ping()
+        elif hasattr(broker, "connection"):
+            broker.connection  # noqa: B018 - opening the connection is the check
+    except Exception as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
+def _page(title: str, message: str, extra: str = "") -> str:
+    from html import escape
+
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width'><title>{escape(title)}</title>"
+        "</head><body style='font-family:sans-serif;max-width:32em;margin:3em auto'>"
+        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>{extra}</body></html>"
+    )

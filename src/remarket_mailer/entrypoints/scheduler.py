@@ -1,0 +1,49 @@
+"""The scheduler process: one APScheduler loop running the sweeper every few seconds."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+from types import FrameType
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
+
+log = logging.getLogger(__name__)
+
+
+def sweep(app: App) -> DispatchReport:
+    """One sweep: claim due deliveries and enqueue them (also used by the demo and tests)."""
+    return dispatch_due(
+        app.uow,
+        app.clock,
+        app.enqueue_send,
+        batch_size=app.settings.batch_size,
+        lease=timedelta(seconds=app.settings.lease_seconds),
+    )
+
+
+def run_scheduler(app: App) -> None:
+    """Block, sweeping every ``sweep_interval_seconds`` until SIGINT/SIGTERM."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(
+        sweep,
+        "interval",
+        args=[app],
+        seconds=app.settings.sweep_interval_seconds,
+        id="sweep",
+        max_instances=1,
+        coalesce=True,
+    )
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("scheduler started interval=%ss", app.settings.sweep_interval_seconds)
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()

@@ -1,0 +1,221 @@
+"""The public event contract: one typed pydantic model per event type.
+
+Every event has ``event_id`` (client-chosen, unique: a replay is a no-op), ``type``,
+``occurred_at`` (RFC 3339 with an offset) and ``contact`` (``external_id`` and/or ``email``).
+Money is a decimal string, never a float; currencies are ISO 4217; time zones are IANA names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, available_timezones
+
+from babel.numbers import list_currencies
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+_CURRENCIES = frozenset(list_currencies())
+_ZONES = frozenset(available_timezones())
+
+
+def _email(value: str) -> str:
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return result.normalized.lower()
+
+
+def _currency(value: str) -> str:
+    if value not in _CURRENCIES:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+    return value
+
+
+def _timezone(value: str) -> str:
+    if value not in _ZONES:
+        raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Amsterdam'")
+    ZoneInfo(value)
+    return value
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('money must be a decimal string like "19.99", not a JSON number')
+    return value
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+Currency = Annotated[str, StringConstraints(min_length=3, max_length=3), AfterValidator(_currency)]
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False),
+]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+Name = Annotated[str, StringConstraints(max_length=255)]
+Url = Annotated[HttpUrl, Field(max_length=2048)]
+Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContactRef(_Model):
+    external_id: Id | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ContactRef:
+        if self.external_id is None and self.email is None:
+            raise ValueError("give contact.external_id or contact.email (or both)")
+        return self
+
+
+class LineItem(_Model):
+    sku: Name | None = None
+    product_id: Id | None = None
+    name: Name
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money
+    url: Url | None = None
+    image_url: Url | None = None
+
+
+class _Event(_Model):
+    event_id: Id
+    occurred_at: AwareDatetime
+    contact: ContactRef
+
+
+class ContactUpserted(_Event):
+    type: Literal["contact.upserted"]
+    first_name: Name | None = None
+    last_name: Name | None = None
+    locale: Locale | None = None
+    timezone: TimeZone | None = None
+    attributes: dict[Annotated[str, StringConstraints(max_length=64)], Any] = Field(
+        default_factory=dict, max_length=100
+    )
+
+
+class ConsentChanged(_Event):
+    type: Literal["consent.changed"]
+    topic: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = "marketing"
+    status: Literal["granted", "withdrawn"]
+    source: Name | None = None
+    evidence: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class _CartBody(_Model):
+    cart_id: Id
+    items: list[LineItem] = Field(default_factory=list, max_length=500)
+    currency: Currency
+    total: Money
+    checkout_url: Url | None = None
+
+
+class CartUpdated(_Event, _CartBody):
+    type: Literal["cart.updated"]
+
+
+class CheckoutStarted(_Event, _CartBody):
+    type: Literal["checkout.started"]
+
+
+class CartEmptied(_Event):
+    type: Literal["cart.emptied"]
+    cart_id: Id
+
+
+class OrderPlaced(_Event):
+    type: Literal["order.placed"]
+    order_id: Id
+    cart_id: Id | None = None
+    items: list[LineItem] = Field(default_factory=list, max_length=500)
+    currency: Currency
+    total: Money
+    discount_codes: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class ProductViewed(_Event):
+    type: Literal["product.viewed"]
+    product_id: Id
+    name: Name
+    url: Url | None = None
+    image_url: Url | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+    category: Name | None = None
+
+
+class SubscriptionUpserted(_Event):
+    type: Literal["subscription.upserted"]
+    subscription_id: Id
+    plan: Name | None = None
+    status: Literal["active", "trialing", "past_due", "paused", "cancelled"] = "active"
+    renews_at: AwareDatetime | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+
+
+class SubscriptionRenewed(_Event):
+    type: Literal["subscription.renewed"]
+    subscription_id: Id
+    renews_at: AwareDatetime | None = None
+
+
+class SubscriptionCancelled(_Event):
+    type: Literal["subscription.cancelled"]
+    subscription_id: Id
+
+
+class ContactUnsubscribed(_Event):
+    type: Literal["contact.unsubscribed"]
+    topic: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None = None
+    """None: from everything (the address is suppressed). A topic: consent withdrawn for it."""
+    source: Name | None = None
+
+
+AnyEvent = Annotated[
+    ContactUpserted
+    | ConsentChanged
+    | CartUpdated
+    | CheckoutStarted
+    | CartEmptied
+    | OrderPlaced
+    | ProductViewed
+    | SubscriptionUpserted
+    | SubscriptionRenewed
+    | SubscriptionCancelled
+    | ContactUnsubscribed,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(data: Any) -> AnyEvent:
+    """Validate one event (a dict from JSON); raises pydantic.ValidationError."""
+    return EVENT_ADAPTER.validate_python(data)
+
+
+def occurred(event: AnyEvent) -> datetime:
+    return event.occurred_at

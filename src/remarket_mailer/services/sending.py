@@ -1,0 +1,496 @@
+"""send_deliveries: the worker's use case for one batch of delivery ids.
+
+1. one transaction: take the rows (queued → sending, guarded), load every fact the batch needs
+   in a few queries, decide send / skip / defer per delivery, allocate discount codes, commit;
+2. render (compiled templates, no DB) and build messages;
+3. ``provider.send_many`` for the whole batch;
+4. one transaction: record every result (sent / retry later / failed), suppress hard bounces,
+   complete enrollments with nothing left to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+
+from remarket_mailer.db import repository as repo
+from remarket_mailer.db.models import Contact, Delivery, DiscountCode, Enrollment
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    Permanent,
+    Provider,
+    SendResult,
+    Sent,
+    Transient,
+)
+from remarket_mailer.delivery.message import clean_header, make_message_id, sender_domain
+from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.discounts import generate_code
+from remarket_mailer.domain.policy import (
+    Defer,
+    DeliveryFacts,
+    Skip,
+    SkipReason,
+    decide,
+)
+from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.domain.workflow import Step, Workflow
+from remarket_mailer.errors import TemplateError, ValidationError
+from remarket_mailer.rendering.filters import discount_label
+from remarket_mailer.rendering.renderer import Renderer
+from remarket_mailer.services.ingest import cart_view
+from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.services.versions import resolve_workflow
+from remarket_mailer.tracking.links import LinkSigner
+from remarket_mailer.workflows.expressions import evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    from_email: str
+    reply_to: str | None
+    secret_key: str
+    unsubscribe_mailto: str | None
+    feedback_sender_id: str
+    consent_rule: str
+    shop: dict[str, str]
+    lease: timedelta = timedelta(minutes=5)
+    retry_base: timedelta = timedelta(minutes=1)
+    retry_cap: timedelta = timedelta(hours=1)
+    retry_max_age: timedelta = timedelta(hours=48)
+
+
+@dataclass
+class SendReport:
+    taken: int = 0
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    retried: int = 0
+    failed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count(self, reason: str) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass
+class _Ready:
+    """A delivery that passed every check and has its template context."""
+
+    delivery: Delivery
+    workflow: Workflow
+    step: Step
+    contact: Contact
+    context: dict[str, Any]
+    code: str | None
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        workflows: Any,
+        renderer: Renderer,
+        provider: Provider,
+        clock: Clock,
+        links: LinkSigner,
+        config: SendConfig,
+    ) -> None:
+        self.uow = uow
+        self.workflows = workflows
+        self.renderer = renderer
+        self.provider = provider
+        self.clock = clock
+        self.links = links
+        self.config = config
+
+    def send(self, delivery_ids: Sequence[int]) -> SendReport:
+        """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
+        report = SendReport()
+        with self.uow() as session:
+            ready = self._prepare(session, delivery_ids, report)
+        if not ready:
+            return report
+        messages, failures = self._render(ready)
+        results: dict[int, SendResult] = dict(failures)
+        by_id = {r.delivery.id: r for r in ready}
+        for start in range(0, len(messages), self.provider.max_batch):
+            chunk = messages[start : start + self.provider.max_batch]
+            try:
+                outcome = self.provider.send_many(chunk)
+            except Exception as exc:  # a provider bug must not strand the batch in 'sending'
+                log.exception("provider=%s failed a whole batch", self.provider.name)
+                outcome = [Transient(f"provider error: {exc}") for _ in chunk]
+            if len(outcome) != len(chunk):
+                outcome = [Transient("provider returned a wrong number of results")] * len(chunk)
+            for message, result in zip(chunk, outcome, strict=True):
+                results[message.delivery_id] = result
+        with self.uow() as session:
+            self._record(session, by_id, results, report)
+        log.info(
+            "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d",
+            report.sent,
+            report.skipped,
+            report.deferred,
+            report.retried,
+            report.failed,
+        )
+        return report
+
+    # -- step 1 ------------------------------------------------------------------------------
+
+    def _prepare(
+        self, session: Session, delivery_ids: Sequence[int], report: SendReport
+    ) -> list[_Ready]:
+        now = self.clock.now()
+        rows = repo.take_for_sending(session, delivery_ids, now, self.config.lease)
+        report.taken = len(rows)
+        if not rows:
+            return []
+        enrollments = repo.enrollments_by_id(session, (d.enrollment_id for d in rows))
+        contacts = repo.contacts_by_id(session, (d.contact_id for d in rows))
+        workflows = {
+            (e.workflow_id, e.workflow_version): resolve_workflow(
+                session, self.workflows, e.workflow_id, e.workflow_version
+            )
+            for e in enrollments.values()
+        }
+        carts = repo.carts_by_id(
+            session,
+            (
+                e.key
+                for e in enrollments.values()
+                if (wf := workflows.get((e.workflow_id, e.workflow_version)))
+                and wf.trigger.key == "cart_id"
+            ),
+        )
+        emails = [c.email for c in contacts.values() if c.email]
+        suppressed = repo.suppressions_for(session, emails)
+        categories = {wf.category for wf in workflows.values() if wf is not None}
+        consents = repo.latest_consents(session, contacts, categories)
+        codes = repo.codes_for_enrollments(session, enrollments)
+
+        changes: list[dict[str, Any]] = []
+        ready: list[_Ready] = []
+        new_codes: list[DiscountCode] = []
+        for delivery in rows:
+            enrollment = enrollments[delivery.enrollment_id]
+            contact = contacts[delivery.contact_id]
+            workflow = workflows.get((enrollment.workflow_id, enrollment.workflow_version))
+            if workflow is None:
+                changes.append(_skip(delivery, SkipReason.WORKFLOW_MISSING, ""))
+                continue
+            step = _find_step(workflow, delivery.step_id)
+            if step is None:
+                changes.append(_skip(delivery, SkipReason.WORKFLOW_MISSING, "step not found"))
+                continue
+            decision = decide(
+                DeliveryFacts(
+                    now=now,
+                    due_at=delivery.planned_at,
+                    enrollment_status=EnrollmentStatus(enrollment.status),
+                    exit_reason=enrollment.exit_reason,
+                    workflow_enabled=workflow.enabled,
+                    contact_email=contact.email,
+                    suppression_reason=suppressed.get(contact.email or ""),
+                    consent=consents.get((contact.id, workflow.category)),
+                    consent_rule=self.config.consent_rule,
+                    is_customer=contact.first_order_at is not None,
+                    expires_after=step.expires_after,
+                    contact_timezone=contact.timezone,
+                    send_window=workflow.send_window,
+                )
+            )
+            if isinstance(decision, Skip):
+                changes.append(_skip(delivery, decision.reason, decision.detail))
+                continue
+            if isinstance(decision, Defer):
+                changes.append(
+                    {
+                        "id": delivery.id,
+                        "status": DeliveryStatus.SCHEDULED,
+                        "due_at": decision.until,
+                        "lease_expires_at": None,
+                        "reason": "deferred",
+                        "detail": f"{decision.reason} until {decision.until.isoformat()}",
+                    }
+                )
+                continue
+            context = self._context(enrollment, contact, workflow, step, delivery, carts)
+            if step.condition is not None:
+                try:
+                    if not evaluate(step.condition, context):
+                        changes.append(_skip(delivery, SkipReason.CONDITION_FALSE, step.condition))
+                        continue
+                except ValidationError as exc:
+                    changes.append(_fail(delivery, "condition_error", str(exc)))
+                    continue
+            code = None
+            if step.discount is not None:
+                existing = codes.get((enrollment.id, step.id))
+                if existing is None and step.discount.reuse:
+                    existing = _latest_code(codes, enrollment.id)
+                if existing is None:
+                    existing = self._new_code(enrollment, step, contact, now)
+                    new_codes.append(existing)
+                    codes[(enrollment.id, step.id)] = existing
+                code = existing.code
+                context["discount"] = {
+                    "code": existing.code,
+                    "kind": existing.kind,
+                    "value": existing.value,
+                    "currency": existing.currency,
+                    "label": discount_label(
+                        existing.kind, existing.value, existing.currency, contact.locale
+                    ),
+                    "expires_at": existing.expires_at,
+                    "minimum_order": existing.minimum_order,
+                }
+            ready.append(_Ready(delivery, workflow, step, contact, context, code))
+        if new_codes and not repo.add_codes(session, new_codes):
+            # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
+            for code_row in new_codes:
+                code_row.code = generate_code(prefix=_prefix(code_row.code))
+            if not repo.add_codes(session, new_codes):
+                raise RuntimeError("discount code collision twice in a row")
+            fixed = {(c.enrollment_id, c.step_id): c.code for c in new_codes}
+            for item in ready:
+                key = (item.delivery.enrollment_id, item.step.id)
+                if key in fixed and item.context.get("discount"):
+                    item.code = fixed[key]
+                    item.context["discount"]["code"] = fixed[key]
+        repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
+        for change in changes:
+            status = change["status"]
+            if status == DeliveryStatus.SKIPPED:
+                report.skipped += 1
+                report.count(str(change["reason"]))
+            elif status == DeliveryStatus.SCHEDULED:
+                report.deferred += 1
+                report.count("deferred")
+            else:
+                report.failed += 1
+                report.count(str(change["reason"]))
+        return ready
+
+    def _new_code(
+        self, enrollment: Enrollment, step: Step, contact: Contact, now: datetime
+    ) -> DiscountCode:
+        spec = step.discount
+        assert spec is not None
+        return DiscountCode(
+            code=generate_code(prefix=spec.prefix),
+            contact_id=contact.id,
+            enrollment_id=enrollment.id,
+            step_id=step.id,
+            kind=spec.kind,
+            value=spec.value,
+            currency=spec.currency,
+            minimum_order=spec.minimum_order,
+            status="assigned",
+            expires_at=now + spec.expires_after if spec.expires_after else None,
+            assigned_at=now,
+            created_at=now,
+        )
+
+    def _context(
+        self,
+        enrollment: Enrollment,
+        contact: Contact,
+        workflow: Workflow,
+        step: Step,
+        delivery: Delivery,
+        carts: dict[str, Any],
+    ) -> dict[str, Any]:
+        token = self.links.unsubscribe_token(contact.id, workflow.category, delivery.id)
+        cart = carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
+        return {
+            "shop": self.config.shop,
+            "contact": {
+                "email": contact.email,
+                "first_name": contact.first_name,
+                "last_name": contact.last_name,
+                "locale": contact.locale,
+                "timezone": contact.timezone,
+                "attributes": contact.attributes,
+            },
+            "cart": cart_view(cart) if cart is not None else None,
+            "event": (enrollment.context or {}).get("event", {}),
+            "discount": None,
+            "links": {
+                "unsubscribe": self.links.unsubscribe_url(token),
+                "preferences": self.links.preferences_url(token),
+            },
+            "workflow": {"id": workflow.id, "name": workflow.name, "category": workflow.category},
+            "step": {"id": step.id},
+            "_token": token,
+        }
+
+    # -- step 2 ------------------------------------------------------------------------------
+
+    def _render(self, ready: list[_Ready]) -> tuple[list[OutboundMessage], dict[int, SendResult]]:
+        messages: list[OutboundMessage] = []
+        failures: dict[int, SendResult] = {}
+        for item in ready:
+            try:
+                email = self.renderer.render(item.step.template, item.context)
+            except TemplateError as exc:
+                log.error("delivery=%d template failed: %s", item.delivery.id, exc)
+                failures[item.delivery.id] = Permanent(f"template: {exc}")
+                continue
+            item.delivery.subject = email.subject
+            messages.append(self._message(item, email.subject, email.html, email.text))
+        return messages, failures
+
+    def _message(self, item: _Ready, subject: str, html: str, text: str) -> OutboundMessage:
+        workflow = item.workflow
+        from_addr = workflow.from_email or self.config.from_email
+        domain = sender_domain(from_addr)
+        token = str(item.context["_token"])
+        mailto = self.config.unsubscribe_mailto or f"unsubscribe@{domain}"
+        unsubscribe = item.context["links"]["unsubscribe"]
+        headers = {
+            "List-Unsubscribe": (
+                f"<{unsubscribe}>, <mailto:{mailto}?subject={quote('unsubscribe ' + token)}>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Id": f"{clean_header(workflow.name)} <{workflow.id}.{domain}>",
+            "Feedback-ID": (
+                f"{workflow.id}:{item.step.id}:{workflow.category}:{self.config.feedback_sender_id}"
+            ),
+        }
+        return OutboundMessage(
+            delivery_id=item.delivery.id,
+            message_id=make_message_id(item.delivery.id, domain, self.config.secret_key),
+            from_addr=from_addr,
+            to_addr=_display(item.contact),
+            subject=subject,
+            html=html,
+            text=text,
+            reply_to=workflow.reply_to or self.config.reply_to,
+            headers=headers,
+            tags={
+                "delivery_id": str(item.delivery.id),
+                "workflow": workflow.id,
+                "step": item.step.id,
+            },
+            date=self.clock.now(),
+        )
+
+    # -- step 4 ------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        session: Session,
+        ready: dict[int, _Ready],
+        results: dict[int, SendResult],
+        report: SendReport,
+    ) -> None:
+        now = self.clock.now()
+        changes: list[dict[str, Any]] = []
+        for delivery_id, result in results.items():
+            item = ready[delivery_id]
+            delivery = item.delivery
+            if isinstance(result, Sent):
+                report.sent += 1
+                changes.append(
+                    {
+                        "id": delivery_id,
+                        "status": DeliveryStatus.SENT,
+                        "sent_at": now,
+                        "provider": self.provider.name,
+                        "provider_message_id": result.provider_id[:255],
+                        "subject": (delivery.subject or "")[:998],
+                        "discount_code": item.code,
+                        "lease_expires_at": None,
+                    }
+                )
+            elif isinstance(result, Transient):
+                if now - delivery.planned_at > self.config.retry_max_age:
+                    report.failed += 1
+                    report.count("retry_exhausted")
+                    changes.append(_fail(delivery, "retry_exhausted", result.error))
+                    continue
+                report.retried += 1
+                report.count("transient")
+                changes.append(
+                    {
+                        "id": delivery_id,
+                        "status": DeliveryStatus.SCHEDULED,
+                        "due_at": now + self._backoff(delivery.attempts, result.retry_after),
+                        "lease_expires_at": None,
+                        "reason": "retry",
+                        "detail": result.error[:2000],
+                    }
+                )
+            else:
+                report.failed += 1
+                report.count("permanent")
+                changes.append(_fail(delivery, "permanent", result.error))
+                if result.hard_bounce and item.contact.email:
+                    repo.suppress(session, item.contact.email, "hard_bounce", result.error, now)
+        repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
+        repo.complete_finished_enrollments(
+            session, {item.delivery.enrollment_id for item in ready.values()}, now
+        )
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> timedelta:
+        """Exponential backoff with jitter, never sooner than the provider's Retry-After."""
+        base = self.config.retry_base.total_seconds() * (2 ** max(attempts - 1, 0))
+        delay = min(base, self.config.retry_cap.total_seconds()) * random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return timedelta(seconds=delay)
+
+
+def _skip(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "status": DeliveryStatus.SKIPPED,
+        "reason": str(reason),
+        "detail": detail[:2000],
+        "lease_expires_at": None,
+    }
+
+
+def _fail(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "status": DeliveryStatus.FAILED,
+        "reason": reason,
+        "detail": detail[:2000],
+        "lease_expires_at": None,
+    }
+
+
+def _find_step(workflow: Workflow, step_id: str) -> Step | None:
+    return next((s for s in workflow.steps if s.id == step_id), None)
+
+
+def _latest_code(
+    codes: dict[tuple[int, str], DiscountCode], enrollment_id: int
+) -> DiscountCode | None:
+    mine = [c for (eid, _), c in codes.items() if eid == enrollment_id]
+    return max(mine, key=lambda c: c.created_at) if mine else None
+
+
+def _prefix(code: str) -> str:
+    return code[: code.find("-") + 1] if code.count("-") > 1 else ""
+
+
+def _display(contact: Contact) -> str:
+    from email.utils import formataddr
+
+    assert contact.email is not None
+    name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+    return formataddr((clean_header(name), contact.email)) if name else contact.email

@@ -1,0 +1,167 @@
+"""The workflow file format, as pydantic models (the JSON Schema in docs/ is generated from it)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from remarket_mailer.domain.durations import parse_duration
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.workflows.expressions import compile_expression
+
+EVENT_TYPES = (
+    "contact.upserted",
+    "consent.changed",
+    "cart.updated",
+    "checkout.started",
+    "cart.emptied",
+    "order.placed",
+    "product.viewed",
+    "subscription.upserted",
+    "subscription.renewed",
+    "subscription.cancelled",
+    "contact.unsubscribed",
+)
+EventType = Literal[
+    "contact.upserted",
+    "consent.changed",
+    "cart.updated",
+    "checkout.started",
+    "cart.emptied",
+    "order.placed",
+    "product.viewed",
+    "subscription.upserted",
+    "subscription.renewed",
+    "subscription.cancelled",
+    "contact.unsubscribed",
+]
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TEMPLATE = re.compile(r"^[a-z0-9_][a-z0-9_/-]{0,200}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _expression(value: str) -> str:
+    try:
+        compile_expression(value)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Expression = Annotated[str, AfterValidator(_expression)]
+
+
+class TriggerSpec(_Strict):
+    event: EventType
+    key: Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
+    filter: Expression | None = None
+    reenter_after: Duration | None = Field(
+        default=None,
+        description="At most once per contact per this period (e.g. '14d'); "
+        "unset means once per key.",
+    )
+
+
+class ExitSpec(_Strict):
+    event: EventType
+    match: Literal["key", "contact"] = "key"
+    condition: Expression | None = None
+
+
+class DiscountSpecModel(_Strict):
+    percent: Decimal | None = Field(default=None, gt=0, le=100)
+    amount: Decimal | None = Field(default=None, gt=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    expires_after: Duration | None = None
+    minimum_order: Decimal | None = Field(default=None, ge=0)
+    prefix: str = Field(default="", pattern=r"^[A-Z0-9-]{0,12}$")
+    reuse: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DiscountSpecModel:
+        if self.reuse:
+            return self
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give exactly one of 'percent' or 'amount' (or 'reuse: true')")
+        if self.amount is not None and self.currency is None:
+            raise ValueError("a fixed 'amount' discount needs a 'currency'")
+        return self
+
+
+class StepSpec(_Strict):
+    id: str
+    wait: Duration
+    template: str
+    condition: Expression | None = None
+    discount: DiscountSpecModel | None = None
+    expires_after: Duration | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _step_id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be lowercase letters, digits and _ (start with a letter)")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not _TEMPLATE.match(value) or ".." in value:
+            raise ValueError("must be a path under templates/ like 'abandoned_cart/reminder_1'")
+        return value
+
+
+class SendWindowSpec(_Strict):
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SendWindowSpec:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the window would be empty")
+        return self
+
+
+class WorkflowSpec(_Strict):
+    id: str
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    enabled: bool = True
+    category: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    priority: int = Field(default=0, ge=0, le=1000)
+    from_email: str | None = None
+    reply_to: str | None = None
+    trigger: TriggerSpec
+    exit: list[ExitSpec] = Field(default_factory=list)
+    send_window: SendWindowSpec | None = None
+    holdout_percent: int = Field(default=0, ge=0, le=50)
+    steps: list[StepSpec] = Field(min_length=1, max_length=20)
+
+    @field_validator("id")
+    @classmethod
+    def _workflow_id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be lowercase letters, digits and _ (start with a letter)")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> WorkflowSpec:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"step id {step.id!r} appears twice")
+            seen.add(step.id)
+        return self

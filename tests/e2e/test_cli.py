@@ -1,0 +1,83 @@
+"""The ``remarket`` command as a user runs it."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+REMARKET = [sys.executable, "-m", "remarket_mailer.cli"]
+
+
+def run(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REMARKET, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    result = run("demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--outbox", str(outbox))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "reminder_1" in out and "last_chance" in out
+    assert "exited: order.placed" in out  # Ben bought after the first reminder
+    assert "suppressed: unsubscribed" in out  # Chloe opted out
+    assert "no_consent" in out
+    assert "1 duplicate ignored" in out
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 4
+    codes = 0
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message.get_content_type() == "multipart/alternative"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Subject"]
+        text = message.get_body(("plain",))
+        assert text is not None
+        codes += "CART-" in text.get_content()
+    assert codes == 2  # Ann's second and third reminders carry her personal codes
+
+
+def test_bad_setting_is_one_line_and_exit_2() -> None:
+    result = run("db", "upgrade", env={"REMARKET_BROKER_URL": "kafka://nope"})
+    assert result.returncode == 2
+    assert "REMARKET_BROKER_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_workflows_validate(tmp_path: Path) -> None:
+    ok = run("workflows", "validate", str(ROOT / "workflows"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = (
+        (ROOT / "workflows" / "abandoned_cart.yaml").read_text().replace("wait: 1h", "wait: soon")
+    )
+    (tmp_path / "bad.yaml").write_text(broken)
+    bad = run("workflows", "validate", str(tmp_path))
+    assert bad.returncode == 1
+    assert "bad.yaml:" in bad.stdout and "invalid duration" in bad.stdout
+    missing = run("workflows", "validate", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+
+
+def test_db_upgrade_and_keys(tmp_path: Path) -> None:
+    env = {"REMARKET_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    created = run("keys", "create", "shop", env=env)
+    assert created.returncode == 0 and created.stdout.strip().startswith("rk_")
+    again = run("keys", "create", "shop", env=env)
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert run("keys", "revoke", "shop", env=env).returncode == 0
+    assert run("keys", "revoke", "shop", env=env).returncode == 2

@@ -1,0 +1,332 @@
+"""The engine end to end through the real API and services, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.delivery.providers.memory import MemoryProvider
+from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.entrypoints.api import create_api
+from tests.conftest import T0, AppFactory
+from tests.helpers import (
+    AUTH,
+    cart_event,
+    consent_event,
+    deliveries,
+    enrollments,
+    event,
+    order_event,
+    post,
+    profile_event,
+    run_due,
+)
+
+
+@pytest.fixture
+def provider() -> MemoryProvider:
+    return MemoryProvider()
+
+
+@pytest.fixture
+def app(make_app: AppFactory, provider: MemoryProvider) -> App:
+    return make_app(provider=provider)
+
+
+@pytest.fixture
+def client(app: App) -> TestClient:
+    return TestClient(create_api(app))
+
+
+def at(clock: VirtualClock, delta: timedelta) -> None:
+    clock.set(T0 + delta)
+
+
+def subscribe_ann(client: TestClient) -> None:
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+
+
+def test_abandoned_cart_three_reminders(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    result = post(client, cart_event(T0))
+    assert result["enrollments_started"] == ["abandoned_cart"]
+
+    at(clock, timedelta(minutes=59))
+    run_due(app)
+    assert provider.outbox == []
+
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    assert len(provider.outbox) == 1
+    first = provider.outbox[0]
+    assert first.to_addr == "Ann <ann@example.org>"
+    assert first.subject == "Ann, you left something in your cart"
+    assert first.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert first.headers["List-Unsubscribe"].startswith("<https://mail.shop.example/u/")
+
+    at(clock, timedelta(hours=24))
+    run_due(app)
+    second = provider.outbox[1]
+    rows = deliveries(app)
+    code = rows[1].discount_code
+    assert code and code.startswith("CART-")
+    assert code in second.html and code in second.text
+    assert "10%" in second.subject
+
+    at(clock, timedelta(hours=72))
+    run_due(app)
+    third = provider.outbox[2]
+    assert rows[1].discount_code not in third.text, "the last step gets its own, bigger code"
+    assert "15%" in third.subject
+    assert [d.status for d in deliveries(app)] == ["sent"] * 3
+    assert [e.status for e in enrollments(app)] == ["completed"]
+
+
+def test_order_for_the_cart_stops_later_reminders(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    assert len(provider.outbox) == 1
+
+    at(clock, timedelta(hours=3))
+    result = post(client, order_event(T0 + timedelta(hours=3)))
+    assert result["enrollments_exited"] == 1
+
+    at(clock, timedelta(days=5))
+    run_due(app)
+    assert len(provider.outbox) == 1
+    statuses = [(d.step_id, d.status, d.reason) for d in deliveries(app)]
+    assert statuses == [
+        ("reminder_1", "sent", None),
+        ("reminder_2", "skipped", "exited"),
+        ("last_chance", "skipped", "exited"),
+    ]
+    assert enrollments(app)[0].status == "exited"
+
+
+def test_any_order_by_the_contact_also_exits(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    post(client, order_event(T0 + timedelta(minutes=30), cart_id=None))
+    at(clock, timedelta(days=5))
+    run_due(app)
+    assert provider.outbox == []
+
+
+def test_older_order_does_not_exit_a_newer_cart(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    # A late-arriving order from last week (other cart) must not end this cart's reminders.
+    post(client, order_event(T0 - timedelta(days=7), cart_id="old-cart"))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    assert len(provider.outbox) == 1
+
+
+def test_late_cart_event_after_its_order_starts_nothing(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, order_event(T0 + timedelta(minutes=10)))
+    result = post(client, cart_event(T0))  # older, arrives later
+    assert result["enrollments_started"] == []
+    at(clock, timedelta(days=4))
+    run_due(app)
+    assert provider.outbox == []
+
+
+def test_cart_below_minimum_is_ignored(app: App, client: TestClient) -> None:
+    subscribe_ann(client)
+    result = post(client, cart_event(T0, total="9.99"))
+    assert result["enrollments_started"] == []
+    assert deliveries(app) == []
+
+
+def test_cart_update_moves_pending_reminders(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    result = post(client, cart_event(T0 + timedelta(minutes=40), total="99.00"))
+    assert result["enrollments_refreshed"] == ["abandoned_cart"]
+    at(clock, timedelta(hours=1, minutes=30))
+    run_due(app)
+    assert provider.outbox == []  # due 1 h after the newest activity, at 1h40
+    at(clock, timedelta(hours=1, minutes=40))
+    run_due(app)
+    assert len(provider.outbox) == 1
+    assert "99,00" in provider.outbox[0].text  # the newest cart is what gets shown
+
+
+def test_replayed_event_is_a_no_op_and_a_changed_body_conflicts(
+    app: App, client: TestClient
+) -> None:
+    subscribe_ann(client)
+    body = cart_event(T0)
+    assert post(client, body)["duplicate"] is False
+    again = post(client, body, expect=200)
+    assert again["duplicate"] is True
+    assert len(deliveries(app)) == 3
+    changed = dict(body, total="80.00")
+    response = client.post("/v1/events", json=changed, headers=AUTH)
+    assert response.status_code == 409
+    assert "different" in response.json()["message"]
+    assert len(deliveries(app)) == 3
+
+
+def test_without_consent_nothing_is_sent(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    post(client, profile_event(T0))
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    assert provider.outbox == []
+    assert (deliveries(app)[0].status, deliveries(app)[0].reason) == ("skipped", "no_consent")
+
+
+def test_unsubscribe_event_skips_pending_at_once(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    post(client, event("contact.unsubscribed", T0 + timedelta(minutes=5)))
+    assert {(d.status, d.reason) for d in deliveries(app)} == {("skipped", "suppressed")}
+    # A new cart later: enrolled, but suppression is checked again at send time.
+    post(client, cart_event(T0 + timedelta(days=1), cart_id="cart-2"))
+    at(clock, timedelta(days=1, hours=1))
+    run_due(app)
+    assert provider.outbox == []
+
+
+def test_one_click_unsubscribe_stops_the_next_reminder(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    header = provider.outbox[0].headers["List-Unsubscribe"]
+    url = header.split(">")[0].lstrip("<")
+    path = url.removeprefix("https://mail.shop.example")
+    # What Gmail sends (RFC 8058): a POST with no cookies and no auth.
+    response = client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert [(d.status, d.reason) for d in deliveries(app)][1:] == [
+        ("skipped", "consent_withdrawn"),
+        ("skipped", "consent_withdrawn"),
+    ]
+    at(clock, timedelta(days=4))
+    run_due(app)
+    assert len(provider.outbox) == 1
+    # GET (a link scanner) never unsubscribes; a tampered token is a clear 400.
+    assert client.get(path).status_code == 200
+    assert client.post(path[:-3] + "xyz").status_code == 400
+
+
+def test_lost_broker_message_is_sent_once_after_the_lease(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    from remarket_mailer.services.dispatch import dispatch_due
+
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    lost: list[list[int]] = []
+    report = dispatch_due(app.uow, app.clock, lambda ids: lost.append(list(ids)))
+    assert report.claimed == 1 and deliveries(app)[0].status == "queued"
+    run_due(app)  # lease not expired yet: nothing happens
+    assert provider.outbox == []
+    at(clock, timedelta(hours=1, minutes=6))
+    report = run_due(app)
+    assert report.reclaimed == 1
+    assert len(provider.outbox) == 1
+    # The stale message finally arrives: the row is no longer 'queued', nothing is sent again.
+    app.delivery.send(lost[0])
+    assert len(provider.outbox) == 1
+
+
+def test_api_rejects_bad_input_with_json(client: TestClient, app: App) -> None:
+    body = cart_event(T0)
+    assert client.post("/v1/events", json=body).status_code == 401
+    assert (
+        client.post("/v1/events", json=body, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
+    response = client.post(
+        "/v1/events", content=b"{", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
+    response = client.post(
+        "/v1/events", content=b"x", headers={**AUTH, "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    big = b'{"pad": "' + b"x" * 1_000_001 + b'"}'
+    response = client.post(
+        "/v1/events", content=big, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    response = client.post("/v1/events", json=dict(body, total=74.5), headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "total"
+    assert deliveries(app) == []
+
+
+def test_stale_step_is_skipped_never_sent_late(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=24))  # the workers were down for a day
+    run_due(app)
+    rows = deliveries(app)
+    assert (rows[0].status, rows[0].reason) == ("skipped", "expired")
+    assert (rows[1].status, len(provider.outbox)) == ("sent", 1)
+
+
+def test_health(client: TestClient) -> None:
+    response = client.get("/v1/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_file_provider_writes_real_messages(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    outbox = Path(str(tmp_path)) / "outbox"
+    app = make_app(provider=None, provider_url=f"file://{outbox}")
+    client = TestClient(create_api(app))
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    at(clock, timedelta(hours=24))
+    run_due(app)
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 2
+    parsed = email.message_from_bytes(files[1].read_bytes(), policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    text = parsed.get_body(("plain",))
+    assert text is not None and deliveries(app)[1].discount_code in text.get_content()

@@ -1,0 +1,48 @@
+import pytest
+
+from remarket_mailer.delivery.base import Permanent, Transient
+from remarket_mailer.delivery.providers.smtp import SmtpSettings, classify_smtp_error
+from remarket_mailer.errors import ConfigError, ValidationError
+from remarket_mailer.tracking.links import LinkSigner
+
+
+def test_unsubscribe_token_roundtrip_without_email() -> None:
+    signer = LinkSigner("secret-secret-secret", "https://mail.shop.example/")
+    token = signer.unsubscribe_token(17, "marketing", 99)
+    assert "@" not in token
+    parsed = signer.read_unsubscribe_token(token)
+    assert (parsed.contact_id, parsed.topic, parsed.delivery_id) == (17, "marketing", 99)
+    assert signer.unsubscribe_url(token) == f"https://mail.shop.example/u/{token}"
+
+
+def test_tampered_or_foreign_token_refused() -> None:
+    signer = LinkSigner("secret-secret-secret", "https://x")
+    token = signer.unsubscribe_token(17, "marketing")
+    with pytest.raises(ValidationError, match="not valid"):
+        signer.read_unsubscribe_token(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+    other = LinkSigner("another-secret-entirely", "https://x")
+    with pytest.raises(ValidationError):
+        other.read_unsubscribe_token(token)
+
+
+def test_smtp_error_classes() -> None:
+    assert isinstance(classify_smtp_error(451, "4.3.0 try later"), Transient)
+    assert isinstance(classify_smtp_error(421, "closing"), Transient)
+    hard = classify_smtp_error(550, "5.1.1 user unknown")
+    assert isinstance(hard, Permanent) and hard.hard_bounce
+    policy = classify_smtp_error(550, "5.7.26 unauthenticated")
+    assert isinstance(policy, Permanent) and not policy.hard_bounce
+
+
+def test_smtp_url() -> None:
+    s = SmtpSettings.from_url("smtp://us%40er:p%3Ass@mail.example:2525?starttls=true")
+    assert (s.host, s.port, s.username, s.password, s.starttls) == (
+        "mail.example",
+        2525,
+        "us@er",
+        "p:ss",
+        True,
+    )
+    assert SmtpSettings.from_url("smtps://mail.example").port == 465
+    with pytest.raises(ConfigError):
+        SmtpSettings.from_url("http://mail.example")

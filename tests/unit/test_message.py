@@ -1,0 +1,63 @@
+import email
+import email.policy
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remarket_mailer.delivery.base import OutboundMessage
+from remarket_mailer.delivery.message import clean_header, make_message_id, to_bytes
+
+
+def message(**changes: object) -> OutboundMessage:
+    values: dict[str, object] = {
+        "delivery_id": 42,
+        "message_id": make_message_id(42, "shop.example", "secret"),
+        "from_addr": "Shöp <news@shop.example>",
+        "to_addr": "Ann de Vries <ann@example.org>",
+        "subject": "Your cart, €",
+        "html": "<p>" + "x" * 5000 + "</p>",
+        "text": "Hello ü",
+        "headers": {
+            "List-Unsubscribe": (
+                "<https://mail.shop.example/u/tok>, <mailto:u@shop.example?subject=u>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        "date": datetime(2026, 11, 2, 10, tzinfo=UTC),
+    }
+    values.update(changes)
+    return OutboundMessage(**values)  # type: ignore[arg-type]
+
+
+def test_multipart_alternative_with_crlf_and_short_lines() -> None:
+    data = to_bytes(message())
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["Subject"] == "Your cart, €"
+    assert parsed["Message-ID"] == f"<{make_message_id(42, 'shop.example', 'secret')}>"
+    assert parsed["Date"] == "Mon, 02 Nov 2026 10:00:00 +0000"
+
+
+def test_message_id_is_stable_and_unguessable() -> None:
+    assert make_message_id(1, "d", "s") == make_message_id(1, "d", "s")
+    assert make_message_id(1, "d", "s") != make_message_id(1, "d", "other-secret")
+
+
+@given(st.text())
+def test_no_header_injection(value: str) -> None:
+    cleaned = clean_header(value)
+    assert "\r" not in cleaned and "\n" not in cleaned
+
+
+def test_injected_subject_does_not_add_headers() -> None:
+    data = to_bytes(message(subject="hi\r\nBcc: victim@example.org"))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert parsed["Bcc"] is None
+    assert "Bcc: victim" not in data.decode(errors="replace").split("\r\n\r\n")[0].replace(
+        "Subject", ""
+    ).split("\r\n")

@@ -1,0 +1,40 @@
+import pytest
+
+from remarket_mailer.domain.states import (
+    DELIVERY_TRANSITIONS,
+    TERMINAL_DELIVERY_STATUSES,
+    DeliveryStatus,
+    EnrollmentStatus,
+    IllegalTransition,
+    check_delivery_transition,
+    check_enrollment_transition,
+    sources_for,
+)
+
+
+def test_terminal_delivery_states_never_move() -> None:
+    for status in TERMINAL_DELIVERY_STATUSES:
+        for target in DeliveryStatus:
+            with pytest.raises(IllegalTransition):
+                check_delivery_transition(status, target)
+
+
+def test_a_delivery_is_only_sent_from_sending() -> None:
+    assert sources_for(DeliveryStatus.SENT) == {DeliveryStatus.SENDING}
+
+
+def test_scheduled_cannot_jump_to_sent() -> None:
+    with pytest.raises(IllegalTransition):
+        check_delivery_transition(DeliveryStatus.SCHEDULED, DeliveryStatus.SENT)
+
+
+def test_every_status_is_in_the_table() -> None:
+    assert set(DELIVERY_TRANSITIONS) == set(DeliveryStatus)
+
+
+def test_enrollment_ends_once() -> None:
+    check_enrollment_transition(EnrollmentStatus.ACTIVE, EnrollmentStatus.EXITED)
+    with pytest.raises(IllegalTransition):
+        check_enrollment_transition(EnrollmentStatus.EXITED, EnrollmentStatus.ACTIVE)
+    with pytest.raises(IllegalTransition):
+        check_enrollment_transition(EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from remarket_mailer.domain.workflow import plan_due_times
+from remarket_mailer.errors import WorkflowError
+from remarket_mailer.workflows.expressions import evaluate
+from remarket_mailer.workflows.loader import check_workflow, load_workflows, parse_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+STOCK = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+
+
+def test_stock_abandoned_cart_loads() -> None:
+    workflows = load_workflows(ROOT / "workflows")
+    cart = workflows.workflows["abandoned_cart"]
+    assert cart.trigger.event == "cart.updated"
+    assert cart.trigger.key == "cart_id"
+    assert [s.id for s in cart.steps] == ["reminder_1", "reminder_2", "last_chance"]
+    assert cart.steps[1].discount is not None and cart.steps[1].discount.value == 10
+    assert cart.steps[2].discount is not None and cart.steps[2].discount.value == 15
+    assert {(e.event, e.match) for e in cart.exits} >= {
+        ("order.placed", "key"),
+        ("order.placed", "contact"),
+    }
+
+
+def test_waits_add_up_to_1h_24h_72h() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    cart = parse_workflow(STOCK)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    planned = [when - start for _step, when in plan_due_times(cart.steps, start)]
+    assert planned == [timedelta(hours=1), timedelta(hours=24), timedelta(hours=72)]
+
+
+def test_version_changes_with_any_edit() -> None:
+    assert parse_workflow(STOCK).version != parse_workflow(STOCK + "\n# edited\n").version
+
+
+def test_problems_carry_file_and_line() -> None:
+    broken = STOCK.replace("wait: 23h", "wait: 23 hours").replace("key: cart_id", "key: basket")
+    problems = check_workflow(broken, "abandoned_cart.yaml")
+    text = "\n".join(str(p) for p in problems)
+    assert len(problems) == 2
+    wait_line = broken.splitlines().index("    wait: 23 hours") + 1
+    assert f"abandoned_cart.yaml:{wait_line}: steps.1.wait: invalid duration" in text
+    assert "trigger.key" in text
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("filter: cart.total >= 20", "filter: cart.total >="), "invalid expression"),
+        (("id: reminder_2", "id: reminder_1"), "appears twice"),
+        (("event: cart.updated", "event: cart.exploded"), "trigger.event"),
+        (("percent: 10", "percent: 110"), "less than or equal to 100"),
+        (("template: abandoned_cart/reminder_1", "template: ../../etc/passwd"), "templates/"),
+    ],
+)
+def test_validation_messages(edit: tuple[str, str], message: str) -> None:
+    problems = check_workflow(STOCK.replace(*edit), "w.yaml")
+    assert problems, "the broken file was accepted"
+    assert message in str(problems[0])
+
+
+def test_yaml_syntax_error_has_line() -> None:
+    problems = check_workflow("id: x\nsteps: [\n", "w.yaml")
+    assert problems and str(problems[0]).startswith("w.yaml:")
+
+
+def test_directory_with_a_broken_file_raises_all(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(STOCK)
+    (tmp_path / "b.yaml").write_text(STOCK.replace("id: abandoned_cart", "id: Bad Id"))
+    with pytest.raises(WorkflowError, match="b.yaml"):
+        load_workflows(tmp_path)
+
+
+def test_duplicate_workflow_ids_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(STOCK)
+    (tmp_path / "b.yaml").write_text(STOCK + "\n")
+    with pytest.raises(WorkflowError, match="also used by"):
+        load_workflows(tmp_path)
+
+
+def test_expressions_are_sandboxed() -> None:
+    assert evaluate(
+        'cart.total >= 20 and contact.locale == "nl"',
+        {"cart": {"total": 25}, "contact": {"locale": "nl"}},
+    )
+    from remarket_mailer.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        evaluate("cart.__class__.__mro__", {"cart": {}})
+    with pytest.raises(ValidationError):
+        evaluate("missing.total > 1", {})
