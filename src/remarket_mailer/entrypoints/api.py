@@ -6,46 +6,28 @@ JSON body naming the field and the problem; no input produces a 500.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
 from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.entrypoints.http import (
+    ApiError,
+    install_error_handlers,
+    pydantic_problems,
+    read_json,
+    require_api_key,
+)
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.schemas import parse_event
-from remarket_mailer.services.api_keys import is_valid_key
 from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.unsubscribe import unsubscribe
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1_000_000
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
-
-
-def pydantic_problems(exc: PydanticValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as [{field, message}], the field path without the union tag."""
-    problems = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        if loc and "." in loc[0] and not loc[0].startswith("function"):
-            loc = loc[1:]  # the discriminated-union tag, e.g. 'cart.updated'
-        problems.append(
-            {
-                "field": ".".join(loc) or "(body)",
-                "message": str(error["msg"]).removeprefix("Value error, "),
-            }
-        )
-    return problems
 
 
 def create_api(app: App) -> FastAPI:
@@ -54,33 +36,8 @@ def create_api(app: App) -> FastAPI:
         version=__version__,
         description="Trigger events in; timed, consented remarketing email out.",
     )
-
-    async def read_json(request: Request) -> tuple[Any, JSONResponse | None]:
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            return None, _error(
-                415, "unsupported_media_type", "send Content-Type: application/json"
-            )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return None, _error(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return None, _error(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        try:
-            return json.loads(body), None
-        except (ValueError, UnicodeDecodeError) as exc:
-            return None, _error(400, "invalid_json", f"the body is not valid JSON: {exc}")
-
-    async def authorized(request: Request) -> JSONResponse | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return _error(401, "unauthorized", "send Authorization: Bearer <api key>")
-        ok = await run_in_threadpool(is_valid_key, app.uow, app.settings.api_keys, key.strip())
-        if not ok:
-            return _error(401, "unauthorized", "this API key is not valid or was revoked")
-        return None
+    install_error_handlers(api)
+    api_key = Depends(require_api_key(app))
 
     @api.post(
         "/v1/events",
@@ -96,32 +53,27 @@ def create_api(app: App) -> FastAPI:
             422: {"description": "The event is invalid; the body names each field"},
         },
     )
-    async def post_event(request: Request) -> JSONResponse:
-        denied = await authorized(request)
-        if denied is not None:
-            return denied
-        data, problem = await read_json(request)
-        if problem is not None:
-            return problem
+    async def post_event(request: Request, _auth: None = api_key) -> JSONResponse:
+        data = await read_json(request)
         if not isinstance(data, dict):
-            return _error(
+            raise ApiError(
                 422,
                 "validation_error",
                 "the body must be one JSON object",
-                detail=[{"field": "(body)", "message": "expected an object"}],
+                [{"field": "(body)", "message": "expected an object"}],
             )
         try:
             event = parse_event(data)
         except PydanticValidationError as exc:
-            return _error(
-                422, "validation_error", "the event is not valid", detail=pydantic_problems(exc)
-            )
+            raise ApiError(
+                422, "validation_error", "the event is not valid", pydantic_problems(exc)
+            ) from None
         try:
             result = await run_in_threadpool(
                 ingest_event, app.uow, app.workflows, app.clock, event, data
             )
         except ConflictError as exc:
-            return _error(409, "conflict", str(exc))
+            raise ApiError(409, "conflict", str(exc)) from None
         body = {
             "event_id": result.event_id,
             "duplicate": result.duplicate,
