@@ -7,6 +7,7 @@ JSON body naming the field and the problem; no input produces a 500.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,11 +24,14 @@ from remarket_mailer.entrypoints.http import (
     require_api_key,
 )
 from remarket_mailer.errors import ConflictError, ValidationError
-from remarket_mailer.schemas import parse_event
-from remarket_mailer.services.ingest import ingest_event
+from remarket_mailer.schemas import AnyEvent, parse_event
+from remarket_mailer.services.ingest import ingest_batch, ingest_event
 from remarket_mailer.services.unsubscribe import unsubscribe
 
 log = logging.getLogger(__name__)
+
+BATCH_MAX_EVENTS = 1_000
+BATCH_MAX_BYTES = 8_000_000
 
 
 def create_api(app: App) -> FastAPI:
@@ -82,6 +86,63 @@ def create_api(app: App) -> FastAPI:
             "enrollments_exited": result.exited,
         }
         return JSONResponse(body, status_code=200 if result.duplicate else 202)
+
+    @api.post(
+        "/v1/events/batch",
+        summary="Send up to 1,000 trigger events",
+        responses={
+            200: {"description": "Per-event results: accepted, duplicate or rejected"},
+            400: {"description": "Body is not JSON"},
+            401: {"description": "Missing or invalid API key"},
+            413: {"description": "Body over 8 MB"},
+            415: {"description": "Not application/json"},
+            422: {"description": "Not an object with an 'events' list of 1 to 1,000 items"},
+        },
+    )
+    async def post_batch(request: Request, _auth: None = api_key) -> JSONResponse:
+        data = await read_json(request, max_bytes=BATCH_MAX_BYTES)
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list) or not 1 <= len(events) <= BATCH_MAX_EVENTS:
+            raise ApiError(
+                422,
+                "validation_error",
+                f'send {{"events": [...]}} with 1 to {BATCH_MAX_EVENTS} events',
+                [{"field": "events", "message": f"expected a list of 1 to {BATCH_MAX_EVENTS}"}],
+            )
+        results: list[dict[str, Any]] = [{} for _ in events]
+        valid: list[tuple[int, AnyEvent, dict[str, Any]]] = []
+        for index, raw in enumerate(events):
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            results[index] = {"index": index, "event_id": event_id}
+            if not isinstance(raw, dict):
+                problems = [{"field": "(event)", "message": "expected an object"}]
+                results[index].update(status="rejected", errors=problems)
+                continue
+            try:
+                valid.append((index, parse_event(raw), raw))
+            except PydanticValidationError as exc:
+                results[index].update(status="rejected", errors=pydantic_problems(exc))
+        outcomes = await run_in_threadpool(
+            ingest_batch,
+            app.uow,
+            app.workflows,
+            app.clock,
+            [(event, raw) for _, event, raw in valid],
+        )
+        for (index, _event, _raw), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, ConflictError):
+                problems = [{"field": "event_id", "message": str(outcome)}]
+                results[index].update(status="rejected", errors=problems)
+            else:
+                results[index].update(
+                    status="duplicate" if outcome.duplicate else "accepted",
+                    enrollments_started=outcome.started,
+                )
+        counts = {
+            status: sum(1 for r in results if r["status"] == status)
+            for status in ("accepted", "duplicate", "rejected")
+        }
+        return JSONResponse({**counts, "results": results})
 
     @api.get("/v1/health", summary="Database and broker reachable")
     async def health() -> JSONResponse:

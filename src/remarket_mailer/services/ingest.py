@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -80,6 +81,29 @@ def ingest_event(
     digest = body_hash(raw)
     with uow() as session:
         return _ingest(session, workflows, clock.now(), event, raw, digest)
+
+
+def ingest_batch(
+    uow: UnitOfWork,
+    workflows: WorkflowSet,
+    clock: Clock,
+    items: Sequence[tuple[AnyEvent, dict[str, Any]]],
+) -> list[IngestResult | ConflictError]:
+    """Ingest many events in one transaction, each in its own savepoint.
+
+    One bad event (a conflicting replay) rolls back only its own savepoint; the others commit
+    together, so a batch of 1,000 costs one commit, not 1,000.
+    """
+    results: list[IngestResult | ConflictError] = []
+    with uow() as session:
+        now = clock.now()
+        for event, raw in items:
+            try:
+                with session.begin_nested():
+                    results.append(_ingest(session, workflows, now, event, raw, body_hash(raw)))
+            except ConflictError as exc:
+                results.append(exc)
+    return results
 
 
 def _ingest(

@@ -1,0 +1,101 @@
+"""Ingest rules: batches with per-event results, idempotency under concurrency, ordering."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.errors import ConflictError
+from remarket_mailer.schemas import parse_event
+from remarket_mailer.services.ingest import IngestResult, ingest_event
+from tests.conftest import T0, AppFactory
+from tests.helpers import AUTH, cart_event, consent_event, deliveries, enrollments
+
+
+def test_batch_reports_each_event_and_keeps_the_good_ones(make_app: AppFactory) -> None:
+    app = make_app()
+    client = TestClient(create_api(app))
+    consent = consent_event(T0 - timedelta(minutes=1))
+    first = cart_event(T0, cart_id="cart-a")
+    bad = cart_event(T0, cart_id="cart-b", total=12.5)
+    conflict = dict(first, total="99.00")
+    batch = [
+        consent,
+        first,
+        bad,
+        first,
+        conflict,
+        "not an object",
+        cart_event(T0, cart_id="cart-c"),
+    ]
+    response = client.post("/v1/events/batch", json={"events": batch}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == [
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
+    assert body["results"][2]["errors"][0]["field"] == "total"
+    assert "different" in body["results"][4]["errors"][0]["message"]
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (3, 1, 3)
+    assert sorted(e.key for e in enrollments(app)) == ["cart-a", "cart-c"]
+    assert len(deliveries(app)) == 6
+
+
+def test_batch_limits(make_app: AppFactory) -> None:
+    client = TestClient(create_api(make_app()))
+    for body in ({"events": []}, {"events": [{}] * 1001}, {"nope": 1}, [1, 2]):
+        response = client.post("/v1/events/batch", json=body, headers=AUTH)
+        assert response.status_code == 422, body
+        assert response.json()["detail"][0]["field"] == "events"
+    assert client.post("/v1/events/batch", json={"events": [{}]}).status_code == 401
+
+
+def test_concurrent_duplicates_have_exactly_one_effect(make_app: AppFactory) -> None:
+    app = make_app()
+    raw = cart_event(T0, cart_id="cart-x")
+    event = parse_event(raw)
+    results: list[IngestResult | Exception] = []
+    start = threading.Barrier(6)
+
+    def post_once() -> None:
+        start.wait()
+        try:
+            results.append(ingest_event(app.uow, app.workflows, app.clock, event, raw))
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=post_once) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, IngestResult) for r in results), results
+    assert sum(1 for r in results if isinstance(r, IngestResult) and not r.duplicate) == 1
+    assert len(enrollments(app)) == 1
+    assert len(deliveries(app)) == 3
+
+
+def test_conflicting_replay_changes_nothing(make_app: AppFactory, clock: VirtualClock) -> None:
+    app: App = make_app()
+    raw = cart_event(T0)
+    ingest_event(app.uow, app.workflows, app.clock, parse_event(raw), raw)
+    changed = dict(raw, total="20.00")
+    try:
+        ingest_event(app.uow, app.workflows, app.clock, parse_event(changed), changed)
+    except ConflictError:
+        pass
+    else:
+        raise AssertionError("a changed body under the same event_id was accepted")
+    assert len(deliveries(app)) == 3
