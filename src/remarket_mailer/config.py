@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     secret_key: str = "change-me-in-production-this-is-not-a-secret"
     public_url: str = "http://localhost:8000"
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    shopify_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    woocommerce_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     from_email: str = "Shop <shop@example.com>"
     reply_to: str | None = None
@@ -96,7 +98,9 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator(
+        "api_keys", "shopify_webhook_secrets", "woocommerce_webhook_secrets", mode="before"
+    )
     @classmethod
     def _api_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -77,6 +77,12 @@ class _Model(BaseModel):
 
 
 class ContactRef(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"anyOf": [{"required": ["external_id"]}, {"required": ["email"]}]},
+    )
+
     external_id: Id | None = None
     email: Email | None = None
 

@@ -14,7 +14,7 @@ STOCK = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
 def test_stock_abandoned_cart_loads() -> None:
     workflows = load_workflows(ROOT / "workflows")
     cart = workflows.workflows["abandoned_cart"]
-    assert cart.trigger.event == "cart.updated"
+    assert cart.trigger.events == ("cart.updated", "checkout.started")
     assert cart.trigger.key == "cart_id"
     assert [s.id for s in cart.steps] == ["reminder_1", "reminder_2", "last_chance"]
     assert cart.steps[1].discount is not None and cart.steps[1].discount.value == 10
@@ -53,7 +53,7 @@ def test_problems_carry_file_and_line() -> None:
     [
         (("filter: cart.total >= 20", "filter: cart.total >="), "invalid expression"),
         (("id: reminder_2", "id: reminder_1"), "appears twice"),
-        (("event: cart.updated", "event: cart.exploded"), "trigger.event"),
+        (("event: [cart.updated", "event: [cart.exploded"), "trigger.event"),
         (("percent: 10", "percent: 110"), "less than or equal to 100"),
         (("template: abandoned_cart/reminder_1", "template: ../../etc/passwd"), "templates/"),
     ],

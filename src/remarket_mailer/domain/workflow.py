@@ -17,7 +17,8 @@ DiscountKind = Literal["percent", "fixed"]
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    event: str
+    events: tuple[str, ...]
+    """Event types that start (or refresh) an enrollment, e.g. cart.updated and checkout.started."""
     key: EnrollmentKey
     filter: str | None = None
     reenter_after: timedelta | None = None

@@ -23,8 +23,9 @@ from remarket_mailer.entrypoints.http import (
     read_json,
     require_api_key,
 )
+from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.errors import ConflictError, ValidationError
-from remarket_mailer.schemas import AnyEvent, parse_event
+from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
 from remarket_mailer.services.ingest import ingest_batch, ingest_event
 from remarket_mailer.services.unsubscribe import unsubscribe
 
@@ -42,10 +43,12 @@ def create_api(app: App) -> FastAPI:
     )
     install_error_handlers(api)
     api_key = Depends(require_api_key(app))
+    event_schema, definitions = _event_schemas()
 
     @api.post(
         "/v1/events",
         summary="Send one trigger event",
+        openapi_extra={"requestBody": _json_body(event_schema)},
         responses={
             200: {"description": "A replay of an event already accepted: nothing changed"},
             202: {"description": "Accepted and applied"},
@@ -90,6 +93,22 @@ def create_api(app: App) -> FastAPI:
     @api.post(
         "/v1/events/batch",
         summary="Send up to 1,000 trigger events",
+        openapi_extra={
+            "requestBody": _json_body(
+                {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "items": event_schema,
+                            "minItems": 1,
+                            "maxItems": BATCH_MAX_EVENTS,
+                        }
+                    },
+                }
+            )
+        },
         responses={
             200: {"description": "Per-event results: accepted, duplicate or rejected"},
             400: {"description": "Body is not JSON"},
@@ -157,7 +176,7 @@ def create_api(app: App) -> FastAPI:
             return JSONResponse({"status": "unavailable", "failed": problems}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @api.post("/u/{token}", summary="RFC 8058 one-click unsubscribe", include_in_schema=True)
+    @api.post("/u/{token}", summary="RFC 8058 one-click unsubscribe", include_in_schema=False)
     async def one_click(token: str, request: Request) -> HTMLResponse:
         # RFC 8058: no cookies, no auth, no redirect; everything is in the signed token.
         try:
@@ -180,7 +199,11 @@ def create_api(app: App) -> FastAPI:
         what = "any email from us" if everything else f"{parsed.topic} email"
         return HTMLResponse(_page("Unsubscribed", f"You will not get {what} again."))
 
-    @api.get("/u/{token}", summary="Unsubscribe confirmation and preference page")
+    @api.get(
+        "/u/{token}",
+        summary="Unsubscribe confirmation and preference page",
+        include_in_schema=False,
+    )
     async def unsubscribe_page(token: str) -> HTMLResponse:
         # Link scanners GET every link: a GET never unsubscribes, it only shows the choice.
         try:
@@ -195,7 +218,33 @@ def create_api(app: App) -> FastAPI:
         )
         return HTMLResponse(_page("Email preferences", "Choose what to stop:", form))
 
+    api.include_router(integrations_router(app))
+    _publish_definitions(api, definitions)
     return api
+
+
+def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event union as JSON Schema with its definitions for components/schemas."""
+    schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    return schema, definitions
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
+    original = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def _check_broker(app: App) -> str | None:

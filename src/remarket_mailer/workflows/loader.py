@@ -130,7 +130,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
         name=spec.name,
         version=workflow_version(source),
         trigger=Trigger(
-            event=spec.trigger.event,
+            events=spec.trigger.events,
             key=spec.trigger.key,
             filter=spec.trigger.filter,
             reenter_after=_td(spec.trigger.reenter_after),
@@ -170,7 +170,7 @@ class WorkflowSet:
         self._versions[(workflow.id, workflow.version)] = workflow
 
     def triggered_by(self, event_type: str) -> list[Workflow]:
-        return [w for w in self.workflows.values() if w.trigger.event == event_type]
+        return [w for w in self.workflows.values() if event_type in w.trigger.events]
 
     def exited_by(self, event_type: str) -> list[tuple[Workflow, str]]:
         """(workflow, match) for every exit rule on ``event_type``; all versions share exits."""

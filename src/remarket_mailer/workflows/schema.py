@@ -65,9 +65,15 @@ Expression = Annotated[str, AfterValidator(_expression)]
 
 
 class TriggerSpec(_Strict):
-    event: EventType
+    event: EventType | list[EventType] = Field(
+        description="The event type (or a list of them) that starts an enrollment."
+    )
     key: Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
     filter: Expression | None = None
+    @property
+    def events(self) -> tuple[str, ...]:
+        return tuple(self.event) if isinstance(self.event, list) else (self.event,)
+
     reenter_after: Duration | None = Field(
         default=None,
         description="At most once per contact per this period (e.g. '14d'); "

@@ -1,0 +1,92 @@
+"""Shop webhooks in: ``POST /v1/integrations/shopify`` and ``/v1/integrations/woocommerce``.
+
+Signature first (over the raw bytes, constant-time), then mapping onto our events, then the
+same ingest as ``/v1/events/batch``. A redelivered webhook maps to the same event ids, so it
+is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
+from remarket_mailer.errors import ConflictError, ValidationError
+from remarket_mailer.integrations import shopify, woocommerce
+from remarket_mailer.schemas import parse_event
+from remarket_mailer.services.ingest import ingest_batch
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Verified and applied (or nothing to do for this topic)"},
+    400: {"description": "Body is not JSON or lacks what the topic requires"},
+    401: {"description": "Signature missing or wrong"},
+    404: {"description": "This integration has no secret configured"},
+    413: {"description": "Body over 1 MB"},
+}
+
+
+def integrations_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
+
+    @router.post("/shopify", summary="Shopify webhooks", responses=_RESPONSES)
+    async def shopify_webhook(request: Request) -> JSONResponse:
+        return await _handle(app, request, shopify, app.settings.shopify_webhook_secrets)
+
+    @router.post("/woocommerce", summary="WooCommerce webhooks", responses=_RESPONSES)
+    async def woocommerce_webhook(request: Request) -> JSONResponse:
+        body = await _body(request)
+        if woocommerce.is_woocommerce_ping(request.headers.get("content-type"), body):
+            return JSONResponse({"status": "ok", "ping": True})
+        return await _handle(app, request, woocommerce, app.settings.woocommerce_webhook_secrets)
+
+    return router
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    return body
+
+
+async def _handle(
+    app: App, request: Request, shop: ModuleType, secrets: Sequence[str]
+) -> JSONResponse:
+    name = shop.__name__.rsplit(".", 1)[-1]
+    if not secrets:
+        raise ApiError(404, "not_configured", f"the {name} integration has no webhook secret set")
+    body = await _body(request)
+    if not shop.verify_signature(body, request.headers.get(shop.SIGNATURE_HEADER), secrets):
+        raise ApiError(401, "bad_signature", f"{shop.SIGNATURE_HEADER} does not sign this body")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    topic = request.headers.get(shop.TOPIC_HEADER, "")
+    try:
+        events: list[dict[str, Any]] = shop.map_webhook(topic, payload, dict(request.headers))
+    except ValidationError as exc:
+        field = exc.field or "(payload)"
+        raise ApiError(
+            400, "invalid_payload", str(exc), [{"field": field, "message": str(exc)}]
+        ) from None
+    if not events:
+        return JSONResponse({"status": "ignored", "topic": topic, "events": []})
+    outcomes = await run_in_threadpool(
+        ingest_batch, app.uow, app.workflows, app.clock, [(parse_event(e), e) for e in events]
+    )
+    results = []
+    for raw, outcome in zip(events, outcomes, strict=True):
+        if isinstance(outcome, ConflictError):
+            results.append({"event_id": raw["event_id"], "status": "conflict"})
+        else:
+            status = "duplicate" if outcome.duplicate else "accepted"
+            results.append({"event_id": raw["event_id"], "type": raw["type"], "status": status})
+    return JSONResponse({"status": "ok", "topic": topic, "events": results})

@@ -1,0 +1,251 @@
+"""WooCommerce webhooks: verify the HMAC, spot the ping, map a delivery onto our event types.
+
+- ``order.created``, ``order.updated`` in status ``pending``, ``on-hold`` or
+  ``checkout-draft`` → ``checkout.started`` (cart_id = ``order_key``, checkout_url =
+  ``payment_url`` when the payload has one).
+- ``order.created``, ``order.updated`` in status ``processing`` or ``completed`` →
+  ``order.placed`` (order_id = ``id``, cart_id = ``order_key``, so it closes the checkout
+  above; discount codes from ``coupon_lines[].code``).
+- Orders in any other status (``cancelled``, ``refunded``, ``failed``, ``trash``…) → nothing.
+- ``customer.created``, ``customer.updated`` → ``contact.upserted``.
+- Anything else (``*.deleted``, products, coupons, ``action.*``) → nothing.
+
+The contact is ``billing.email`` plus ``woocommerce:<customer_id>`` for registered customers
+(``customer_id`` 0 is a guest). An order with neither maps to nothing. WooCommerce core has no
+marketing-consent field, so no ``consent.changed`` is produced here.
+
+``X-WC-Webhook-Delivery-ID`` is not unique (a hash of webhook id and the second), so
+``event_id`` is ``woocommerce:<X-WC-Webhook-ID>:<topic>:<resource id>:<date_modified_gmt>:
+<event type>``. ``*_gmt`` times carry no offset and are read as UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from email.message import Message
+from html import unescape
+from typing import Any
+from urllib.parse import parse_qsl
+
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.integrations import common
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+
+_CHECKOUT_STATUSES = frozenset({"pending", "on-hold", "checkout-draft"})
+_PLACED_STATUSES = frozenset({"processing", "completed"})
+_FORM_TYPE = "application/x-www-form-urlencoded"
+_MAX_PING_BODY = 64
+
+
+def verify_signature(raw_body: bytes, header_value: str | None, secrets: Sequence[str]) -> bool:
+    """True when ``header_value`` (``X-WC-Webhook-Signature``) signs ``raw_body``.
+
+    The signature is base64(HMAC-SHA256(raw body, webhook secret)). Pass every secret that
+    may be in use so a rotation can overlap. Use the bytes as received. Never raises.
+    """
+    return common.verify_base64_hmac_sha256(raw_body, header_value, secrets)
+
+
+def is_woocommerce_ping(content_type: str | None, raw_body: bytes) -> bool:
+    """True for the unsigned ping WooCommerce sends when a webhook is saved.
+
+    The ping is a form-encoded POST whose whole body is ``webhook_id=<digits>``. It carries no
+    signature and no data: answer 200 and drop it (a non-200 shows an error in the shop admin).
+    A missing Content-Type is tolerated; any other type than form encoding is not a ping.
+    """
+    if content_type:
+        parsed = Message()
+        parsed["content-type"] = content_type
+        if parsed.get_content_type() != _FORM_TYPE:
+            return False
+    if len(raw_body) > _MAX_PING_BODY:
+        return False
+    try:
+        fields = parse_qsl(raw_body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return (
+        len(fields) == 1
+        and fields[0][0] == "webhook_id"
+        and fields[0][1].isascii()
+        and fields[0][1].isdigit()
+    )
+
+
+def map_webhook(
+    topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Map one WooCommerce delivery onto zero or more of our event dicts.
+
+    ``topic`` is the ``X-WC-Webhook-Topic`` value (``order.updated``), ``payload`` the parsed
+    JSON body (the REST resource) and ``headers`` the request headers (any case). Every dict
+    returned passes ``remarket_mailer.schemas.parse_event``. Unmapped topics give an empty list.
+
+    Raises ValidationError (with ``field``) when the payload lacks what its topic requires,
+    e.g. an order without ``id`` or ``status``, or carries a value of the wrong shape.
+    """
+    normalised_topic = topic.strip().lower()
+    handler = _HANDLERS.get(normalised_topic)
+    if handler is None:
+        return []
+    body = common.as_mapping(payload, "payload")
+    delivery = _Delivery(normalised_topic, common.normalise_headers(headers))
+    return common.checked(handler(body, delivery))
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    topic: str
+    headers: dict[str, str]
+
+    def event_id(self, event_type: str, resource: str, modified: str) -> str:
+        webhook_id = self.headers.get("x-wc-webhook-id") or "-"
+        return common.event_id(
+            "woocommerce", webhook_id, self.topic, resource, modified, event_type
+        )
+
+
+def _occurred_at(payload: Mapping[str, Any], topic: str) -> str:
+    for key in ("date_modified_gmt", "date_created_gmt"):
+        found = common.timestamp(payload.get(key), key)
+        if found is not None:
+            return found
+    raise ValidationError(
+        f"woocommerce {topic} payload has no date_modified_gmt", field="date_modified_gmt"
+    )
+
+
+def _external_id(value: Any) -> str | None:
+    customer_id = common.identifier(value)
+    if customer_id is None or customer_id == "0":
+        return None
+    return f"woocommerce:{customer_id}"
+
+
+def _line_items(value: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for index, raw in enumerate(common.as_list(value, "line_items")):
+        where = f"line_items[{index}]"
+        line = common.as_mapping(raw, where)
+        count = common.quantity(line.get("quantity"), f"{where}.quantity")
+        if count < 1:
+            continue
+        price = line.get("price")
+        if price is None:
+            subtotal = Decimal(common.money(line.get("subtotal"), f"{where}.subtotal"))
+            unit_price = common.money(str(subtotal / count), f"{where}.subtotal")
+        else:
+            unit_price = common.money(price, f"{where}.price")
+        raw_name = line.get("name")
+        # WooCommerce sends product titles HTML-escaped ("Ship Your Idea &ndash; Black").
+        name = common.text(unescape(raw_name)) if isinstance(raw_name, str) else None
+        image = line.get("image")
+        product_id = common.identifier(line.get("product_id"))
+        items.append(
+            common.compact(
+                {
+                    "sku": common.text(line.get("sku")),
+                    "product_id": None if product_id == "0" else product_id,
+                    "name": name or "Item",
+                    "quantity": count,
+                    "unit_price": unit_price,
+                    "image_url": common.url(image.get("src"))
+                    if isinstance(image, Mapping)
+                    else None,
+                }
+            )
+        )
+    return items[: common.MAX_ITEMS]
+
+
+def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+    what = f"woocommerce {delivery.topic}"
+    order_id = common.required_identifier(payload, "id", what)
+    raw_status = payload.get("status")
+    if not isinstance(raw_status, str) or not raw_status.strip():
+        raise ValidationError(f"{what} payload has no status", field="status")
+    status = raw_status.strip().lower().removeprefix("wc-")
+    if status not in _CHECKOUT_STATUSES and status not in _PLACED_STATUSES:
+        return []
+    billing = common.optional_mapping(payload.get("billing"), "billing") or {}
+    contact = common.contact(
+        _external_id(payload.get("customer_id")), common.email(billing.get("email"))
+    )
+    if contact is None:
+        return []
+    occurred_at = _occurred_at(payload, delivery.topic)
+    common_fields: dict[str, Any] = {
+        "occurred_at": occurred_at,
+        "contact": contact,
+        "items": _line_items(payload.get("line_items")),
+        "currency": common.currency(payload.get("currency")),
+        "total": common.money(payload.get("total"), "total"),
+    }
+    if status in _CHECKOUT_STATUSES:
+        order_key = common.required_identifier(payload, "order_key", what)
+        return [
+            common.compact(
+                {
+                    "event_id": delivery.event_id("checkout.started", order_id, occurred_at),
+                    "type": "checkout.started",
+                    **common_fields,
+                    "cart_id": order_key,
+                    "checkout_url": common.url(payload.get("payment_url")),
+                }
+            )
+        ]
+    codes: list[str] = []
+    for index, raw in enumerate(common.as_list(payload.get("coupon_lines"), "coupon_lines")):
+        code = common.text(common.as_mapping(raw, f"coupon_lines[{index}]").get("code"))
+        if code:
+            codes.append(code)
+    return [
+        common.compact(
+            {
+                "event_id": delivery.event_id("order.placed", order_id, occurred_at),
+                "type": "order.placed",
+                **common_fields,
+                "order_id": order_id,
+                "cart_id": common.identifier(payload.get("order_key")),
+                "discount_codes": common.discount_codes(codes),
+            }
+        )
+    ]
+
+
+def _customer(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+    customer_id = common.required_identifier(payload, "id", f"woocommerce {delivery.topic}")
+    billing = common.optional_mapping(payload.get("billing"), "billing") or {}
+    address = common.email(payload.get("email")) or common.email(billing.get("email"))
+    occurred_at = _occurred_at(payload, delivery.topic)
+    return [
+        common.compact(
+            {
+                "event_id": delivery.event_id("contact.upserted", customer_id, occurred_at),
+                "type": "contact.upserted",
+                "occurred_at": occurred_at,
+                "contact": common.contact(f"woocommerce:{customer_id}", address),
+                "first_name": common.text(payload.get("first_name"))
+                or common.text(billing.get("first_name")),
+                "last_name": common.text(payload.get("last_name"))
+                or common.text(billing.get("last_name")),
+            }
+        )
+    ]
+
+
+_Handler = Callable[[Mapping[str, Any], _Delivery], list[dict[str, Any]]]
+
+_HANDLERS: dict[str, _Handler] = {
+    "order.created": _order,
+    "order.updated": _order,
+    "customer.created": _customer,
+    "customer.updated": _customer,
+}
+
+MAPPED_TOPICS: frozenset[str] = frozenset(_HANDLERS)
+"""The WooCommerce topics :func:`map_webhook` turns into events; all others map to nothing."""
