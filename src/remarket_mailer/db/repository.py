@@ -44,14 +44,27 @@ def find_event(session: Session, event_id: str) -> Event | None:
     return session.scalar(select(Event).where(Event.event_id == event_id))
 
 
-def insert_event(session: Session, event: Event) -> bool:
-    """Insert ``event``; False when its event_id is already stored (a concurrent duplicate)."""
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        return False
-    return True
+def insert_event(session: Session, values: dict[str, Any]) -> bool:
+    """Insert an event row; False when its event_id is already stored.
+
+    ``INSERT … ON CONFLICT DO NOTHING``: the unique event_id decides, without a savepoint, even
+    when two requests carry the same event at the same moment.
+    """
+    statement = _insert(session, Event).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+    inserted = session.execute(statement.returning(Event.id)).scalar_one_or_none()
+    return inserted is not None
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    """The dialect's INSERT (PostgreSQL and SQLite both have ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model)
 
 
 # --- contacts -----------------------------------------------------------------------------
@@ -70,27 +83,26 @@ def find_contact(session: Session, external_id: str | None, email: str | None) -
 def get_or_create_contact(
     session: Session, external_id: str | None, email: str | None, now: datetime
 ) -> Contact:
-    """The contact for this reference, created if new; races resolve to one row."""
-    for _ in range(3):
-        contact = find_contact(session, external_id, email)
-        if contact is not None:
-            if contact.external_id is None and external_id is not None:
-                contact.external_id = external_id
-            if email is not None and contact.email != email:
-                taken = find_contact(session, None, email)
-                if taken is None:
-                    contact.email = email
-            return contact
-        contact = Contact(
-            external_id=external_id, email=email, attributes={}, created_at=now, updated_at=now
-        )
-        try:
-            with session.begin_nested():
-                session.add(contact)
-        except IntegrityError:
-            continue  # created by a concurrent request: look it up again
+    """The contact for this reference, created if new.
+
+    A concurrent creation of the same contact surfaces as IntegrityError at flush; the ingest
+    service retries the whole event, which then finds the row.
+    """
+    contact = find_contact(session, external_id, email)
+    if contact is not None:
+        if contact.external_id is None and external_id is not None:
+            contact.external_id = external_id
+        if email is not None and contact.email != email:
+            taken = find_contact(session, None, email)
+            if taken is None:
+                contact.email = email
         return contact
-    raise RuntimeError("could not create or find the contact after three attempts")
+    contact = Contact(
+        external_id=external_id, email=email, attributes={}, created_at=now, updated_at=now
+    )
+    session.add(contact)
+    session.flush()
+    return contact
 
 
 def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
@@ -127,17 +139,11 @@ def latest_consents(
 
 def suppress(session: Session, email: str, reason: str, detail: str | None, now: datetime) -> bool:
     """Suppress ``email``; False if it already was (the first reason is kept)."""
-    digest = email_hash(email)
-    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)):
-        return False
-    try:
-        with session.begin_nested():
-            session.add(
-                Suppression(email_hash=digest, reason=reason, detail=detail, created_at=now)
-            )
-    except IntegrityError:
-        return False
-    return True
+    statement = _insert(session, Suppression).values(
+        email_hash=email_hash(email), reason=reason, detail=detail, created_at=now
+    )
+    statement = statement.on_conflict_do_nothing(index_elements=["email_hash"])
+    return session.execute(statement.returning(Suppression.id)).scalar_one_or_none() is not None
 
 
 def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, str]:
@@ -171,14 +177,8 @@ def carts_by_id(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
 
 
 def add_cart(session: Session, cart: Cart) -> Cart:
-    """Insert a new cart; on a concurrent insert, return the row that won."""
-    try:
-        with session.begin_nested():
-            session.add(cart)
-    except IntegrityError:
-        found = get_cart(session, cart.cart_id, for_update=True)
-        assert found is not None
-        return found
+    """Insert a new cart (a concurrent insert raises IntegrityError: the caller retries)."""
+    session.add(cart)
     return cart
 
 
@@ -186,13 +186,11 @@ def get_order(session: Session, order_id: str) -> Order | None:
     return session.scalar(select(Order).where(Order.order_id == order_id))
 
 
-def add_order(session: Session, order: Order) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(order)
-    except IntegrityError:
-        return False
-    return True
+def add_order(session: Session, values: dict[str, Any]) -> bool:
+    """Insert an order; False when the order id is known (orders/create then orders/paid)."""
+    statement = _insert(session, Order).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["order_id"])
+    return session.execute(statement.returning(Order.order_id)).scalar_one_or_none() is not None
 
 
 def get_subscription(session: Session, subscription_id: str) -> Subscription | None:
@@ -222,22 +220,11 @@ def orders_by_id(session: Session, ids: Iterable[str]) -> dict[str, Order]:
 def remember_workflow_version(
     session: Session, workflow_id: str, version: str, source: str, now: datetime
 ) -> None:
-    exists_already = session.scalar(
-        select(WorkflowVersion.version).where(
-            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
-        )
+    """Store a workflow version's source once (concurrent stores are harmless)."""
+    statement = _insert(session, WorkflowVersion).values(
+        workflow_id=workflow_id, version=version, source=source, created_at=now
     )
-    if exists_already:
-        return
-    try:
-        with session.begin_nested():
-            session.add(
-                WorkflowVersion(
-                    workflow_id=workflow_id, version=version, source=source, created_at=now
-                )
-            )
-    except IntegrityError:
-        pass  # stored by a concurrent request
+    session.execute(statement.on_conflict_do_nothing())
 
 
 def workflow_source(session: Session, workflow_id: str, version: str) -> str | None:
@@ -273,13 +260,10 @@ def recent_enrollment_exists(
     )
 
 
-def add_enrollment(session: Session, enrollment: Enrollment) -> Enrollment | None:
-    """Insert; None when (workflow, key) already exists (a concurrent trigger won)."""
-    try:
-        with session.begin_nested():
-            session.add(enrollment)
-    except IntegrityError:
-        return None
+def add_enrollment(session: Session, enrollment: Enrollment) -> Enrollment:
+    """Insert (a concurrent trigger for the same key raises IntegrityError: the caller retries)."""
+    session.add(enrollment)
+    session.flush()
     return enrollment
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db import repository as repo
@@ -25,8 +26,6 @@ from remarket_mailer.db.models import (
     Contact,
     Delivery,
     Enrollment,
-    Event,
-    Order,
     Subscription,
 )
 from remarket_mailer.domain.clock import Clock
@@ -51,6 +50,8 @@ from remarket_mailer.workflows.expressions import evaluate
 from remarket_mailer.workflows.loader import WorkflowSet
 
 log = logging.getLogger(__name__)
+
+_ATTEMPTS = 3
 
 
 @dataclass
@@ -79,8 +80,16 @@ def ingest_event(
     """Record ``event`` and apply it. Raises ConflictError when the event_id was used before
     with a different body, ValidationError when a workflow expression cannot be evaluated."""
     digest = body_hash(raw)
-    with uow() as session:
-        return _ingest(session, workflows, clock.now(), event, raw, digest)
+    for attempt in range(_ATTEMPTS):
+        try:
+            with uow() as session:
+                return _ingest(session, workflows, clock.now(), event, raw, digest)
+        except IntegrityError:
+            # A concurrent event created the same contact, cart or enrollment first: run
+            # again, and this time find it.
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def ingest_batch(
@@ -98,11 +107,18 @@ def ingest_batch(
     with uow() as session:
         now = clock.now()
         for event, raw in items:
-            try:
-                with session.begin_nested():
-                    results.append(_ingest(session, workflows, now, event, raw, body_hash(raw)))
-            except ConflictError as exc:
-                results.append(exc)
+            digest = body_hash(raw)
+            for attempt in range(_ATTEMPTS):
+                try:
+                    with session.begin_nested():
+                        results.append(_ingest(session, workflows, now, event, raw, digest))
+                    break
+                except ConflictError as exc:
+                    results.append(exc)
+                    break
+                except IntegrityError:
+                    if attempt == _ATTEMPTS - 1:
+                        raise
     return results
 
 
@@ -115,24 +131,21 @@ def _ingest(
     digest: str,
 ) -> IngestResult:
     result = IngestResult(event.event_id)
-    if _is_duplicate(session, event.event_id, digest):
-        result.duplicate = True
-        return result
     contact = repo.get_or_create_contact(
         session, event.contact.external_id, event.contact.email, now
     )
-    stored = Event(
-        event_id=event.event_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        received_at=now,
-        contact_id=contact.id,
-        body_hash=digest,
-        payload=json.loads(json.dumps(raw, default=str)),
-    )
+    stored = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "received_at": now,
+        "contact_id": contact.id,
+        "body_hash": digest,
+        "payload": json.loads(json.dumps(raw, default=str)),
+    }
     if not repo.insert_event(session, stored):
-        # A concurrent request stored the same event_id between our check and our insert:
-        # it is a duplicate (or a conflict, which raises), never a second effect.
+        # The event_id is known (a replay, or a concurrent copy that won the insert): a
+        # duplicate, or a conflict if the body differs (raises), never a second effect.
         _is_duplicate(session, event.event_id, digest)
         result.duplicate = True
         return result
@@ -237,16 +250,16 @@ def _upsert_cart(session: Session, contact: Contact, event: CartUpdated | Checko
 def _record_order(session: Session, contact: Contact, event: OrderPlaced) -> None:
     repo.add_order(
         session,
-        Order(
-            order_id=event.order_id,
-            contact_id=contact.id,
-            cart_id=event.cart_id,
-            currency=event.currency,
-            total=event.total,
-            items=_items(event.items),
-            discount_codes={"codes": list(event.discount_codes)},
-            placed_at=event.occurred_at,
-        ),
+        {
+            "order_id": event.order_id,
+            "contact_id": contact.id,
+            "cart_id": event.cart_id,
+            "currency": event.currency,
+            "total": event.total,
+            "items": _items(event.items),
+            "discount_codes": {"codes": list(event.discount_codes)},
+            "placed_at": event.occurred_at,
+        },
     )
     if contact.first_order_at is None or event.occurred_at < contact.first_order_at:
         contact.first_order_at = event.occurred_at
@@ -403,9 +416,11 @@ def _start(
     facts: _Facts,
     now: datetime,
 ) -> bool:
-    repo.remember_workflow_version(
-        session, workflow.id, workflow.version, workflows.sources[workflow.id], now
-    )
+    if (workflow.id, workflow.version) not in _STORED_VERSIONS:
+        repo.remember_workflow_version(
+            session, workflow.id, workflow.version, workflows.sources[workflow.id], now
+        )
+        _STORED_VERSIONS.add((workflow.id, workflow.version))
     enrollment = repo.add_enrollment(
         session,
         Enrollment(
@@ -418,8 +433,6 @@ def _start(
             context={"event": json.loads(event.model_dump_json())},
         ),
     )
-    if enrollment is None:
-        return False
     repo.add_deliveries(
         session,
         [
@@ -449,3 +462,9 @@ def _refresh(
     enrollment.started_at = at
     due = {step.id: when for step, when in plan_due_times(workflow.steps, at)}
     repo.reschedule_pending(session, enrollment.id, due, now)
+
+
+# Versions this process has stored: skips one statement per enrollment. If the transaction
+# that stored one rolls back, the version is stored again by the next enrollment that starts
+# from a fresh process; resolve_workflow also falls back to the loaded file.
+_STORED_VERSIONS: set[tuple[str, str]] = set()

@@ -1,0 +1,218 @@
+"""Ingest benchmark: the API under uvicorn against PostgreSQL, loaded from a second process.
+
+Prints events/s and p50/p99 latency for single and batch posts, next to a no-op FastAPI
+endpoint measured in the same run. Targets (issue 4): batch >= 2,000 events/s; single-event
+p99 < 50 ms at 200 requests/s.
+
+    python benchmarks/ingest.py [--seconds 10] [--postgres postgresql+psycopg://postgres@127.0.0.1/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-key"
+WORKERS = 2  # one per core of the 2-core reference machine, for both servers
+LIMITS = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def database(admin_url: str) -> Iterator[str]:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"remarket_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        from remarket_mailer.db.migrate import upgrade
+
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def server(target: list[str], env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *target,
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.post(f"{base}/v1/events", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def cart_event(n: int, run: str) -> dict[str, Any]:
+    return {
+        "event_id": f"{run}-{n}",
+        "type": "cart.updated",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "contact": {"email": f"shopper{n % 5000}@example.org"},
+        "cart_id": f"{run}-cart-{n}",
+        "currency": "EUR",
+        "total": "74.50",
+        "checkout_url": "https://shop.example/checkout",
+        "items": [{"name": "Mug", "quantity": 2, "unit_price": "12.50"}],
+    }
+
+
+async def _fixed_rate(base: str, rate: int, seconds: float, run: str) -> list[float]:
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=30, limits=LIMITS
+    ) as client:
+
+        async def one(n: int) -> None:
+            start = time.perf_counter()
+            response = await client.post("/v1/events", json=cart_event(n, run))
+            latencies.append(time.perf_counter() - start)
+            assert response.status_code in (200, 202), response.text
+
+        tasks = []
+        begin = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+async def _throughput(base: str, batch: int, concurrency: int, total: int, run: str) -> float:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    path = "/v1/events/batch" if batch > 1 else "/v1/events"
+    counter = iter(range(0, total, batch))
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=120, limits=LIMITS
+    ) as client:
+
+        async def worker() -> None:
+            for start in counter:
+                events = [cart_event(n, run) for n in range(start, start + batch)]
+                body = {"events": events} if batch > 1 else events[0]
+                response = await client.post(path, json=body)
+                assert response.status_code in (200, 202), response.text[:300]
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total / (time.perf_counter() - begin)
+
+
+def _in_process(fn: Any, *args: Any) -> Any:
+    """Run the load generator in a second process, so it does not share the server's GIL."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def fixed_rate(base: str, rate: int, seconds: float, run: str) -> list[float]:
+    return asyncio.run(_fixed_rate(base, rate, seconds, run))
+
+
+def throughput(base: str, batch: int, concurrency: int, total: int, run: str) -> float:
+    return asyncio.run(_throughput(base, batch, concurrency, total, run))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def measure(base: str, seconds: float, label: str) -> dict[str, float]:
+    run = f"{label}-{uuid.uuid4().hex[:6]}"
+    latencies = _in_process(fixed_rate, base, 200, seconds, run + "-rate")
+    single = _in_process(throughput, base, 1, 16, 2000, run + "-single")
+    batch = _in_process(throughput, base, 500, 4, 20000, run + "-batch")
+    return {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "single_eps": single,
+        "batch_eps": batch,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    with server(["benchmarks.noop_app:app"], {}) as base:
+        baseline = measure(base, args.seconds, "noop")
+    with database(args.postgres) as url:
+        env = {
+            "REMARKET_DATABASE_URL": url,
+            "REMARKET_API_KEYS": KEY,
+            "REMARKET_WORKFLOWS_DIR": str(ROOT / "workflows"),
+            "REMARKET_TEMPLATES_DIR": str(ROOT / "templates"),
+        }
+        with server(["--factory", "remarket_mailer.entrypoints.asgi:create_app"], env) as base:
+            ours = measure(base, args.seconds, "remarket")
+    print(f"{'':34}{'remarket':>12}{'no-op FastAPI':>16}{'ratio':>9}")
+    rows = [
+        ("single post p50 at 200 req/s (ms)", "p50_ms"),
+        ("single post p99 at 200 req/s (ms)", "p99_ms"),
+        ("single posts, 16 clients (ev/s)", "single_eps"),
+        ("batches of 500, 4 clients (ev/s)", "batch_eps"),
+    ]
+    for label, key in rows:
+        print(f"{label:34}{ours[key]:12.1f}{baseline[key]:16.1f}{ours[key] / baseline[key]:9.2f}")
+    print(
+        f"targets: batch >= 2000 ev/s: {'met' if ours['batch_eps'] >= 2000 else 'NOT met'}; "
+        f"single p99 < 50 ms: {'met' if ours['p99_ms'] < 50 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
