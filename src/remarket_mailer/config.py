@@ -18,7 +18,17 @@ ConsentRule = Literal["opt_in", "soft_opt_in", "opt_out"]
 
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 _BROKER_SCHEMES = ("stub", "redis", "rediss", "amqp", "amqps")
-_PROVIDER_SCHEMES = ("file", "memory", "smtp", "smtps")
+_PROVIDER_SCHEMES = (
+    "file",
+    "memory",
+    "smtp",
+    "smtps",
+    "postmark",
+    "sendgrid",
+    "mailgun",
+    "resend",
+    "ses",
+)
 
 
 class Settings(BaseSettings):
@@ -34,6 +44,12 @@ class Settings(BaseSettings):
     secret_key: str = "change-me-in-production-this-is-not-a-secret"
     public_url: str = "http://localhost:8000"
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='ESP webhook secrets as JSON, e.g. {"postmark": "user:pass", '
+        '"sendgrid": "<public key>", "mailgun": "<signing key>", "resend": "whsec_...", '
+        '"ses": "<topic arn>,<topic arn>"}',
+    )
     shopify_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     woocommerce_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -78,9 +94,7 @@ class Settings(BaseSettings):
     def _provider_url(cls, value: str) -> str:
         scheme = urlsplit(value).scheme
         if scheme not in _PROVIDER_SCHEMES:
-            raise ValueError(
-                f"scheme {scheme!r} is not one of file://, memory://, smtp://, smtps://"
-            )
+            raise ValueError(f"scheme {scheme!r} is not one of {', '.join(_PROVIDER_SCHEMES)}")
         return value
 
     @field_validator("public_url")

@@ -258,6 +258,30 @@ class DiscountCode(Base):
     created_at: Mapped[datetime]
 
 
+class TrackingEvent(Base):
+    """What an ESP told us about a sent message (delivered, bounced, complained, ...)."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "raw_id"),
+        Index("ix_tracking_events_delivery", "delivery_id"),
+        Index("ix_tracking_events_email_kind", "email_hash", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    raw_id: Mapped[str] = mapped_column(String(255))
+    """The ESP's id for the event: a redelivered webhook is recorded once."""
+    kind: Mapped[str] = mapped_column(String(16))
+    email_hash: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    bounce_class: Mapped[str | None] = mapped_column(String(8))
+    detail: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 

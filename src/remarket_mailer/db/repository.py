@@ -29,6 +29,7 @@ from remarket_mailer.db.models import (
     Suppression,
     WorkflowVersion,
 )
+from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 
 
@@ -599,3 +600,40 @@ def pending_count(session: Session) -> int:
 def delivery_status_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
     return {status: int(count) for status, count in rows}
+
+
+# --- tracking -----------------------------------------------------------------------------
+
+
+def record_tracking_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert tracking events; returns the raw ids that were new (redeliveries are skipped)."""
+    if not rows:
+        return set()
+    statement = _insert(session, TrackingEventRow).values(list(rows))
+    statement = statement.on_conflict_do_nothing(index_elements=["provider", "raw_id"])
+    return set(session.execute(statement.returning(TrackingEventRow.raw_id)).scalars())
+
+
+def soft_bounce_count(session: Session, digest: str, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                TrackingEventRow.email_hash == digest,
+                TrackingEventRow.kind == "bounced",
+                TrackingEventRow.bounce_class == "soft",
+                TrackingEventRow.occurred_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def contacts_by_email(session: Session, emails: Iterable[str]) -> dict[str, Contact]:
+    emails = {e.lower() for e in emails if e}
+    if not emails:
+        return {}
+    return {
+        c.email: c
+        for c in session.scalars(select(Contact).where(Contact.email.in_(emails)))
+        if c.email
+    }

@@ -1,4 +1,5 @@
-"""Pick a provider by URL: ``file://./outbox``, ``memory://``, ``smtp://…``, ``smtps://…``."""
+"""Pick a provider by URL: ``file://./outbox``, ``memory://``, ``smtp://…``, ``smtps://…``,
+``postmark://…``, ``sendgrid://…``, ``mailgun://…``, ``resend://…``, ``ses://…``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.providers.esp import esp_provider_from_url
 from remarket_mailer.delivery.providers.file import FileProvider
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings
@@ -14,6 +16,9 @@ from remarket_mailer.errors import ConfigError
 
 def provider_from_url(url: str) -> Provider:
     """Build the provider named by ``url``; raise ConfigError for an unknown scheme."""
+    esp = esp_provider_from_url(url)
+    if esp is not None:
+        return esp
     parts = urlsplit(url)
     if parts.scheme == "file":
         path = (parts.netloc + parts.path) or "./outbox"

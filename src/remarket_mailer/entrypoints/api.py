@@ -24,6 +24,7 @@ from remarket_mailer.entrypoints.http import (
     require_api_key,
 )
 from remarket_mailer.entrypoints.integrations_api import integrations_router
+from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
 from remarket_mailer.services.ingest import ingest_batch, ingest_event
@@ -219,6 +220,7 @@ def create_api(app: App) -> FastAPI:
         return HTMLResponse(_page("Email preferences", "Choose what to stop:", form))
 
     api.include_router(integrations_router(app))
+    api.include_router(webhooks_router(app))
     _publish_definitions(api, definitions)
     return api
 

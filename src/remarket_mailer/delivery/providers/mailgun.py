@@ -1,0 +1,233 @@
+"""Mailgun v3 messages: one form-encoded ``POST /v3/<domain>/messages`` per message, and the
+webhook parser.
+
+Mailgun's batch form (``recipient-variables``) shares one template between recipients, so
+each message is its own request (run on the provider's bounded thread pool). Authentication is
+HTTP Basic ``api:<API key>``; ``api.mailgun.net`` is the US region, ``api.eu.mailgun.net`` the EU
+one. Headers go in as ``h:<Name>``, our tags as ``v:<name>`` (echoed in events as
+``user-variables``), the ``workflow`` tag as ``o:tag``. 200 ``{"id": "<…>"}`` is ``Sent(id)``
+without the angle brackets, which is also what the parser reports for events. A 429 names when
+to come back ("try again after <date>"); that date, or ``Retry-After``, becomes ``retry_after``.
+Mailgun documents no idempotency key: a retry after a timeout may send twice.
+
+Webhooks (JSON) carry ``signature{timestamp, token, signature}`` in the body:
+HMAC-SHA256 keyed with the HTTP webhook signing key (not the API key) over
+``timestamp + token``, hex.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
+from remarket_mailer.delivery.message import clean_header
+from remarket_mailer.delivery.providers.http_base import (
+    ApiRequest,
+    HttpProvider,
+    clean_headers,
+    format_address,
+    message_tags,
+    parse_retry_after,
+)
+from remarket_mailer.delivery.providers.webhooks import (
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+    WebhookSignatureError,
+    as_dict,
+    as_str,
+    bare_message_id,
+    classify_bounce,
+    load_json,
+    normalize_email,
+    parse_time,
+    require_secret,
+)
+from remarket_mailer.errors import ValidationError
+
+PROVIDER = "mailgun"
+US_BASE_URL = "https://api.mailgun.net"
+EU_BASE_URL = "https://api.eu.mailgun.net"
+
+_TRY_AGAIN_AFTER = re.compile(r"try again after (.+?)\s*$", re.IGNORECASE)
+
+
+class MailgunProvider(HttpProvider):
+    """Sends each message with its own Messages API request; see the module docstring."""
+
+    name = PROVIDER
+    max_batch = 100
+
+    def __init__(
+        self,
+        api_key: str,
+        domain: str,
+        *,
+        base_url: str = US_BASE_URL,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 4,
+    ) -> None:
+        super().__init__(
+            base_url, transport=transport, client=client, timeout=timeout, concurrency=concurrency
+        )
+        self.domain = domain
+        self._auth = "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._auth}
+
+    def build_request(self, message: OutboundMessage) -> ApiRequest:
+        tags = message_tags(message)
+        form: list[tuple[str, str]] = [
+            ("from", format_address(message.from_addr)),
+            ("to", format_address(message.to_addr)),
+            ("subject", clean_header(message.subject)),
+        ]
+        if message.text:
+            form.append(("text", message.text))
+        if message.html:
+            form.append(("html", message.html))
+        if message.reply_to:
+            form.append(("h:Reply-To", format_address(message.reply_to)))
+        form.extend((f"h:{name}", value) for name, value in clean_headers(message).items())
+        form.extend((f"v:{name}", value) for name, value in tags.items())
+        if tags.get("workflow"):
+            form.append(("o:tag", tags["workflow"]))
+        return ApiRequest("POST", f"/v3/{self.domain}/messages", form=form)
+
+    def parse_response(self, response: httpx.Response, message: OutboundMessage) -> SendResult:
+        provider_id = bare_message_id(as_dict(response.json()).get("id"))
+        if not provider_id:
+            raise ValueError("200 without id")
+        return Sent(provider_id)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        header_value = parse_retry_after(response.headers.get("retry-after"))
+        if header_value is not None:
+            return header_value
+        match = _TRY_AGAIN_AFTER.search(self.error_message(response))
+        if match is None:
+            return None
+        text = match.group(1).rstrip(".")
+        when = parse_time(text)
+        if when is None:
+            try:
+                when = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+_SIMPLE_EVENTS: dict[str, EventKind] = {
+    "delivered": "delivered",
+    "opened": "opened",
+    "clicked": "clicked",
+    "complained": "complained",
+    "unsubscribed": "unsubscribed",
+}
+
+
+def verify_signature(payload: Mapping[str, Any], secret: str) -> None:
+    """Check the body's ``signature`` block with the webhook signing key ``secret``.
+
+    Raises WebhookSignatureError when the block is missing or the HMAC does not match.
+    """
+    require_secret(secret, PROVIDER)
+    block = as_dict(payload.get("signature"))
+    timestamp = as_str(block.get("timestamp"))
+    token = as_str(block.get("token"))
+    signature = as_str(block.get("signature"))
+    if not (timestamp and token and signature):
+        raise WebhookSignatureError("mailgun: signature block missing")
+    expected = hmac.new(
+        secret.strip().encode("utf-8"), f"{timestamp}{token}".encode(), hashlib.sha256
+    ).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise WebhookSignatureError("mailgun: signature does not verify")
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> list[TrackingEvent]:
+    """Verify a Mailgun webhook (``secret`` = HTTP webhook signing key) and normalize it.
+
+    One POST carries one ``event-data``. ``failed`` with severity ``temporary`` is
+    ``deferred``; with ``permanent`` it is ``bounced``. Raises WebhookSignatureError for a body
+    without a valid signature (including one that is not JSON).
+    """
+    try:
+        payload = load_json(body, PROVIDER)
+    except ValidationError as exc:
+        raise WebhookSignatureError("mailgun: body is not JSON, no signature to check") from exc
+    if not isinstance(payload, dict):
+        raise WebhookSignatureError("mailgun: body is not a JSON object")
+    verify_signature(payload, secret)
+    event = _event(as_dict(payload.get("event-data")))
+    return [event] if event is not None else []
+
+
+def _event(data: Mapping[str, Any]) -> TrackingEvent | None:
+    name = str(data.get("event", ""))
+    status = as_dict(data.get("delivery-status"))
+    detail = as_str(status.get("message")) or as_str(status.get("description"))
+    bounce_class: BounceClass | None = None
+    kind: EventKind
+    if name in _SIMPLE_EVENTS:
+        kind = _SIMPLE_EVENTS[name]
+        if kind == "clicked":
+            detail = as_str(data.get("url"))
+    elif name == "failed":
+        if data.get("severity") == "temporary":
+            kind = "deferred"
+        else:
+            kind = "bounced"
+            reason = str(data.get("reason", ""))
+            fallback: BounceClass | None = (
+                "hard" if reason in ("bounce", "suppress-bounce") else None
+            )
+            diagnostic = " ".join(
+                filter(
+                    None,
+                    (
+                        as_str(status.get("bounce-code")),
+                        as_str(status.get("enhanced-code")),
+                        as_str(status.get("message")),
+                        as_str(status.get("description")),
+                    ),
+                )
+            )
+            bounce_class = classify_bounce(diagnostic, fallback)
+            detail = f"{reason}: {detail}" if reason and detail else (reason or detail)
+    else:
+        return None
+    email_address = normalize_email(data.get("recipient"))
+    occurred_at = parse_time(data.get("timestamp"))
+    if email_address is None or occurred_at is None:
+        return None
+    message_headers = as_dict(as_dict(data.get("message")).get("headers"))
+    event_id = as_str(data.get("id"))
+    return TrackingEvent(
+        kind=kind,
+        email=email_address,
+        provider=PROVIDER,
+        provider_message_id=bare_message_id(message_headers.get("message-id")),
+        delivery_id=as_str(as_dict(data.get("user-variables")).get("delivery_id")),
+        occurred_at=occurred_at,
+        bounce_class=bounce_class,
+        detail=detail,
+        # Mailgun's event id is only unique within a day: the timestamp makes it unique.
+        raw_id=f"{event_id}:{data.get('timestamp')}" if event_id else None,
+    )

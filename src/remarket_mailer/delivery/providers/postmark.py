@@ -1,0 +1,270 @@
+"""Postmark: batch send through ``POST /email/batch`` and the webhook parser.
+
+Sending: up to 500 distinct messages per request, authenticated with
+``X-Postmark-Server-Token``. Postmark answers HTTP 200 even when some items fail, with one
+``{ErrorCode, Message, MessageID}`` per item in request order: ``ErrorCode`` 0 is sent,
+406 (inactive recipient: bounced, complained or suppressed) is a hard bounce, 429 and 100
+(maintenance) are transient, any other code is permanent. Our ``delivery_id`` and the other tags
+go in ``Metadata``; the ``workflow`` tag also becomes Postmark's single ``Tag``.
+Postmark documents no idempotency key: a retry after a timeout may send twice.
+
+Webhooks carry no signature: configure the webhook URL with basic auth
+(``https://user:pass@host/v1/webhooks/postmark``) and pass ``"user:pass"`` as the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
+from remarket_mailer.delivery.message import clean_header
+from remarket_mailer.delivery.providers.http_base import (
+    ApiRequest,
+    HttpProvider,
+    clean_headers,
+    format_address,
+    message_tags,
+)
+from remarket_mailer.delivery.providers.webhooks import (
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+    WebhookSignatureError,
+    as_dict,
+    as_str,
+    classify_bounce,
+    header,
+    load_json,
+    normalize_email,
+    parse_time,
+    require_secret,
+)
+from remarket_mailer.errors import ValidationError
+
+PROVIDER = "postmark"
+DEFAULT_BASE_URL = "https://api.postmarkapp.com"
+
+_INACTIVE_RECIPIENT = 406
+_TRANSIENT_CODES = frozenset({100, 429})
+
+
+class PostmarkProvider(HttpProvider):
+    """Sends through Postmark's batch endpoint; see the module docstring for the mapping."""
+
+    name = PROVIDER
+    max_batch = 500
+    batch_api = True
+
+    def __init__(
+        self,
+        server_token: str,
+        *,
+        message_stream: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(base_url, transport=transport, client=client, timeout=timeout)
+        self._server_token = server_token
+        self.message_stream = message_stream
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": self._server_token}
+
+    def build_item(self, message: OutboundMessage) -> dict[str, Any]:
+        tags = message_tags(message)
+        item: dict[str, Any] = {
+            "From": format_address(message.from_addr),
+            "To": format_address(message.to_addr),
+            "Subject": clean_header(message.subject),
+            "Metadata": tags,
+        }
+        if message.html:
+            item["HtmlBody"] = message.html
+        if message.text:
+            item["TextBody"] = message.text
+        if message.reply_to:
+            item["ReplyTo"] = format_address(message.reply_to)
+        headers = clean_headers(message)
+        if headers:
+            item["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+        if tags.get("workflow"):
+            item["Tag"] = tags["workflow"]
+        if self.message_stream:
+            item["MessageStream"] = self.message_stream
+        return item
+
+    def build_batch_request(
+        self, items: Sequence[Any], messages: Sequence[OutboundMessage]
+    ) -> ApiRequest:
+        return ApiRequest("POST", "/email/batch", json_body=list(items))
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[SendResult]:
+        body = response.json()
+        if not isinstance(body, list):
+            raise ValueError("batch response is not a list")
+        return [self._item_result(as_dict(item)) for item in body]
+
+    def _item_result(self, item: Mapping[str, Any]) -> SendResult:
+        code = int(item.get("ErrorCode", -1))
+        if code == 0:
+            return Sent(str(item["MessageID"]))
+        return _code_result(code, str(item.get("Message", "")))
+
+    def error_result(self, response: httpx.Response) -> SendResult:
+        if response.status_code == 422:
+            try:
+                body = as_dict(response.json())
+                code = int(body.get("ErrorCode", -1))
+            except (ValueError, TypeError):
+                return super().error_result(response)
+            return _code_result(code, str(body.get("Message", "")))
+        return super().error_result(response)
+
+
+def _code_result(code: int, message: str) -> SendResult:
+    text = f"postmark ErrorCode {code}: {message}"
+    if code == _INACTIVE_RECIPIENT:
+        return Permanent(text, hard_bounce=True)
+    if code in _TRANSIENT_CODES:
+        return Transient(text)
+    return Permanent(text)
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+_BOUNCE_TYPES: dict[str, tuple[EventKind, BounceClass | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    "BadEmailAddress": ("bounced", "hard"),
+    "ManuallyDeactivated": ("bounced", "hard"),
+    "SoftBounce": ("bounced", "soft"),
+    "Transient": ("deferred", None),
+    "DnsError": ("deferred", None),
+    "Blocked": ("bounced", "policy"),
+    "DMARCPolicy": ("bounced", "policy"),
+    "SpamNotification": ("complained", None),
+    "SpamComplaint": ("complained", None),
+    "Unsubscribe": ("unsubscribed", None),
+    "ManualSuppression": ("unsubscribed", None),
+}
+# Bounce types that say nothing about the recipient's mailbox or consent.
+_IGNORED_BOUNCE_TYPES = frozenset(
+    {
+        "AutoResponder",
+        "AddressChange",
+        "ChallengeVerification",
+        "OpenRelayTest",
+        "Subscribe",
+        "SMTPApiError",
+        "TemplateRenderingFailed",
+        "InboundError",
+        "Unconfirmed",
+        "VirusNotification",
+    }
+)
+_SUPPRESSION_REASONS: dict[str, tuple[EventKind, BounceClass | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    "SpamComplaint": ("complained", None),
+    "ManualSuppression": ("unsubscribed", None),
+}
+
+
+def verify_basic_auth(headers: Mapping[str, str], secret: str) -> None:
+    """Check the request's ``Authorization: Basic`` credentials against ``"user:pass"``.
+
+    Raises WebhookSignatureError when the header is missing, malformed or wrong.
+    """
+    require_secret(secret, PROVIDER)
+    value = header(headers, "authorization") or ""
+    scheme, _, encoded = value.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise WebhookSignatureError("postmark: missing basic-auth credentials")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except ValueError as exc:
+        raise WebhookSignatureError("postmark: malformed basic-auth credentials") from exc
+    if not hmac.compare_digest(given, secret.encode("utf-8")):
+        raise WebhookSignatureError("postmark: wrong basic-auth credentials")
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> list[TrackingEvent]:
+    """Verify a Postmark webhook (basic auth, ``secret`` = ``"user:pass"``) and normalize it.
+
+    One Postmark POST carries one record (``RecordType`` Delivery, Bounce, SpamComplaint, Open,
+    Click or SubscriptionChange). Records outside our vocabulary give an empty list.
+    Raises WebhookSignatureError for bad credentials, ValidationError for a body that is not a
+    JSON object.
+    """
+    verify_basic_auth(headers, secret)
+    record = load_json(body, PROVIDER)
+    if not isinstance(record, dict):
+        raise ValidationError("postmark: webhook body is not a JSON object", field="body")
+    event = _record_event(record)
+    return [event] if event is not None else []
+
+
+def _record_event(record: Mapping[str, Any]) -> TrackingEvent | None:
+    record_type = record.get("RecordType")
+    bounce_class: BounceClass | None = None
+    detail = as_str(record.get("Description")) or as_str(record.get("Details"))
+    kind: EventKind
+    if record_type == "Delivery":
+        kind, when = "delivered", record.get("DeliveredAt")
+    elif record_type in ("Bounce", "SpamComplaint"):
+        when = record.get("BouncedAt")
+        bounce_type = str(record.get("Type", ""))
+        if bounce_type in _IGNORED_BOUNCE_TYPES:
+            return None
+        kind, esp_class = _BOUNCE_TYPES.get(bounce_type, ("bounced", None))
+        if record_type == "SpamComplaint":
+            kind = "complained"
+        if kind == "bounced":
+            bounce_class = classify_bounce(as_str(record.get("Details")), esp_class)
+        detail = f"{bounce_type}: {detail}" if detail else bounce_type or None
+    elif record_type == "Open":
+        kind, when = "opened", record.get("ReceivedAt")
+    elif record_type == "Click":
+        kind, when = "clicked", record.get("ReceivedAt")
+        detail = as_str(record.get("OriginalLink"))
+    elif record_type == "SubscriptionChange":
+        if not record.get("SuppressSending"):
+            return None  # a reactivation: nothing for the suppression list to do
+        when = record.get("ChangedAt")
+        reason = str(record.get("SuppressionReason", ""))
+        kind, bounce_class = _SUPPRESSION_REASONS.get(reason, ("unsubscribed", None))
+        detail = f"suppressed: {reason}" if reason else "suppressed"
+    else:
+        return None
+    email = normalize_email(record.get("Email")) or normalize_email(record.get("Recipient"))
+    occurred_at = parse_time(when)
+    if email is None or occurred_at is None:
+        return None
+    message_id = as_str(record.get("MessageID"))
+    return TrackingEvent(
+        kind=kind,
+        email=email,
+        provider=PROVIDER,
+        provider_message_id=message_id,
+        delivery_id=as_str(as_dict(record.get("Metadata")).get("delivery_id")),
+        occurred_at=occurred_at,
+        bounce_class=bounce_class,
+        detail=detail,
+        raw_id=_raw_id(record, message_id, occurred_at),
+    )
+
+
+def _raw_id(record: Mapping[str, Any], message_id: str | None, when: datetime) -> str:
+    # Only bounce records carry an ID; the others are unique by type, message and time.
+    event_id = as_str(record.get("ID"))
+    if event_id:
+        return f"{record.get('RecordType')}:{event_id}"
+    return f"{record.get('RecordType')}:{message_id}:{when.isoformat()}"

@@ -1,0 +1,295 @@
+"""Resend: batch send through ``POST /emails/batch`` and the (Svix-signed) webhook parser.
+
+Sending: up to 100 distinct messages per request with ``x-batch-validation: permissive``, so
+one invalid message does not sink the others. The 200 response lists the created emails in
+``data`` (request order, invalid ones left out) and the invalid ones in ``errors[].index``
+(positions in the request): those are permanent. The request carries an ``Idempotency-Key``
+derived from the batch's delivery ids, so a retry of the same batch within Resend's 24 hours
+returns the first answer instead of sending twice. Our tags (``delivery_id`` first) go in
+``tags``, with characters Resend does not allow replaced by ``_``.
+
+Errors beyond the common mapping: 409 ``concurrent_idempotent_requests`` is transient (the
+first request is still running), 409 ``invalid_idempotent_request`` permanent; 429 (rate or
+quota) is transient with ``retry-after`` when Resend sends it.
+
+Webhooks are signed by Svix: HMAC-SHA256 keyed with the base64 part of ``whsec_…`` over
+``"{svix-id}.{svix-timestamp}.{body}"``; a timestamp more than 5 minutes off is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    Permanent,
+    SendResult,
+    Sent,
+    Transient,
+)
+from remarket_mailer.delivery.message import clean_header
+from remarket_mailer.delivery.providers.http_base import (
+    ApiRequest,
+    HttpProvider,
+    clean_headers,
+    format_address,
+    message_tags,
+)
+from remarket_mailer.delivery.providers.webhooks import (
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+    WebhookSignatureError,
+    as_dict,
+    as_str,
+    classify_bounce,
+    header,
+    load_json,
+    normalize_email,
+    parse_time,
+    require_secret,
+)
+from remarket_mailer.errors import ValidationError
+
+PROVIDER = "resend"
+DEFAULT_BASE_URL = "https://api.resend.com"
+WEBHOOK_TOLERANCE_SECONDS = 300.0
+
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _tag_text(value: str) -> str:
+    return _TAG_UNSAFE.sub("_", value)[:256] or "_"
+
+
+def batch_idempotency_key(messages: Sequence[OutboundMessage]) -> str:
+    """The ``Idempotency-Key`` of a batch: the same delivery ids give the same key."""
+    ids = ",".join(str(m.delivery_id) for m in messages)
+    return f"remarket-batch-{hashlib.sha256(ids.encode()).hexdigest()[:48]}"
+
+
+class ResendProvider(HttpProvider):
+    """Sends through Resend's batch endpoint; see the module docstring for the mapping."""
+
+    name = PROVIDER
+    max_batch = 100
+    batch_api = True
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(base_url, transport=transport, client=client, timeout=timeout)
+        self._api_key = api_key
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def build_item(self, message: OutboundMessage) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "from": format_address(message.from_addr),
+            "to": [format_address(message.to_addr)],
+            "subject": clean_header(message.subject),
+        }
+        if message.html:
+            item["html"] = message.html
+        if message.text:
+            item["text"] = message.text
+        if message.reply_to:
+            item["reply_to"] = [format_address(message.reply_to)]
+        headers = clean_headers(message)
+        if headers:
+            item["headers"] = headers
+        item["tags"] = [
+            {"name": _tag_text(k), "value": _tag_text(v)} for k, v in message_tags(message).items()
+        ]
+        return item
+
+    def build_batch_request(
+        self, items: Sequence[Any], messages: Sequence[OutboundMessage]
+    ) -> ApiRequest:
+        return ApiRequest(
+            "POST",
+            "/emails/batch",
+            json_body=list(items),
+            headers={
+                "Idempotency-Key": batch_idempotency_key(messages),
+                "x-batch-validation": "permissive",
+            },
+        )
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[SendResult]:
+        body = as_dict(response.json())
+        created = body.get("data")
+        if not isinstance(created, list):
+            raise ValueError("batch response without data")
+        failed: dict[int, str] = {}
+        for error in body.get("errors") or []:
+            error = as_dict(error)
+            failed[int(error["index"])] = str(error.get("message", "invalid"))
+        ids = iter(created)
+        results: list[SendResult] = []
+        expected = len(messages) - len(failed)
+        if len(created) != expected:
+            raise ValueError(f"{len(created)} ids for {expected} accepted messages")
+        for index in range(len(messages)):
+            if index in failed:
+                results.append(Permanent(f"resend: {failed[index]}"))
+            else:
+                results.append(Sent(str(as_dict(next(ids))["id"])))
+        return results
+
+    def error_result(self, response: httpx.Response) -> SendResult:
+        status = response.status_code
+        if status == 409:
+            try:
+                error_name = str(as_dict(response.json()).get("name", ""))
+            except ValueError:
+                error_name = ""
+            text = f"resend HTTP 409: {self.error_message(response)}"
+            if error_name == "concurrent_idempotent_requests":
+                return Transient(text, self.retry_after(response) or 1.0)
+            return Permanent(text)
+        return super().error_result(response)
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+_SIMPLE_EVENTS: dict[str, EventKind] = {
+    "email.delivered": "delivered",
+    "email.delivery_delayed": "deferred",
+    "email.complained": "complained",
+    "email.opened": "opened",
+    "email.clicked": "clicked",
+}
+_BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
+
+
+def _signing_key(secret: str) -> bytes:
+    require_secret(secret, PROVIDER)
+    encoded = secret.strip().removeprefix("whsec_")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise WebhookSignatureError("resend: the signing secret is not base64") from exc
+
+
+def verify_signature(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> None:
+    """Verify the Svix headers (``svix-id``, ``svix-timestamp``, ``svix-signature``).
+
+    Raises WebhookSignatureError when a header is missing, the timestamp is more than five
+    minutes from ``now`` (default: the current time) or no ``v1`` signature matches.
+    """
+    key = _signing_key(secret)
+    msg_id = header(headers, "svix-id")
+    timestamp = header(headers, "svix-timestamp")
+    signatures = header(headers, "svix-signature")
+    if not (msg_id and timestamp and signatures):
+        raise WebhookSignatureError("resend: svix headers missing")
+    try:
+        sent_at = int(timestamp.strip())
+    except ValueError as exc:
+        raise WebhookSignatureError("resend: svix-timestamp is not a number") from exc
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookSignatureError("resend: svix-timestamp outside the 5-minute tolerance")
+    signed = f"{msg_id.strip()}.{sent_at}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(expected, value.encode("ascii", "replace")):
+            return
+    raise WebhookSignatureError("resend: signature does not verify")
+
+
+def parse_webhook(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> list[TrackingEvent]:
+    """Verify a Resend webhook (``secret`` = ``whsec_…``) and normalize it.
+
+    ``email.bounced`` maps ``bounce.type`` Permanent/Transient to hard/soft (an enhanced status
+    code in ``diagnosticCode`` wins); ``email.suppressed`` (Resend refused an address on its
+    suppression list) counts as a hard bounce. ``email.sent``, ``contact.*`` and ``domain.*``
+    give no event. ``now`` (Unix seconds) replaces the clock in tests. Raises
+    WebhookSignatureError for a bad signature or stale timestamp, ValidationError for a body
+    that is not a JSON object.
+    """
+    verify_signature(headers, body, secret, now=now)
+    payload = load_json(body, PROVIDER)
+    if not isinstance(payload, dict):
+        raise ValidationError("resend: webhook body is not a JSON object", field="body")
+    name = str(payload.get("type", ""))
+    data = as_dict(payload.get("data"))
+    bounce_class: BounceClass | None = None
+    detail: str | None = None
+    kind: EventKind
+    if name in _SIMPLE_EVENTS:
+        kind = _SIMPLE_EVENTS[name]
+        if kind == "clicked":
+            detail = as_str(as_dict(data.get("click")).get("link"))
+    elif name == "email.bounced":
+        kind = "bounced"
+        bounce = as_dict(data.get("bounce"))
+        diagnostics = bounce.get("diagnosticCode")
+        diagnostic = (
+            " ".join(str(d) for d in diagnostics)
+            if isinstance(diagnostics, list)
+            else as_str(diagnostics)
+        )
+        esp_class = _BOUNCE_TYPES.get(str(bounce.get("type", "")))
+        bounce_class = classify_bounce(diagnostic, esp_class)
+        detail = as_str(bounce.get("message")) or diagnostic or None
+    elif name == "email.suppressed":
+        kind, bounce_class, detail = "bounced", "hard", "suppressed by resend"
+    else:
+        return []
+    recipients = data.get("to")
+    first = recipients[0] if isinstance(recipients, list) and recipients else recipients
+    email_address = normalize_email(first)
+    occurred_at = parse_time(payload.get("created_at"))
+    if email_address is None or occurred_at is None:
+        return []
+    return [
+        TrackingEvent(
+            kind=kind,
+            email=email_address,
+            provider=PROVIDER,
+            provider_message_id=as_str(data.get("email_id")),
+            delivery_id=_tag_value(data.get("tags"), "delivery_id"),
+            occurred_at=occurred_at,
+            bounce_class=bounce_class,
+            detail=detail,
+            # svix-id stays the same across redeliveries of one event.
+            raw_id=header(headers, "svix-id"),
+        )
+    ]
+
+
+def _tag_value(tags: Any, name: str) -> str | None:
+    # Webhooks show tags as {name: value}; accept the send-side [{name, value}] too.
+    if isinstance(tags, dict):
+        return as_str(tags.get(name))
+    if isinstance(tags, list):
+        for tag in tags:
+            tag = as_dict(tag)
+            if tag.get("name") == name:
+                return as_str(tag.get("value"))
+    return None

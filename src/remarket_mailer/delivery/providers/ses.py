@@ -1,0 +1,568 @@
+"""Amazon SES v2: one signed ``SendEmail`` per message, and the SNS webhook parser.
+
+SES's SendBulkEmail needs one shared template, so each message is its own
+``POST /v2/email/outbound-emails`` (run on the provider's bounded thread pool) with
+``Content.Simple`` (subject, text, HTML, our headers), our tags as ``EmailTags`` (characters
+SES does not allow become ``_``) and the configuration set that publishes events to SNS.
+Requests are signed with AWS Signature Version 4 (service ``ses``) by :func:`sigv4_sign`,
+written here with hmac/hashlib and checked against AWS's published test-suite vectors.
+200 ``{"MessageId"}`` is ``Sent(MessageId)``. SES has no idempotency key: a retry after a
+timeout may send twice.
+
+Errors beyond the common mapping (by ``x-amzn-ErrorType``): throttling and daily-quota
+messages are transient; a paused or suspended account, an unverified MAIL FROM domain and
+refused credentials (403 signature / token errors) are transient with a long ``retry_after``
+(the account, not the message, is wrong: the queue must survive until an operator fixes it);
+``MessageRejected`` and other 4xx are permanent.
+
+Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
+``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
+be ``https://sns.<region>.amazonaws.com/….pem``, and accepts only the configured topic ARNs.
+A ``SubscriptionConfirmation`` gives no events but exposes ``subscribe_url``: GET it once to
+confirm the subscription.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import re
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent, Transient
+from remarket_mailer.delivery.message import clean_header
+from remarket_mailer.delivery.providers.http_base import (
+    ApiRequest,
+    HttpProvider,
+    clean_headers,
+    message_tags,
+    split_address,
+)
+from remarket_mailer.delivery.providers.webhooks import (
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+    WebhookSignatureError,
+    as_dict,
+    as_str,
+    bare_message_id,
+    classify_bounce,
+    header,
+    load_json,
+    normalize_email,
+    parse_time,
+    require_secret,
+)
+from remarket_mailer.errors import ValidationError
+
+PROVIDER = "ses"
+SERVICE = "ses"
+SEND_PATH = "/v2/email/outbound-emails"
+ACCOUNT_RETRY_SECONDS = 600.0
+
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_UNRESERVED = "-_.~"
+_SIGNED_HEADERS = ("content-type", "host", "x-amz-date", "x-amz-security-token")
+_CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com$")
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "AccessDeniedException",
+    }
+)
+_ACCOUNT_ERRORS = frozenset(
+    {"AccountSuspendedException", "SendingPausedException", "MailFromDomainNotVerifiedException"}
+)
+_THROTTLING_TEXT = ("maximum sending rate exceeded", "daily message quota exceeded", "throttl")
+
+
+# -- Signature Version 4 ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    """An access key pair, with the session token of temporary credentials when there is one."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _canonical_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    encoded = sorted((quote(k, safe=_UNRESERVED), quote(v, safe=_UNRESERVED)) for k, v in pairs)
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def sigv4_sign(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    credentials: AwsCredentials,
+    region: str,
+    service: str,
+    when: datetime,
+) -> dict[str, str]:
+    """Sign a request with AWS Signature Version 4; return the headers to add to it.
+
+    ``headers`` are the headers to sign besides ``host`` (taken from ``url``) and
+    ``x-amz-date`` (from ``when``); the result holds ``X-Amz-Date``, ``Authorization`` and,
+    for temporary credentials, ``X-Amz-Security-Token``. The path is URI-encoded once more, as
+    every service but S3 expects. Raises ValueError when ``when`` is naive.
+    """
+    if when.tzinfo is None:
+        raise ValueError("when must be timezone-aware")
+    moment = when.astimezone(UTC)
+    amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+    day = moment.strftime("%Y%m%d")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    added = {"X-Amz-Date": amz_date}
+    if credentials.session_token:
+        added["X-Amz-Security-Token"] = credentials.session_token
+    to_sign = {k.lower(): " ".join(v.split()) for k, v in {**headers, **added}.items()}
+    to_sign["host"] = host
+    names = sorted(to_sign)
+    canonical_request = "\n".join(
+        (
+            method.upper(),
+            quote(parts.path or "/", safe="/" + _UNRESERVED),
+            _canonical_query(parts.query),
+            "".join(f"{name}:{to_sign[name]}\n" for name in names),
+            ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        )
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join(
+        (
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+        )
+    )
+    key = _hmac(("AWS4" + credentials.secret_access_key).encode("utf-8"), day)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    added["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return added
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+def _tag_text(value: str) -> str:
+    return _TAG_UNSAFE.sub("_", value)[:256] or "_"
+
+
+def _ses_address(value: str) -> str:
+    # SES wants non-ASCII display names as RFC 2047 encoded words.
+    name, address = split_address(value)
+    return email.utils.formataddr((name, address), charset="utf-8") if name else address
+
+
+class SesProvider(HttpProvider):
+    """Sends each message with its own signed SendEmail call; see the module docstring."""
+
+    name = PROVIDER
+    max_batch = 50
+
+    def __init__(
+        self,
+        credentials: AwsCredentials,
+        region: str,
+        *,
+        configuration_set: str | None = None,
+        base_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 4,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(
+            base_url or f"https://email.{region}.amazonaws.com",
+            transport=transport,
+            client=client,
+            timeout=timeout,
+            concurrency=concurrency,
+        )
+        self._credentials = credentials
+        self.region = region
+        self.configuration_set = configuration_set
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def build_request(self, message: OutboundMessage) -> ApiRequest:
+        simple: dict[str, Any] = {"Subject": {"Data": clean_header(message.subject)}}
+        body: dict[str, Any] = {}
+        if message.text:
+            body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
+        if message.html:
+            body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+        simple["Body"] = body
+        headers = clean_headers(message)
+        if headers:
+            simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+        payload: dict[str, Any] = {
+            "FromEmailAddress": _ses_address(message.from_addr),
+            "Destination": {"ToAddresses": [_ses_address(message.to_addr)]},
+            "Content": {"Simple": simple},
+            "EmailTags": [
+                {"Name": _tag_text(k), "Value": _tag_text(v)}
+                for k, v in message_tags(message).items()
+            ],
+        }
+        if message.reply_to:
+            payload["ReplyToAddresses"] = [_ses_address(message.reply_to)]
+        if self.configuration_set:
+            payload["ConfigurationSetName"] = self.configuration_set
+        return ApiRequest("POST", SEND_PATH, json_body=payload)
+
+    def sign(self, request: httpx.Request) -> None:
+        signed = {k: v for k, v in request.headers.items() if k.lower() in _SIGNED_HEADERS}
+        signed.pop("host", None)
+        request.headers.update(
+            sigv4_sign(
+                method=request.method,
+                url=str(request.url),
+                headers=signed,
+                body=request.content,
+                credentials=self._credentials,
+                region=self.region,
+                service=SERVICE,
+                when=self._clock(),
+            )
+        )
+
+    def parse_response(self, response: httpx.Response, message: OutboundMessage) -> SendResult:
+        return Sent(str(as_dict(response.json())["MessageId"]))
+
+    def error_result(self, response: httpx.Response) -> SendResult:
+        error_type = _error_type(response)
+        text = f"ses HTTP {response.status_code} {error_type or ''}: {self.error_message(response)}"
+        if error_type in _CREDENTIAL_ERRORS:
+            return Transient(
+                f"{text} (credentials refused: check REMARKET_PROVIDER_URL)", ACCOUNT_RETRY_SECONDS
+            )
+        if error_type in _ACCOUNT_ERRORS:
+            return Transient(f"{text} (account-level: fix in SES)", ACCOUNT_RETRY_SECONDS)
+        if any(t in text.lower() for t in _THROTTLING_TEXT):
+            return Transient(text, self.retry_after(response))
+        return super().error_result(response)
+
+
+def _error_type(response: httpx.Response) -> str | None:
+    # rest-json: "x-amzn-ErrorType: MessageRejected:http://internal…", or "__type" in the body.
+    raw: str | None = response.headers.get("x-amzn-errortype")
+    if not raw:
+        try:
+            body = as_dict(response.json())
+        except ValueError:
+            return None
+        raw = as_str(body.get("__type")) or as_str(body.get("code"))
+    if not raw:
+        return None
+    return raw.split(":", 1)[0].rsplit("#", 1)[-1]
+
+
+# -- webhooks (SNS) --------------------------------------------------------------------------
+
+_NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_FIELDS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+_SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+_BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
+
+_cert_cache: dict[str, bytes] = {}
+_cert_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class SnsMessage:
+    """A verified SNS delivery: its type, and either events or a subscription to confirm."""
+
+    type: str
+    message_id: str
+    topic_arn: str
+    events: list[TrackingEvent]
+    subscribe_url: str | None = None
+    """For ``SubscriptionConfirmation``: GET this URL once to start receiving events."""
+
+
+def fetch_certificate_https(url: str) -> bytes:
+    """Download (once per process) the PEM certificate at an already validated SNS cert URL.
+
+    Raises WebhookSignatureError when it cannot be fetched.
+    """
+    with _cert_lock:
+        cached = _cert_cache.get(url)
+    if cached is not None:
+        return cached
+    try:
+        response = httpx.get(url, timeout=10.0, follow_redirects=False)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise WebhookSignatureError("ses: could not fetch the SNS signing certificate") from exc
+    with _cert_lock:
+        _cert_cache[url] = response.content
+    return response.content
+
+
+def check_certificate_url(url: str) -> None:
+    """Accept only ``https://sns.<region>.amazonaws.com/<…>.pem``.
+
+    Raises WebhookSignatureError for any other URL (the certificate is the trust anchor, so
+    an attacker must not be able to point us at their own).
+    """
+    parts = urlsplit(url)
+    if (
+        parts.scheme != "https"
+        or parts.username is not None
+        or parts.port is not None
+        or not _CERT_HOST.match(parts.hostname or "")
+        or not parts.path.endswith(".pem")
+    ):
+        raise WebhookSignatureError("ses: SigningCertURL is not an SNS certificate URL")
+
+
+def string_to_sign(message: Mapping[str, Any]) -> bytes:
+    """The bytes SNS signs: ``key\\nvalue\\n`` for each present field, in SNS's fixed order.
+
+    Raises WebhookSignatureError for an unknown message type or a missing required field.
+    """
+    kind = message.get("Type")
+    names: tuple[str, ...]
+    if kind == "Notification":
+        names = _NOTIFICATION_FIELDS
+    elif kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        names = _CONFIRMATION_FIELDS
+    else:
+        raise WebhookSignatureError("ses: unknown SNS message type")
+    lines: list[str] = []
+    for name in names:
+        value = message.get(name)
+        if value is None:
+            if name == "Subject":
+                continue
+            raise WebhookSignatureError(f"ses: SNS message without {name}")
+        lines.append(f"{name}\n{value}\n")
+    return "".join(lines).encode("utf-8")
+
+
+def verify_sns_signature(
+    message: Mapping[str, Any], fetch_certificate: Callable[[str], bytes]
+) -> None:
+    """Verify an SNS message's RSA signature with the certificate at its SigningCertURL.
+
+    Raises WebhookSignatureError when the URL, certificate, version or signature is wrong.
+    """
+    cert_url = as_str(message.get("SigningCertURL")) or ""
+    check_certificate_url(cert_url)
+    version = str(message.get("SignatureVersion", ""))
+    algorithm: hashes.HashAlgorithm
+    if version == "1":
+        algorithm = hashes.SHA1()
+    elif version == "2":
+        algorithm = hashes.SHA256()
+    else:
+        raise WebhookSignatureError("ses: unsupported SNS SignatureVersion")
+    signed = string_to_sign(message)
+    try:
+        signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
+        certificate = x509.load_pem_x509_certificate(fetch_certificate(cert_url))
+    except ValueError as exc:
+        raise WebhookSignatureError("ses: unreadable SNS signature or certificate") from exc
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise WebhookSignatureError("ses: the SNS certificate does not hold an RSA key")
+    try:
+        key.verify(signature, signed, padding.PKCS1v15(), algorithm)
+    except InvalidSignature as exc:
+        raise WebhookSignatureError("ses: SNS signature does not verify") from exc
+
+
+def parse_sns(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    topic_arns: Collection[str],
+    fetch_certificate: Callable[[str], bytes] | None = None,
+) -> SnsMessage:
+    """Verify an SNS HTTP delivery and read the SES events in it.
+
+    Only messages from ``topic_arns`` are accepted: a valid AWS signature also comes from a
+    stranger's topic pointed at our URL. ``fetch_certificate`` returns the PEM bytes for a cert
+    URL (default: HTTPS download, cached). Raises WebhookSignatureError when the message is
+    not provably from one of our topics, ValidationError when a signed notification holds
+    something other than an SES event.
+    """
+    try:
+        message = load_json(body, PROVIDER)
+    except ValidationError as exc:
+        raise WebhookSignatureError("ses: body is not an SNS message") from exc
+    if not isinstance(message, dict) or message.get("Type") not in _SNS_TYPES:
+        raise WebhookSignatureError("ses: body is not an SNS message")
+    header_type = header(headers, "x-amz-sns-message-type")
+    if header_type is not None and header_type != message["Type"]:
+        raise WebhookSignatureError("ses: x-amz-sns-message-type does not match the body")
+    topic_arn = str(message.get("TopicArn", ""))
+    if topic_arn not in topic_arns:
+        raise WebhookSignatureError("ses: message from a topic that is not configured")
+    verify_sns_signature(message, fetch_certificate or fetch_certificate_https)
+    sns_type = str(message["Type"])
+    message_id = str(message.get("MessageId", ""))
+    if sns_type == "SubscriptionConfirmation":
+        return SnsMessage(
+            sns_type, message_id, topic_arn, [], subscribe_url=as_str(message.get("SubscribeURL"))
+        )
+    if sns_type != "Notification":
+        return SnsMessage(sns_type, message_id, topic_arn, [])
+    return SnsMessage(sns_type, message_id, topic_arn, _notification_events(message))
+
+
+def parse_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    *,
+    fetch_certificate: Callable[[str], bytes] | None = None,
+) -> list[TrackingEvent]:
+    """Verify an SNS delivery of SES events and normalize it; ``secret`` lists the accepted
+    topic ARNs, comma-separated.
+
+    A SubscriptionConfirmation gives no events: call :func:`parse_sns` to get its
+    ``subscribe_url``. Raises WebhookSignatureError and ValidationError as :func:`parse_sns`.
+    """
+    require_secret(secret, PROVIDER)
+    topics = {t.strip() for t in secret.split(",") if t.strip()}
+    return parse_sns(headers, body, topic_arns=topics, fetch_certificate=fetch_certificate).events
+
+
+def _notification_events(message: Mapping[str, Any]) -> list[TrackingEvent]:
+    text = str(message.get("Message", ""))
+    if not text.lstrip().startswith("{"):
+        return []  # e.g. "Successfully validated SNS topic for Amazon SES event publishing."
+    event = load_json(text.encode("utf-8"), PROVIDER)
+    if not isinstance(event, dict):
+        raise ValidationError("ses: SNS Message is not an SES event", field="Message")
+    return _ses_events(event, message)
+
+
+def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[TrackingEvent]:
+    name = str(event.get("eventType") or event.get("notificationType") or "")
+    mail = as_dict(event.get("mail"))
+    destinations = [d for d in mail.get("destination") or [] if isinstance(d, str)]
+    # (email, status/diagnostic text) per recipient the event is about.
+    recipients: list[tuple[Any, str | None]]
+    esp_class: BounceClass | None = None
+    detail: str | None = None
+    section: dict[str, Any]
+    kind: EventKind
+    if name == "Bounce":
+        kind, section = "bounced", as_dict(event.get("bounce"))
+        bounce_type = str(section.get("bounceType", ""))
+        esp_class = _BOUNCE_TYPES.get(bounce_type)
+        detail = f"{bounce_type}: {section.get('bounceSubType', '')}"
+        recipients = [
+            (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
+            for r in section.get("bouncedRecipients") or []
+        ]
+    elif name == "Complaint":
+        kind, section = "complained", as_dict(event.get("complaint"))
+        if section.get("complaintFeedbackType") == "not-spam":
+            return []
+        detail = as_str(section.get("complaintFeedbackType"))
+        recipients = [
+            (as_dict(r).get("emailAddress"), None)
+            for r in section.get("complainedRecipients") or []
+        ]
+    elif name == "Delivery":
+        kind, section = "delivered", as_dict(event.get("delivery"))
+        detail = as_str(section.get("smtpResponse"))
+        recipients = [(r, None) for r in section.get("recipients") or destinations]
+    elif name == "DeliveryDelay":
+        kind, section = "deferred", as_dict(event.get("deliveryDelay"))
+        detail = as_str(section.get("delayType"))
+        recipients = [
+            (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
+            for r in section.get("delayedRecipients") or []
+        ]
+    elif name in ("Open", "Click", "Subscription"):
+        kinds: dict[str, EventKind] = {
+            "Open": "opened",
+            "Click": "clicked",
+            "Subscription": "unsubscribed",
+        }
+        kind, section = kinds[name], as_dict(event.get(name.lower()))
+        detail = as_str(section.get("link")) if name == "Click" else None
+        recipients = [(d, None) for d in destinations]
+    else:
+        return []
+    occurred_at = parse_time(section.get("timestamp")) or parse_time(sns.get("Timestamp"))
+    if occurred_at is None:
+        return []
+    tags = as_dict(mail.get("tags")).get("delivery_id")
+    delivery_id = as_str(tags[0]) if isinstance(tags, list) and tags else as_str(tags)
+    sns_id = str(sns.get("MessageId", ""))
+    events: list[TrackingEvent] = []
+    for index, (address, diagnostic) in enumerate(recipients):
+        email_address = normalize_email(address)
+        if email_address is None:
+            continue
+        events.append(
+            TrackingEvent(
+                kind=kind,
+                email=email_address,
+                provider=PROVIDER,
+                provider_message_id=bare_message_id(mail.get("messageId")),
+                delivery_id=delivery_id,
+                occurred_at=occurred_at,
+                bounce_class=classify_bounce(diagnostic, esp_class) if kind == "bounced" else None,
+                detail=f"{detail} ({diagnostic})" if detail and diagnostic else detail,
+                raw_id=sns_id if index == 0 else f"{sns_id}:{index}",
+            )
+        )
+    return events
+
+
+def _diagnostic(recipient: Mapping[str, Any]) -> str | None:
+    parts = [as_str(recipient.get("status")), as_str(recipient.get("diagnosticCode"))]
+    return " ".join(p for p in parts if p) or None

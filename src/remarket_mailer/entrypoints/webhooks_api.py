@@ -1,0 +1,92 @@
+"""ESP webhooks in: ``POST /v1/webhooks/{provider}`` for postmark, sendgrid, mailgun, resend, ses.
+
+Verification first (each ESP's own scheme), then one normalized vocabulary, then the shared
+suppression list. Secrets come from ``REMARKET_WEBHOOK_SECRETS`` (a JSON object by provider).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
+from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
+from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.services.webhooks import apply_tracking_events
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[Mapping[str, str], bytes, str], list[TrackingEvent]]
+PARSERS: dict[str, Parser] = {
+    "postmark": postmark.parse_webhook,
+    "sendgrid": sendgrid.parse_webhook,
+    "mailgun": mailgun.parse_webhook,
+    "resend": resend.parse_webhook,
+    "ses": ses.parse_webhook,
+}
+
+
+def webhooks_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+    @router.post(
+        "/{provider}",
+        summary="ESP delivery events (bounces, complaints, unsubscribes, ...)",
+        responses={
+            200: {"description": "Verified and applied"},
+            400: {"description": "Signed, but not the payload the ESP documents"},
+            401: {"description": "Signature or credentials wrong"},
+            404: {"description": "Unknown provider, or no secret configured for it"},
+            406: {"description": "Mailgun: rejected, do not retry"},
+            413: {"description": "Body over 1 MB"},
+        },
+    )
+    async def receive(provider: str, request: Request) -> JSONResponse:
+        parser = PARSERS.get(provider)
+        if parser is None:
+            raise ApiError(404, "unknown_provider", f"no webhook parser for {provider!r}")
+        secret = app.settings.webhook_secrets.get(provider)
+        if not secret:
+            raise ApiError(404, "not_configured", f"no webhook secret set for {provider}")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        subscribe_url: str | None = None
+        try:
+            if provider == "ses":
+                topics = {t.strip() for t in secret.split(",") if t.strip()}
+                sns = await run_in_threadpool(
+                    lambda: ses.parse_sns(headers, body, topic_arns=topics)
+                )
+                events, subscribe_url = sns.events, sns.subscribe_url
+            else:
+                events = await run_in_threadpool(parser, headers, body, secret)
+        except WebhookSignatureError as exc:
+            raise ApiError(401, "bad_signature", str(exc)) from None
+        except ValidationError as exc:
+            raise ApiError(
+                406 if provider == "mailgun" else 400, "invalid_payload", str(exc)
+            ) from None
+        if subscribe_url:
+            # Confirming is a GET to AWS; the operator does it (or an ops script), the webhook
+            # handler does not reach out to URLs it was sent.
+            log.warning("SNS subscription needs confirming: %s", subscribe_url)
+            return JSONResponse({"status": "confirm", "subscribe_url": subscribe_url})
+        report = await run_in_threadpool(apply_tracking_events, app.uow, app.clock, events)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "received": report.received,
+                "new": report.new,
+                "suppressed": report.suppressed,
+            }
+        )
+
+    return router

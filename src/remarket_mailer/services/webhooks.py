@@ -1,0 +1,102 @@
+"""apply_tracking_events: ESP webhooks feed one suppression list, whichever ESP sent them.
+
+hard bounce → suppressed at once; complaint → suppressed; unsubscribe → suppressed;
+soft bounces → suppressed after 3 in 30 days (our threshold, not a standard); policy bounces
+(5.7.x: a sender problem) → recorded for the operator, the address is not suppressed.
+A redelivered webhook (same ESP event id) changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from remarket_mailer.db import repository as repo
+from remarket_mailer.delivery.providers.webhooks import TrackingEvent
+from remarket_mailer.domain.clock import Clock
+from remarket_mailer.services.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+SOFT_BOUNCE_LIMIT = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=30)
+_SUPPRESSING = {"complained": "complaint", "unsubscribed": "unsubscribed"}
+
+
+@dataclass
+class WebhookReport:
+    received: int = 0
+    new: int = 0
+    suppressed: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+def _raw_id(event: TrackingEvent) -> str:
+    if event.raw_id:
+        return event.raw_id[:255]
+    # No ESP event id: derive one from what identifies the event, so redeliveries collapse.
+    basis = f"{event.kind}|{event.email}|{event.provider_message_id}|{event.occurred_at}"
+    return "derived:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def apply_tracking_events(
+    uow: UnitOfWork, clock: Clock, events: Sequence[TrackingEvent]
+) -> WebhookReport:
+    """Record ``events`` and apply their suppressions, in one transaction."""
+    report = WebhookReport(received=len(events))
+    now = clock.now()
+    with uow() as session:
+        rows = [
+            {
+                "provider": e.provider,
+                "raw_id": _raw_id(e),
+                "kind": e.kind,
+                "email_hash": repo.email_hash(e.email),
+                "delivery_id": int(e.delivery_id)
+                if e.delivery_id and e.delivery_id.isdigit()
+                else None,
+                "provider_message_id": e.provider_message_id,
+                "bounce_class": e.bounce_class,
+                "detail": (e.detail or "")[:2000] or None,
+                "occurred_at": e.occurred_at,
+                "received_at": now,
+            }
+            for e in events
+        ]
+        fresh = repo.record_tracking_events(session, rows)
+        new_events = [e for e, row in zip(events, rows, strict=True) if row["raw_id"] in fresh]
+        report.new = len(new_events)
+        contacts = repo.contacts_by_email(session, (e.email for e in new_events))
+        for event in new_events:
+            report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
+            reason = _suppression_reason(session, event, now)
+            if reason is None:
+                continue
+            if repo.suppress(session, event.email, reason, event.detail, now):
+                report.suppressed += 1
+            contact = contacts.get(event.email.lower())
+            if contact is not None:
+                repo.skip_pending_for_contact(session, contact.id, "suppressed", reason, now)
+    if report.suppressed:
+        log.info("webhook suppressed=%d new=%d", report.suppressed, report.new)
+    return report
+
+
+def _suppression_reason(session: Session, event: TrackingEvent, now: datetime) -> str | None:
+    if event.kind in _SUPPRESSING:
+        return _SUPPRESSING[event.kind]
+    if event.kind != "bounced":
+        return None
+    if event.bounce_class == "hard":
+        return "hard_bounce"
+    if event.bounce_class == "soft":
+        count = repo.soft_bounce_count(
+            session, repo.email_hash(event.email), now - SOFT_BOUNCE_WINDOW
+        )
+        return "soft_bounce_repeated" if count >= SOFT_BOUNCE_LIMIT else None
+    return None  # policy: the sender's problem, not the address's

@@ -1,0 +1,113 @@
+"""ESPs in the real send path: a batch goes to Postmark's batch endpoint (mocked transport),
+and Postmark's bounce webhook suppresses the address so nothing more is sent to it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import httpx
+from fastapi.testclient import TestClient
+
+from remarket_mailer.delivery.providers.postmark import PostmarkProvider
+from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.entrypoints.api import create_api
+from tests.conftest import T0, AppFactory
+from tests.helpers import cart_event, consent_event, deliveries, post, profile_event, run_due
+
+HOOK_AUTH = "hook:s3cret"
+
+
+def basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
+def test_postmark_batch_then_bounce_webhook_suppresses(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    sent: list[list[dict[str, object]]] = []
+
+    def postmark(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/email/batch"
+        assert request.headers["X-Postmark-Server-Token"] == "server-token"
+        items = json.loads(request.content)
+        sent.append(items)
+        return httpx.Response(
+            200,
+            json=[
+                {"ErrorCode": 0, "Message": "OK", "MessageID": f"pm-{i}", "To": item["To"]}
+                for i, item in enumerate(items)
+            ],
+        )
+
+    provider = PostmarkProvider("server-token", transport=httpx.MockTransport(postmark))
+    app = make_app(provider=provider, webhook_secrets={"postmark": HOOK_AUTH})
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+
+    assert len(sent) == 1 and len(sent[0]) == 1
+    item = sent[0][0]
+    assert item["To"] == "Ann <ann@example.org>"
+    headers = {h["Name"]: h["Value"] for h in item["Headers"]}  # type: ignore[union-attr]
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    first = deliveries(app)[0]
+    assert (first.status, first.provider_message_id) == ("sent", "pm-0")
+    metadata = item["Metadata"]
+    assert isinstance(metadata, dict) and metadata["delivery_id"] == str(first.id)
+
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "MessageID": "pm-0",
+        "Email": "ann@example.org",
+        "BouncedAt": (T0 + timedelta(hours=1, minutes=2)).isoformat(),
+        "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist",
+        "Metadata": {"delivery_id": str(first.id)},
+        "ID": 4323372036854775807,
+    }
+    body = json.dumps(bounce).encode()
+    bad = client.post(
+        "/v1/webhooks/postmark", content=body, headers={"Authorization": basic("hook:wrong")}
+    )
+    assert bad.status_code == 401
+    response = client.post(
+        "/v1/webhooks/postmark", content=body, headers={"Authorization": basic(HOOK_AUTH)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["suppressed"] == 1
+    again = client.post(
+        "/v1/webhooks/postmark", content=body, headers={"Authorization": basic(HOOK_AUTH)}
+    )
+    assert again.json()["new"] == 0
+
+    assert [(d.status, d.reason) for d in deliveries(app)][1:] == [
+        ("skipped", "suppressed"),
+        ("skipped", "suppressed"),
+    ]
+    clock.set(T0 + timedelta(days=4))
+    run_due(app)
+    assert len(sent) == 1
+
+
+def test_unknown_or_unconfigured_webhook_is_404(make_app: AppFactory) -> None:
+    client = TestClient(create_api(make_app()))
+    assert client.post("/v1/webhooks/pigeon", content=b"{}").status_code == 404
+    response = client.post("/v1/webhooks/postmark", content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_configured"
+
+
+def test_esp_provider_urls() -> None:
+    from remarket_mailer.config import load_settings
+    from remarket_mailer.delivery.registry import provider_from_url
+
+    assert provider_from_url("postmark://tok@api.postmarkapp.com").name == "postmark"
+    assert provider_from_url("resend://re_key@api.resend.com").name == "resend"
+    settings = load_settings(provider_url="sendgrid://SG.key@api.sendgrid.com")
+    assert provider_from_url(settings.provider_url).name == "sendgrid"
