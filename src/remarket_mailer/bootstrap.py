@@ -21,6 +21,7 @@ from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.delivery.registry import provider_from_url
 from remarket_mailer.domain.clock import Clock, SystemClock
+from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.sending import DeliveryService, SendConfig
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -123,6 +124,7 @@ def build_app(
         feedback_sender_id=settings.feedback_sender_id,
         consent_rule=settings.consent_rule,
         shop=shop_info(settings),
+        caps=parse_caps(settings.frequency_caps),
         lease=timedelta(seconds=settings.lease_seconds),
         retry_base=timedelta(seconds=settings.retry_base_seconds),
         retry_max_age=timedelta(hours=settings.retry_max_age_hours),

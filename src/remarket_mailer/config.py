@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ConfigError
 
 ConsentRule = Literal["opt_in", "soft_opt_in", "opt_out"]
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str | None = None
     feedback_sender_id: str = "remarket"
     consent_rule: ConsentRule = "opt_in"
+    frequency_caps: str = "1/16h,3/7d"
+    """Per contact, across capped workflows; a capped email is deferred, never dropped."""
     shop_name: str = "Demo Shop"
     shop_address: str = "Keizersgracht 100, 1015 AA Amsterdam, NL"
     shop_url: str = "https://shop.example.com"
@@ -104,6 +107,12 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL, e.g. https://mail.shop.example")
         return value.rstrip("/")
+
+    @field_validator("frequency_caps")
+    @classmethod
+    def _frequency_caps(cls, value: str) -> str:
+        parse_caps(value)
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -9,10 +9,13 @@ from hypothesis import strategies as st
 from remarket_mailer.domain.policy import (
     Defer,
     DeliveryFacts,
+    FrequencyCap,
     Send,
     Skip,
+    cap_release_time,
     decide,
     next_allowed_time,
+    parse_caps,
 )
 from remarket_mailer.domain.states import EnrollmentStatus
 from remarket_mailer.domain.workflow import SendWindow
@@ -162,3 +165,70 @@ def test_next_allowed_is_inside_the_window_and_soon(
     # Inside, or the window was one hour long and a DST gap swallowed its start.
     gap_shifted = time((start_hour + 1) % 24)
     assert inside or (length == 1 and local == gap_shifted)
+
+
+# --- frequency caps ------------------------------------------------------------------------
+
+CAPS = parse_caps("1/16h, 3/7d")
+
+
+def test_parse_caps() -> None:
+    assert (
+        FrequencyCap(1, timedelta(hours=16)),
+        FrequencyCap(3, timedelta(days=7)),
+    ) == CAPS
+    for bad in ("3", "0/1h", "x/1h", "3/soon"):
+        with pytest.raises(ValueError):
+            parse_caps(bad)
+
+
+def test_cap_release_time() -> None:
+    assert cap_release_time([], CAPS, NOW) is None
+    last = NOW - timedelta(hours=2)
+    assert cap_release_time([last], CAPS, NOW) == last + timedelta(hours=16)
+    three = [NOW - timedelta(days=d) for d in (1, 3, 5)]
+    # 3 in 7 days: wait until the oldest leaves the window.
+    assert cap_release_time(three, CAPS, NOW) == NOW - timedelta(days=5) + timedelta(days=7)
+
+
+@given(
+    st.lists(
+        st.integers(min_value=0, max_value=14 * 24 * 60).map(lambda m: NOW - timedelta(minutes=m)),
+        max_size=12,
+    )
+)
+def test_release_time_really_satisfies_every_cap(sends: list[datetime]) -> None:
+    release = cap_release_time(sends, CAPS, NOW)
+    at = release or NOW
+    for cap in CAPS:
+        in_window = [s for s in sends if at - cap.window < s <= at]
+        assert len(in_window) < cap.limit
+    if release is not None:
+        # ... and a minute earlier some cap would still be full: it is the earliest moment.
+        earlier = release - timedelta(minutes=1)
+        assert any(
+            len([s for s in sends if earlier - c.window < s <= earlier]) >= c.limit for c in CAPS
+        )
+
+
+def test_capped_delivery_is_deferred_not_dropped() -> None:
+    last = NOW - timedelta(hours=1)
+    facts = replace(
+        BASE, recent_sends=(last,), caps=CAPS, expires_after=timedelta(days=2), send_window=None
+    )
+    decision = decide(facts)
+    assert decision == Defer(last + timedelta(hours=16), "frequency_cap")
+
+
+def test_cap_release_then_quiet_hours() -> None:
+    # Released at 02:00 Amsterdam time: the send window moves it on to 09:00.
+    last = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    facts = replace(BASE, now=now, due_at=now, recent_sends=(last,), caps=CAPS, expires_after=None)
+    assert decide(facts) == Defer(datetime(2026, 11, 3, 8, 0, tzinfo=UTC), "frequency_cap")
+
+
+def test_capped_past_expiry_is_skipped_capped() -> None:
+    facts = replace(BASE, recent_sends=(NOW,), caps=CAPS, expires_after=timedelta(hours=2))
+    decision = decide(facts)
+    assert isinstance(decision, Skip) and decision.reason == "capped"

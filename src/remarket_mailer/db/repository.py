@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -443,6 +443,49 @@ def reclaim_expired(
             .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
         )
     return queued, sending
+
+
+def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
+    """Row-lock contacts (in id order, so two workers never deadlock) while their caps are
+    decided: a second worker waits, then sees the first one's in-flight sends."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        session.execute(
+            select(Contact.id).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update()
+        )
+
+
+def recent_sends(
+    session: Session,
+    contact_ids: Iterable[int],
+    since: datetime,
+    now: datetime,
+    exclude: Iterable[int],
+    exempt_workflows: Iterable[str],
+) -> dict[int, list[datetime]]:
+    """contact → times of emails that count against caps: sent since ``since``, plus those in
+    flight right now (status sending, counted at ``now``), except the ``exclude`` ids."""
+    ids = set(contact_ids)
+    if not ids:
+        return {}
+    query = select(Delivery.contact_id, Delivery.status, Delivery.sent_at).where(
+        Delivery.contact_id.in_(ids),
+        or_(
+            and_(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > since),
+            Delivery.status == DeliveryStatus.SENDING,
+        ),
+    )
+    excluded = set(exclude)
+    if excluded:
+        query = query.where(Delivery.id.not_in(excluded))
+    exempt = set(exempt_workflows)
+    if exempt:
+        query = query.where(Delivery.workflow_id.not_in(exempt))
+    result: dict[int, list[datetime]] = {}
+    for contact_id, status, sent_at in session.execute(query):
+        when = sent_at if status == DeliveryStatus.SENT and sent_at is not None else now
+        result.setdefault(contact_id, []).append(when)
+    return result
 
 
 def take_for_sending(

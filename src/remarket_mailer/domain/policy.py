@@ -52,6 +52,56 @@ Decision = Send | Skip | Defer
 
 
 @dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most ``limit`` emails per contact in any rolling ``window``."""
+
+    limit: int
+    window: timedelta
+
+    def __str__(self) -> str:
+        from remarket_mailer.domain.durations import format_duration
+
+        return f"{self.limit}/{format_duration(self.window)}"
+
+
+def parse_caps(text: str) -> tuple[FrequencyCap, ...]:
+    """``"1/16h, 3/7d"`` → two caps. Raises ValueError naming the bad part."""
+    from remarket_mailer.domain.durations import parse_duration
+
+    caps = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        limit, _, window = part.partition("/")
+        if not limit.strip().isdigit() or int(limit) < 1 or not window:
+            raise ValueError(
+                f"invalid frequency cap {part!r}: write it as COUNT/DURATION, e.g. 3/7d"
+            )
+        caps.append(FrequencyCap(int(limit), parse_duration(window.strip())))
+    return tuple(caps)
+
+
+def cap_release_time(
+    sends: tuple[datetime, ...] | list[datetime], caps: tuple[FrequencyCap, ...], now: datetime
+) -> datetime | None:
+    """None if every cap allows an email at ``now``; else the earliest moment all of them do.
+
+    Rolling windows: a cap of n per W allows a send at t when fewer than n sends fall in
+    (t - W, t]. Time only moves sends out of windows, so the latest per-cap release is the
+    release for all caps.
+    """
+    release: datetime | None = None
+    for cap in caps:
+        recent = sorted(s for s in sends if now - cap.window < s <= now)
+        if len(recent) >= cap.limit:
+            # The oldest sends have to leave the window until only limit - 1 remain.
+            until = recent[len(recent) - cap.limit] + cap.window
+            if release is None or until > release:
+                release = until
+    return release
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryFacts:
     """Everything ``decide`` needs to know about one delivery, gathered per batch."""
 
@@ -70,6 +120,9 @@ class DeliveryFacts:
     expires_after: timedelta | None
     contact_timezone: str | None
     send_window: SendWindow | None
+    recent_sends: tuple[datetime, ...] = ()
+    """When this contact was last emailed (capped workflows only), incl. in-flight sends."""
+    caps: tuple[FrequencyCap, ...] = ()
 
 
 def decide(facts: DeliveryFacts) -> Decision:
@@ -89,12 +142,22 @@ def decide(facts: DeliveryFacts) -> Decision:
         return consent
     if facts.expires_after is not None and facts.now > facts.due_at + facts.expires_after:
         return Skip(SkipReason.EXPIRED, f"due {facts.due_at.isoformat()}")
+    earliest, why = facts.now, ""
+    released = cap_release_time(facts.recent_sends, facts.caps, facts.now)
+    if released is not None:
+        earliest, why = released, "frequency_cap"
     if facts.send_window is not None:
-        allowed = next_allowed_time(facts.now, facts.contact_timezone, facts.send_window)
-        if allowed > facts.now:
-            if facts.expires_after is not None and allowed > facts.due_at + facts.expires_after:
-                return Skip(SkipReason.EXPIRED, "send window opens after the step expires")
-            return Defer(allowed, "quiet_hours")
+        allowed = next_allowed_time(earliest, facts.contact_timezone, facts.send_window)
+        if allowed > earliest:
+            earliest, why = allowed, why or "quiet_hours"
+    if earliest > facts.now:
+        if facts.expires_after is not None and earliest > facts.due_at + facts.expires_after:
+            if why == "frequency_cap":
+                return Skip(
+                    SkipReason.CAPPED, f"caps allow the next email at {earliest.isoformat()}"
+                )
+            return Skip(SkipReason.EXPIRED, "send window opens after the step expires")
+        return Defer(earliest, why)
     return Send()
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from remarket_mailer.domain.policy import FrequencyCap
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
 ExitMatch = Literal["key", "contact"]
@@ -83,6 +86,10 @@ class Workflow:
     reply_to: str | None = None
     send_window: SendWindow | None = None
     holdout_percent: int = 0
+    caps: tuple[FrequencyCap, ...] | None = None
+    """This workflow's own frequency caps; None: the global ones apply."""
+    caps_exempt: bool = False
+    """Exempt (e.g. factual renewal notices): never capped, and not counted against caps."""
     source: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -36,6 +36,7 @@ from remarket_mailer.domain.discounts import generate_code
 from remarket_mailer.domain.policy import (
     Defer,
     DeliveryFacts,
+    FrequencyCap,
     Skip,
     SkipReason,
     decide,
@@ -63,6 +64,7 @@ class SendConfig:
     feedback_sender_id: str
     consent_rule: str
     shop: dict[str, str]
+    caps: tuple[FrequencyCap, ...] = ()
     lease: timedelta = timedelta(minutes=5)
     retry_base: timedelta = timedelta(minutes=1)
     retry_cap: timedelta = timedelta(hours=1)
@@ -174,6 +176,25 @@ class DeliveryService:
                 and wf.trigger.key == "cart_id"
             ),
         )
+        # Caps: lock the contacts, then count what they were sent (and what is in flight), so
+        # two workers never both decide a contact has a free slot.
+        repo.lock_contacts(session, contacts)
+        longest = max(
+            (c.window for wf in workflows.values() if wf for c in self._caps(wf)),
+            default=timedelta(0),
+        )
+        exempt = [w.id for w in self.workflows.workflows.values() if w.caps_exempt]
+        sends = repo.recent_sends(
+            session, contacts, now - longest, now, (d.id for d in rows), exempt
+        )
+        rows.sort(
+            key=lambda d: (
+                d.contact_id,
+                -_priority(workflows, enrollments[d.enrollment_id]),
+                d.planned_at,
+                d.id,
+            )
+        )
         emails = [c.email for c in contacts.values() if c.email]
         suppressed = repo.suppressions_for(session, emails)
         categories = {wf.category for wf in workflows.values() if wf is not None}
@@ -209,6 +230,8 @@ class DeliveryService:
                     expires_after=step.expires_after,
                     contact_timezone=contact.timezone,
                     send_window=workflow.send_window,
+                    recent_sends=tuple(sends.get(contact.id, ())),
+                    caps=self._caps(workflow),
                 )
             )
             if isinstance(decision, Skip):
@@ -257,6 +280,8 @@ class DeliveryService:
                     "minimum_order": existing.minimum_order,
                 }
             ready.append(_Ready(delivery, workflow, step, contact, context, code))
+            if not workflow.caps_exempt:
+                sends.setdefault(contact.id, []).append(now)  # this slot is taken now
         if new_codes and not repo.add_codes(session, new_codes):
             # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
             for code_row in new_codes:
@@ -282,6 +307,11 @@ class DeliveryService:
                 report.failed += 1
                 report.count(str(change["reason"]))
         return ready
+
+    def _caps(self, workflow: Workflow) -> tuple[FrequencyCap, ...]:
+        if workflow.caps_exempt:
+            return ()
+        return workflow.caps if workflow.caps is not None else self.config.caps
 
     def _new_code(
         self, enrollment: Enrollment, step: Step, contact: Contact, now: datetime
@@ -451,6 +481,11 @@ class DeliveryService:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return timedelta(seconds=delay)
+
+
+def _priority(workflows: dict[tuple[str, str], Workflow | None], enrollment: Enrollment) -> int:
+    workflow = workflows.get((enrollment.workflow_id, enrollment.workflow_version))
+    return workflow.priority if workflow is not None else 0
 
 
 def _skip(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer.domain.durations import parse_duration
+from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.domain.workflow import (
     DiscountSpec,
     ExitRule,
@@ -147,6 +148,8 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
             SendWindow(spec.send_window.start, spec.send_window.end) if spec.send_window else None
         ),
         holdout_percent=spec.holdout_percent,
+        caps=parse_caps(spec.frequency_caps) if spec.frequency_caps is not None else None,
+        caps_exempt=spec.caps_exempt,
         source=file,
     )
 

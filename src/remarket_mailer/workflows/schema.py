@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from remarket_mailer.domain.durations import parse_duration
+from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.workflows.expressions import compile_expression
 
@@ -61,6 +62,14 @@ def _expression(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
+
+
+def _caps(value: str) -> str:
+    parse_caps(value)
+    return value
+
+
+Caps = Annotated[str, AfterValidator(_caps)]
 Expression = Annotated[str, AfterValidator(_expression)]
 
 
@@ -154,6 +163,12 @@ class WorkflowSpec(_Strict):
     exit: list[ExitSpec] = Field(default_factory=list)
     send_window: SendWindowSpec | None = None
     holdout_percent: int = Field(default=0, ge=0, le=50)
+    frequency_caps: Caps | None = Field(
+        default=None, description="Own caps, e.g. '1/16h, 3/7d'; default: the global caps."
+    )
+    caps_exempt: bool = Field(
+        default=False, description="Never capped and not counted (factual service messages)."
+    )
     steps: list[StepSpec] = Field(min_length=1, max_length=20)
 
     @field_validator("id")
