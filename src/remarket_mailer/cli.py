@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from remarket_mailer.config import Settings, load_settings
+from remarket_mailer.entrypoints.discounts_cli import discounts_app
 from remarket_mailer.errors import RemarketError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
+app.add_typer(discounts_app, name="discounts")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)

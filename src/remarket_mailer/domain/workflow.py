@@ -45,6 +45,9 @@ class DiscountSpec:
     prefix: str = ""
     reuse: bool = False
     """Reuse the enrollment's earlier code (a ladder step that keeps the same code)."""
+    pool: str | None = None
+    """Take a code imported from the shop (``remarket discounts import``) instead of generating."""
+    when_exhausted: Literal["skip_step", "send_without_code", "generate"] = "skip_step"
 
 
 @dataclass(frozen=True, slots=True)

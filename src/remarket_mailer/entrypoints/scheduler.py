@@ -9,6 +9,7 @@ from datetime import timedelta
 from types import FrameType
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,14 @@ def sweep(app: App) -> DispatchReport:
     )
 
 
+def expire_discounts(app: App) -> int:
+    """Cron job: codes past their expiry can no longer be validated or redeemed."""
+    expired = expire_codes(app.uow, app.clock.now())
+    if expired:
+        log.info("discount codes expired=%d", expired)
+    return expired
+
+
 def run_scheduler(app: App) -> None:
     """Block, sweeping every ``sweep_interval_seconds`` until SIGINT/SIGTERM."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -36,6 +45,16 @@ def run_scheduler(app: App) -> None:
         args=[app],
         seconds=app.settings.sweep_interval_seconds,
         id="sweep",
+        max_instances=1,
+        coalesce=True,
+    )
+
+    scheduler.add_job(
+        expire_discounts,
+        "interval",
+        args=[app],
+        minutes=15,
+        id="expire_discounts",
         max_instances=1,
         coalesce=True,
     )

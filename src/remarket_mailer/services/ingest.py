@@ -45,6 +45,7 @@ from remarket_mailer.schemas import (
     SubscriptionRenewed,
     SubscriptionUpserted,
 )
+from remarket_mailer.services.discounts import redeem_in_session
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.expressions import evaluate
 from remarket_mailer.workflows.loader import WorkflowSet
@@ -248,7 +249,7 @@ def _upsert_cart(session: Session, contact: Contact, event: CartUpdated | Checko
 
 
 def _record_order(session: Session, contact: Contact, event: OrderPlaced) -> None:
-    repo.add_order(
+    new_order = repo.add_order(
         session,
         {
             "order_id": event.order_id,
@@ -261,6 +262,19 @@ def _record_order(session: Session, contact: Contact, event: OrderPlaced) -> Non
             "placed_at": event.occurred_at,
         },
     )
+    if new_order:
+        for code in event.discount_codes:
+            outcome = redeem_in_session(
+                session,
+                code,
+                order_id=event.order_id,
+                contact_id=contact.id,
+                now=event.occurred_at,
+            )
+            if not outcome.redeemed and outcome.reason != "unknown":
+                log.warning(
+                    "order=%s used discount code refused: %s", event.order_id, outcome.reason
+                )
     if contact.first_order_at is None or event.occurred_at < contact.first_order_at:
         contact.first_order_at = event.occurred_at
     if event.cart_id:

@@ -46,6 +46,7 @@ from remarket_mailer.domain.workflow import Step, Workflow
 from remarket_mailer.errors import TemplateError, ValidationError
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
+from remarket_mailer.services.discounts import assign_from_pool
 from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
@@ -204,6 +205,7 @@ class DeliveryService:
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
         new_codes: list[DiscountCode] = []
+        prefixes: dict[int, str] = {}
         for delivery in rows:
             enrollment = enrollments[delivery.enrollment_id]
             contact = contacts[delivery.contact_id]
@@ -259,14 +261,33 @@ class DeliveryService:
                     changes.append(_fail(delivery, "condition_error", str(exc)))
                     continue
             code = None
+            existing = None
             if step.discount is not None:
+                spec = step.discount
                 existing = codes.get((enrollment.id, step.id))
-                if existing is None and step.discount.reuse:
+                if existing is None and spec.reuse:
                     existing = _latest_code(codes, enrollment.id)
-                if existing is None:
+                if existing is None and spec.pool is not None:
+                    existing = assign_from_pool(
+                        session,
+                        spec.pool,
+                        contact_id=contact.id,
+                        enrollment_id=enrollment.id,
+                        step_id=step.id,
+                        now=now,
+                    )
+                    if existing is None and spec.when_exhausted == "skip_step":
+                        detail = f"discount pool {spec.pool!r} is empty"
+                        changes.append(_skip(delivery, SkipReason.DISCOUNT_UNAVAILABLE, detail))
+                        continue
+                    if existing is not None:
+                        codes[(enrollment.id, step.id)] = existing
+                if existing is None and (spec.pool is None or spec.when_exhausted == "generate"):
                     existing = self._new_code(enrollment, step, contact, now)
                     new_codes.append(existing)
+                    prefixes[id(existing)] = spec.prefix
                     codes[(enrollment.id, step.id)] = existing
+            if existing is not None:
                 code = existing.code
                 context["discount"] = {
                     "code": existing.code,
@@ -285,7 +306,7 @@ class DeliveryService:
         if new_codes and not repo.add_codes(session, new_codes):
             # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
             for code_row in new_codes:
-                code_row.code = generate_code(prefix=_prefix(code_row.code))
+                code_row.code = generate_code(prefix=prefixes[id(code_row)])
             if not repo.add_codes(session, new_codes):
                 raise RuntimeError("discount code collision twice in a row")
             fixed = {(c.enrollment_id, c.step_id): c.code for c in new_codes}
@@ -374,7 +395,11 @@ class DeliveryService:
         for item in ready:
             try:
                 email = self.renderer.render(item.step.template, item.context)
-            except TemplateError as exc:
+            except Exception as exc:
+                # A template that fails (a filter given None, an undefined name) fails its own
+                # delivery with the reason; the rest of the batch goes on.
+                if not isinstance(exc, TemplateError):
+                    exc = TemplateError(f"{item.step.template}: {type(exc).__name__}: {exc}")
                 log.error("delivery=%d template failed: %s", item.delivery.id, exc)
                 failures[item.delivery.id] = Permanent(f"template: {exc}")
                 continue
@@ -517,10 +542,6 @@ def _latest_code(
 ) -> DiscountCode | None:
     mine = [c for (eid, _), c in codes.items() if eid == enrollment_id]
     return max(mine, key=lambda c: c.created_at) if mine else None
-
-
-def _prefix(code: str) -> str:
-    return code[: code.find("-") + 1] if code.count("-") > 1 else ""
 
 
 def _display(contact: Contact) -> str:

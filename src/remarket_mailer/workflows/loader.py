@@ -89,8 +89,8 @@ def _line_of(node: yaml.Node | None, loc: Iterable[Any]) -> int | None:
             and isinstance(part, int)
             and 0 <= part < len(node.value)
         ):
-                child = node.value[part]
-                line = child.start_mark.line + 1
+            child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             break
         node = child
@@ -115,6 +115,8 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
                 minimum_order=d.minimum_order,
                 prefix=d.prefix,
                 reuse=d.reuse,
+                pool=d.pool,
+                when_exhausted=d.when_exhausted,
             )
         steps.append(
             Step(

@@ -79,6 +79,7 @@ class TriggerSpec(_Strict):
     )
     key: Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
     filter: Expression | None = None
+
     @property
     def events(self) -> tuple[str, ...]:
         return tuple(self.event) if isinstance(self.event, list) else (self.event,)
@@ -104,11 +105,15 @@ class DiscountSpecModel(_Strict):
     minimum_order: Decimal | None = Field(default=None, ge=0)
     prefix: str = Field(default="", pattern=r"^[A-Z0-9-]{0,12}$")
     reuse: bool = False
+    pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    when_exhausted: Literal["skip_step", "send_without_code", "generate"] = "skip_step"
 
     @model_validator(mode="after")
     def _one_kind(self) -> DiscountSpecModel:
         if self.reuse:
             return self
+        if self.pool is not None and self.when_exhausted != "generate":
+            return self  # the pool's codes carry their own terms
         if (self.percent is None) == (self.amount is None):
             raise ValueError("give exactly one of 'percent' or 'amount' (or 'reuse: true')")
         if self.amount is not None and self.currency is None:
