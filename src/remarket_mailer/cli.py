@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,131 @@ def demo(
     )
 
 
+@app.command()
+def simulate(
+    events_file: Annotated[Path, typer.Argument(help="Event log, one JSON event per line.")],
+    workflows: Annotated[
+        Path | None, typer.Option("--workflows", help="Workflows directory to test.")
+    ] = None,
+    templates: Annotated[Path | None, typer.Option("--templates", help="Templates.")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop the virtual clock here (RFC 3339).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Back-test workflows: replay an event log on a virtual clock; no email leaves."""
+    import json
+    import tempfile
+    from datetime import datetime
+
+    from pydantic import ValidationError as PydanticValidationError
+
+    from remarket_mailer.delivery.providers.memory import MemoryProvider
+    from remarket_mailer.entrypoints.demo import run_demo
+
+    if output not in ("table", "json"):
+        raise _fail("--format must be table or json")
+    events = _read_jsonl(events_file)
+    end = None
+    if until is not None:
+        try:
+            end = datetime.fromisoformat(until)
+        except ValueError:
+            raise _fail(f"--until {until!r} is not an RFC 3339 time") from None
+        if end.tzinfo is None:
+            raise _fail("--until needs a UTC offset, e.g. 2026-11-05T00:00:00Z")
+    logging.basicConfig(level="ERROR")
+    overrides: dict[str, object] = {"broker_url": "stub://", "provider_url": "memory://"}
+    if workflows is not None:
+        overrides["workflows_dir"] = workflows
+    if templates is not None:
+        overrides["templates_dir"] = templates
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
+        try:
+            result = run_demo(settings, events=events, until=end, provider=MemoryProvider())
+        except PydanticValidationError as exc:
+            raise _fail(f"{events_file}: an event is invalid: {exc.errors()[0]['msg']}") from None
+    sends = [
+        {
+            "at": (r.sent_at or r.due_at).isoformat(),
+            "workflow": r.workflow_id,
+            "step": r.step_id,
+            "contact": r.contact_email,
+            "template": r.template,
+            "discount_code": r.discount_code,
+        }
+        for r in result.rows
+        if r.status == "sent"
+    ]
+    skipped = [
+        {
+            "at": r.due_at.isoformat(),
+            "workflow": r.workflow_id,
+            "step": r.step_id,
+            "contact": r.contact_email,
+            "reason": r.reason,
+        }
+        for r in result.rows
+        if r.status in ("skipped", "failed")
+    ]
+    summary: dict[str, object] = {
+        "events": result.events,
+        "duplicates": result.duplicates,
+        "enrollments": result.enrollments,
+        "sent": len(sends),
+        "skipped": len(skipped),
+        "pending": sum(1 for r in result.rows if r.status not in ("sent", "skipped", "failed")),
+        "sent_by_workflow": _count(str(s["workflow"]) for s in sends),
+        "skipped_by_reason": _count(str(s["reason"]) for s in skipped),
+    }
+    if output == "json":
+        console.print_json(json.dumps({"sends": sends, "skipped": skipped, "summary": summary}))
+        return
+    table = Table(title=f"simulation of {events_file}")
+    for column in ("at", "workflow", "step", "contact", "outcome"):
+        table.add_column(column)
+    for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
+        outcome = "sent" + (f" ({row.discount_code})" if row.discount_code else "")
+        if row.status != "sent":
+            outcome = f"{row.status}: {row.reason}"
+        table.add_row(
+            (row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M"),
+            row.workflow_id,
+            row.step_id,
+            row.contact_email or "",
+            outcome,
+        )
+    console.print(table)
+    console.print(summary)
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _read_jsonl(path: Path) -> list[dict[str, object]]:
+    import json
+
+    if not path.is_file():
+        raise _fail(f"{path}: no such file")
+    events = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise _fail(f"{path}:{number}: not JSON: {exc}") from None
+        if not isinstance(event, dict):
+            raise _fail(f"{path}:{number}: each line must be one JSON object")
+        events.append(event)
+    return events
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
@@ -172,6 +298,14 @@ def workflows_validate(
         console.print(f"{problems} problem(s) in {len(files)} file(s)")
         raise typer.Exit(code=1)
     console.print(f"{len(files)} workflow file(s) OK")
+
+
+@workflows_app.command("schema")
+def workflows_schema() -> None:
+    """Print the JSON Schema of workflow files (published as docs/workflow.schema.json)."""
+    from remarket_mailer.workflows.schema import json_schema_text
+
+    console.print(json_schema_text(), highlight=False, soft_wrap=True)
 
 
 @keys_app.command("create")

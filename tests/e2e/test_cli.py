@@ -81,3 +81,31 @@ def test_db_upgrade_and_keys(tmp_path: Path) -> None:
     assert again.returncode == 2 and "exists" in again.stderr
     assert run("keys", "revoke", "shop", env=env).returncode == 0
     assert run("keys", "revoke", "shop", env=env).returncode == 2
+
+
+def test_simulate_json_backtest(tmp_path: Path) -> None:
+    import json
+
+    events = ROOT / "src" / "remarket_mailer" / "demo" / "events.jsonl"
+    result = run("simulate", str(events), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"sends", "skipped", "summary"}
+    assert data["summary"]["sent"] == 4
+    assert {s["contact"] for s in data["sends"]} == {
+        "ann.devries@example.org",
+        "ben.miller@example.com",
+    }
+    assert all(
+        set(s) == {"at", "workflow", "step", "contact", "template", "discount_code"}
+        for s in data["sends"]
+    )
+    assert data["summary"]["skipped_by_reason"]["exited"] == 2
+    # --until cuts the replay short: only the first day's emails.
+    early = run("simulate", str(events), "--format", "json", "--until", "2026-11-02T23:00:00Z")
+    assert json.loads(early.stdout)["summary"]["sent"] == 2
+    broken = tmp_path / "bad.jsonl"
+    broken.write_text('{"event_id": "x"}\nnot json\n')
+    bad = run("simulate", str(broken))
+    assert bad.returncode == 2 and "bad.jsonl:2" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -94,3 +94,30 @@ def test_expressions_are_sandboxed() -> None:
         evaluate("cart.__class__.__mro__", {"cart": {}})
     with pytest.raises(ValidationError):
         evaluate("missing.total > 1", {})
+
+
+def test_published_json_schema_is_current() -> None:
+    from remarket_mailer.workflows.schema import json_schema_text
+
+    published = (ROOT / "docs" / "workflow.schema.json").read_text()
+    assert published == json_schema_text(), (
+        "run: remarket workflows schema > docs/workflow.schema.json"
+    )
+
+
+def test_stock_workflows_validate_against_the_json_schema() -> None:
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "docs" / "workflow.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    paths = sorted((ROOT / "workflows").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert errors == [], (path, [e.message for e in errors])
+    broken = yaml.safe_load(STOCK)
+    broken["steps"][0]["wiat"] = "1h"
+    assert list(validator.iter_errors(broken)), "the schema accepted an unknown key"

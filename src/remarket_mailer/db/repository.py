@@ -583,6 +583,7 @@ class DeliveryRow:
     id: int
     workflow_id: str
     step_id: str
+    template: str
     contact_email: str | None
     contact_name: str | None
     status: str
@@ -605,6 +606,7 @@ def delivery_report(session: Session) -> list[DeliveryRow]:
             id=d.id,
             workflow_id=d.workflow_id,
             step_id=d.step_id,
+            template=d.template,
             contact_email=email,
             contact_name=name,
             status=d.status,

@@ -16,9 +16,11 @@ from remarket_mailer.bootstrap import SEND_QUEUE, App, build_app
 from remarket_mailer.config import Settings
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.migrate import upgrade
+from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
+from remarket_mailer.errors import ValidationError
 from remarket_mailer.schemas import parse_event
 from remarket_mailer.services.ingest import ingest_event
 
@@ -43,12 +45,21 @@ def run_demo(
     *,
     events: list[dict[str, Any]] | None = None,
     horizon: timedelta = timedelta(days=4),
+    until: datetime | None = None,
+    provider: Provider | None = None,
 ) -> DemoResult:
-    """Run the demo with ``settings`` (its database file is recreated) and return the report."""
+    """Replay ``events`` (the bundled sample by default) through the real engine on a virtual
+    clock with ``settings`` (its SQLite file is recreated) and return the report.
+
+    Raises pydantic.ValidationError for an invalid event. Runs until ``until``, or
+    ``horizon`` after the last event.
+    """
     events = events if events is not None else sample_events()
     parsed = sorted(
         ((parse_event(raw), raw) for raw in events), key=lambda pair: pair[0].occurred_at
     )
+    if not parsed:
+        raise ValidationError("no events to replay")
     _reset_sqlite(settings.database_url)
     outbox = _outbox_dir(settings.provider_url)
     if outbox is not None and outbox.is_dir():
@@ -57,11 +68,11 @@ def run_demo(
     upgrade(settings.database_url)
     clock = VirtualClock(parsed[0][0].occurred_at)
     broker = StubBroker()
-    app = build_app(settings, clock=clock, broker=broker)
+    app = build_app(settings, clock=clock, broker=broker, provider=provider)
     worker = start_worker(app, threads=2)
     result = DemoResult(rows=[], outbox=outbox)
     try:
-        end = parsed[-1][0].occurred_at + horizon
+        end = until or parsed[-1][0].occurred_at + horizon
         index = 0
         while True:
             next_event = parsed[index][0].occurred_at if index < len(parsed) else None

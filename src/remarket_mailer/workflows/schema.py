@@ -191,3 +191,13 @@ class WorkflowSpec(_Strict):
                 raise ValueError(f"step id {step.id!r} appears twice")
             seen.add(step.id)
         return self
+
+
+def json_schema_text() -> str:
+    """The workflow file format as JSON Schema (what docs/workflow.schema.json holds)."""
+    import json
+
+    schema = WorkflowSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "remarket-mailer workflow"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
