@@ -192,6 +192,16 @@ AppFactory = Callable[..., App]
 
 
 @pytest.fixture
+def cart_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workflows directory with only the stock abandoned-cart workflow, for tests about the
+    engine's mechanics that should not see the other stock flows' emails."""
+    directory = tmp_path_factory.mktemp("cart_only")
+    source = ROOT / "workflows" / "abandoned_cart.yaml"
+    (directory / source.name).write_text(source.read_text())
+    return directory
+
+
+@pytest.fixture
 def make_app(database_url: str, clock: VirtualClock) -> Iterator[AppFactory]:
     apps: list[App] = []
 

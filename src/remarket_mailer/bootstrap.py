@@ -123,6 +123,7 @@ def build_app(
         unsubscribe_mailto=settings.unsubscribe_mailto,
         feedback_sender_id=settings.feedback_sender_id,
         consent_rule=settings.consent_rule,
+        consent_rules=dict(settings.consent_rules),
         shop=shop_info(settings),
         caps=parse_caps(settings.frequency_caps),
         lease=timedelta(seconds=settings.lease_seconds),

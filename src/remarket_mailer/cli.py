@@ -99,7 +99,7 @@ def demo(
     ] = "sqlite:///./remarket-demo.db",
     outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
 ) -> None:
-    """Replay sample events through the abandoned-cart workflow and show what was sent."""
+    """Replay sample shoppers through the stock workflows and show what was sent, and why not."""
     from remarket_mailer.entrypoints.demo import local_time, run_demo
 
     logging.basicConfig(level="WARNING")
@@ -108,7 +108,7 @@ def demo(
     )
     with console.status("Replaying sample events on a virtual clock…"):
         result = run_demo(settings)
-    table = Table(title="remarket demo: abandoned cart", show_lines=True)
+    table = Table(title="remarket demo: the stock workflows on a virtual clock", show_lines=True)
     table.add_column("when (sent or due)", no_wrap=True)
     table.add_column("contact")
     table.add_column("step")
@@ -123,13 +123,15 @@ def demo(
                 details += f"\ncode {row.discount_code}"
             if row.reason == "deferred" and row.detail:
                 details += f"\n(deferred: {row.detail})"
+        elif row.status in ("scheduled", "queued"):
+            details = "still to come when the demo's clock stops"
         else:
             details = f"{row.reason}: {row.detail}" if row.detail else str(row.reason)
         style = styles.get(row.status, "white")
         table.add_row(
             local_time(when),
             f"{row.contact_name or ''}\n{row.contact_email}",
-            row.step_id,
+            f"{row.workflow_id}\n{row.step_id}",
             f"[{style}]{row.status}[/]",
             details,
         )
@@ -232,7 +234,7 @@ def simulate(
         table.add_row(
             (row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M"),
             row.workflow_id,
-            row.step_id,
+            f"{row.workflow_id}\n{row.step_id}",
             row.contact_email or "",
             outcome,
         )
@@ -305,7 +307,7 @@ def workflows_schema() -> None:
     """Print the JSON Schema of workflow files (published as docs/workflow.schema.json)."""
     from remarket_mailer.workflows.schema import json_schema_text
 
-    console.print(json_schema_text(), highlight=False, soft_wrap=True)
+    typer.echo(json_schema_text(), nl=False)
 
 
 @keys_app.command("create")

@@ -32,6 +32,11 @@ _PROVIDER_SCHEMES = (
 )
 
 
+def _default_consent_rules() -> dict[str, ConsentRule]:
+    # Factual service messages (renewal notices) go out unless the contact objected.
+    return {"service": "opt_out"}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REMARKET_", env_file=".env", extra="ignore", frozen=True
@@ -59,6 +64,10 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str | None = None
     feedback_sender_id: str = "remarket"
     consent_rule: ConsentRule = "opt_in"
+    consent_rules: dict[str, ConsentRule] = Field(
+        default_factory=_default_consent_rules,
+        description="Per workflow category, overriding consent_rule (JSON object).",
+    )
     frequency_caps: str = "1/16h,3/7d"
     """Per contact, across capped workflows; a capped email is deferred, never dropped."""
     shop_name: str = "Demo Shop"

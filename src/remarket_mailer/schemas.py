@@ -103,6 +103,14 @@ class LineItem(_Model):
     image_url: Url | None = None
 
 
+class ProductRef(_Model):
+    product_id: Id
+    name: Name
+    url: Url | None = None
+    image_url: Url | None = None
+    price: Money | None = None
+
+
 class _Event(_Model):
     event_id: Id
     occurred_at: AwareDatetime
@@ -158,6 +166,12 @@ class OrderPlaced(_Event):
     total: Money
     discount_codes: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default_factory=list, max_length=20
+    )
+    recommendations: list[ProductRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Complementary products for the post-purchase email (from your shop's "
+        "recommendation engine); items just bought are never shown.",
     )
 
 

@@ -37,8 +37,15 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
     assert "suppressed: unsubscribed" in out  # Chloe opted out
     assert "no_consent" in out
     assert "1 duplicate ignored" in out
+    for workflow in (
+        "browse_abandonment",
+        "post_purchase_cross_sell",
+        "renewal_reminder",
+        "win_back",
+    ):
+        assert workflow in out
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 4
+    assert len(files) == 8
     codes = 0
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -91,10 +98,17 @@ def test_simulate_json_backtest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"sends", "skipped", "summary"}
-    assert data["summary"]["sent"] == 4
-    assert {s["contact"] for s in data["sends"]} == {
-        "ann.devries@example.org",
-        "ben.miller@example.com",
+    assert data["summary"]["sent"] == 8
+    assert data["summary"]["sent_by_workflow"] == {
+        "abandoned_cart": 4,
+        "browse_abandonment": 1,
+        "post_purchase_cross_sell": 1,
+        "renewal_reminder": 1,
+        "win_back": 1,
+    }
+    # Eva never consented to marketing, but renewal notices are service messages.
+    assert {s["workflow"] for s in data["sends"] if s["contact"] == "eva.nguyen@example.vn"} == {
+        "renewal_reminder"
     }
     assert all(
         set(s) == {"at", "workflow", "step", "contact", "template", "discount_code"}
@@ -103,7 +117,7 @@ def test_simulate_json_backtest(tmp_path: Path) -> None:
     assert data["summary"]["skipped_by_reason"]["exited"] == 2
     # --until cuts the replay short: only the first day's emails.
     early = run("simulate", str(events), "--format", "json", "--until", "2026-11-02T23:00:00Z")
-    assert json.loads(early.stdout)["summary"]["sent"] == 2
+    assert json.loads(early.stdout)["summary"]["sent"] == 3
     broken = tmp_path / "bad.jsonl"
     broken.write_text('{"event_id": "x"}\nnot json\n')
     bad = run("simulate", str(broken))

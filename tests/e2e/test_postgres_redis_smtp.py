@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import dramatiq
 import pytest
@@ -28,13 +29,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(
-    postgres_url: str, redis_url: str, smtp_sink: SmtpSink
+    postgres_url: str, redis_url: str, smtp_sink: SmtpSink, cart_only: Path
 ) -> Iterator[tuple[App, TestClient, VirtualClock, RedisBroker, dramatiq.Worker]]:
     truncate_all(postgres_url)
     clock = VirtualClock(T0)
     broker = RedisBroker(url=redis_url, namespace=f"remarket-test-{uuid.uuid4().hex[:8]}")
     settings = make_settings(
-        database_url=postgres_url, broker_url=redis_url, provider_url=smtp_sink.url
+        database_url=postgres_url,
+        broker_url=redis_url,
+        provider_url=smtp_sink.url,
+        workflows_dir=cart_only,
     )
     app = build_app(settings, clock=clock, broker=broker)
     worker = start_worker(app, threads=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,8 +35,8 @@ def provider() -> MemoryProvider:
 
 
 @pytest.fixture
-def app(make_app: AppFactory, provider: MemoryProvider) -> App:
-    return make_app(provider=provider)
+def app(make_app: AppFactory, provider: MemoryProvider, cart_only: Path) -> App:
+    return make_app(provider=provider, workflows_dir=cart_only)
 
 
 @pytest.fixture

@@ -280,7 +280,11 @@ def active_enrollments(
         Enrollment.workflow_id == workflow_id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
     if key is not None:
-        query = query.where(Enrollment.key == key)
+        # A subscription's enrollments are keyed per renewal date ("sub_1@2026-12-01"): an
+        # exit for the subscription ends all of them.
+        query = query.where(
+            or_(Enrollment.key == key, Enrollment.key.startswith(key + "@", autoescape=True))
+        )
     if contact_id is not None:
         query = query.where(Enrollment.contact_id == contact_id)
     if started_before is not None:

@@ -51,11 +51,23 @@ class DiscountSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DateOffset:
+    """A moment relative to a date in the facts: ``renews_at - 7d``."""
+
+    fact: str
+    offset: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     id: str
     wait: timedelta
     """Time after the previous step's planned time (the trigger for the first step)."""
     template: str
+    at: DateOffset | None = None
+    """Instead of ``wait``: a moment relative to a fact date, e.g. 7 days before renews_at."""
+    local_time: time | None = None
+    """Move the planned moment to this wall-clock time, same local day, contact's time zone."""
     condition: str | None = None
     discount: DiscountSpec | None = None
     expires_after: timedelta | None = None
@@ -103,11 +115,42 @@ class Workflow:
         raise KeyError(f"workflow {self.id!r} has no step {step_id!r}")
 
 
-def plan_due_times(steps: tuple[Step, ...], start: datetime) -> list[tuple[Step, datetime]]:
-    """Each step with its planned due time: waits accumulate from ``start``."""
+def plan_due_times(
+    steps: tuple[Step, ...],
+    start: datetime,
+    facts: dict[str, datetime] | None = None,
+    timezone: str | None = None,
+) -> list[tuple[Step, datetime]]:
+    """Each step with its planned due time.
+
+    Waits accumulate from ``start``; a step with ``at`` is placed relative to that fact date
+    (and later ``wait`` steps count from it); ``local_time`` then moves it to that wall-clock
+    time on the same local day in ``timezone`` (UTC when unknown). A step whose fact is
+    missing is left out.
+    """
     planned: list[tuple[Step, datetime]] = []
     at = start
     for step in steps:
-        at = at + step.wait
+        if step.at is not None:
+            base = (facts or {}).get(step.at.fact)
+            if base is None:
+                continue
+            at = base + step.at.offset
+        else:
+            at = at + step.wait
+        if step.local_time is not None:
+            at = _at_local_time(at, step.local_time, timezone)
         planned.append((step, at))
     return planned
+
+
+def _at_local_time(moment: datetime, wall: time, timezone: str | None) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    try:
+        zone = ZoneInfo(timezone) if timezone else ZoneInfo("UTC")
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = moment.astimezone(zone)
+    wanted = datetime.combine(local.date(), wall).replace(tzinfo=zone)
+    return wanted.astimezone(moment.tzinfo)

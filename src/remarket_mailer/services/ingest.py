@@ -314,12 +314,32 @@ def _upsert_subscription(
 
 
 def enrollment_key(workflow: Workflow, event: AnyEvent, contact: Contact) -> str | None:
-    """The value that identifies one enrollment of ``workflow`` for ``event``."""
+    """The value that identifies one enrollment of ``workflow`` for ``event``.
+
+    Contact-keyed workflows get one key per triggering event (one active enrollment per
+    contact is enforced separately); a subscription gets one per renewal date, so every
+    billing period has its own reminders.
+    """
     name = workflow.trigger.key
     if name == "contact":
-        return f"contact:{contact.id}"
+        return f"contact:{contact.id}:{event.event_id}"
     value = getattr(event, name, None)
-    return str(value) if value else None
+    if not value:
+        return None
+    renews_at = getattr(event, "renews_at", None)
+    if name == "subscription_id" and renews_at is not None:
+        return f"{value}@{renews_at.date().isoformat()}"
+    return str(value)
+
+
+def _date_facts(event: AnyEvent) -> dict[str, datetime]:
+    facts = {"occurred_at": event.occurred_at}
+    renews_at = getattr(event, "renews_at", None)
+    if renews_at is not None:
+        facts["renews_at"] = renews_at
+    if isinstance(event, OrderPlaced):
+        facts["placed_at"] = event.occurred_at
+    return facts
 
 
 def _exit_key(match_key: str, event: AnyEvent) -> str | None:
@@ -395,6 +415,10 @@ def _apply_triggers(
         key = enrollment_key(workflow, event, contact)
         if key is None:
             continue
+        if workflow.trigger.key == "contact" and repo.active_enrollments(
+            session, workflow.id, contact_id=contact.id
+        ):
+            continue  # one running enrollment per contact (e.g. one browse reminder at a time)
         if workflow.trigger.filter is not None:
             try:
                 matched = evaluate(workflow.trigger.filter, _context(contact, event, facts.cart))
@@ -409,7 +433,7 @@ def _apply_triggers(
                 existing.status == EnrollmentStatus.ACTIVE
                 and event.occurred_at > existing.started_at
             ):
-                _refresh(session, workflow, existing, event.occurred_at, now)
+                _refresh(session, workflow, existing, event, contact, now)
                 result.refreshed.append(workflow.id)
             continue
         if workflow.trigger.reenter_after is not None and repo.recent_enrollment_exists(
@@ -463,19 +487,28 @@ def _start(
                 created_at=now,
                 updated_at=now,
             )
-            for step, due in plan_due_times(workflow.steps, event.occurred_at)
+            for step, due in plan_due_times(
+                workflow.steps, event.occurred_at, _date_facts(event), contact.timezone
+            )
         ],
     )
     return True
 
 
 def _refresh(
-    session: Session, workflow: Workflow, enrollment: Enrollment, at: datetime, now: datetime
+    session: Session,
+    workflow: Workflow,
+    enrollment: Enrollment,
+    event: AnyEvent,
+    contact: Contact,
+    now: datetime,
 ) -> None:
     """The cart changed again: pending reminders count from the newest activity."""
-    enrollment.started_at = at
-    due = {step.id: when for step, when in plan_due_times(workflow.steps, at)}
-    repo.reschedule_pending(session, enrollment.id, due, now)
+    enrollment.started_at = event.occurred_at
+    planned = plan_due_times(
+        workflow.steps, event.occurred_at, _date_facts(event), contact.timezone
+    )
+    repo.reschedule_pending(session, enrollment.id, {s.id: when for s, when in planned}, now)
 
 
 # Versions this process has stored: skips one statement per enrollment. If the transaction

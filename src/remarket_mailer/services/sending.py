@@ -65,6 +65,7 @@ class SendConfig:
     feedback_sender_id: str
     consent_rule: str
     shop: dict[str, str]
+    consent_rules: dict[str, str] = field(default_factory=dict)
     caps: tuple[FrequencyCap, ...] = ()
     lease: timedelta = timedelta(minutes=5)
     retry_base: timedelta = timedelta(minutes=1)
@@ -227,7 +228,9 @@ class DeliveryService:
                     contact_email=contact.email,
                     suppression_reason=suppressed.get(contact.email or ""),
                     consent=consents.get((contact.id, workflow.category)),
-                    consent_rule=self.config.consent_rule,
+                    consent_rule=self.config.consent_rules.get(
+                        workflow.category, self.config.consent_rule
+                    ),
                     is_customer=contact.first_order_at is not None,
                     expires_after=step.expires_after,
                     contact_timezone=contact.timezone,

@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from remarket_mailer.domain.durations import parse_duration
 from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.domain.workflow import (
+    DateOffset,
     DiscountSpec,
     ExitRule,
     SendWindow,
@@ -24,7 +25,7 @@ from remarket_mailer.domain.workflow import (
     Workflow,
 )
 from remarket_mailer.errors import WorkflowError
-from remarket_mailer.workflows.schema import WorkflowSpec
+from remarket_mailer.workflows.schema import WorkflowSpec, parse_date_offset
 
 
 def workflow_version(source: str) -> str:
@@ -118,10 +119,16 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
                 pool=d.pool,
                 when_exhausted=d.when_exhausted,
             )
+        at = None
+        if step.at is not None:
+            fact, sign, amount = parse_date_offset(step.at)
+            at = DateOffset(fact, sign * parse_duration(amount))
         steps.append(
             Step(
                 id=step.id,
-                wait=parse_duration(step.wait),
+                wait=parse_duration(step.wait) if step.wait is not None else timedelta(0),
+                at=at,
+                local_time=step.local_time,
                 template=step.template,
                 condition=step.condition,
                 discount=discount,

@@ -63,6 +63,31 @@ def _expression(value: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_duration)]
 
+_DATE_OFFSET = re.compile(r"^\s*([a-z_]+)\s*(?:([+-])\s*(\S+))?\s*$")
+DATE_FACTS = ("renews_at", "placed_at", "occurred_at")
+
+
+def parse_date_offset(value: str) -> tuple[str, int, str]:
+    """``renews_at - 7d`` → ('renews_at', -1, '7d'). Raises ValueError."""
+    match = _DATE_OFFSET.match(value)
+    if not match or match.group(1) not in DATE_FACTS:
+        raise ValueError(
+            f"invalid date offset {value!r}: write FACT - DURATION with FACT one of "
+            f"{', '.join(DATE_FACTS)}, e.g. 'renews_at - 7d'"
+        )
+    fact, sign, amount = match.groups()
+    if amount is not None:
+        parse_duration(amount)
+    return fact, -1 if sign == "-" else 1, amount or "0s"
+
+
+def _date_offset(value: str) -> str:
+    parse_date_offset(value)
+    return value
+
+
+DateOffsetText = Annotated[str, AfterValidator(_date_offset)]
+
 
 def _caps(value: str) -> str:
     parse_caps(value)
@@ -123,7 +148,15 @@ class DiscountSpecModel(_Strict):
 
 class StepSpec(_Strict):
     id: str
-    wait: Duration
+    wait: Duration | None = Field(
+        default=None, description="Time after the previous step (the trigger for the first)."
+    )
+    at: DateOffsetText | None = Field(
+        default=None, description="Instead of wait: a fact date and offset, e.g. 'renews_at - 7d'."
+    )
+    local_time: time | None = Field(
+        default=None, description="Send at this wall-clock time in the contact's time zone."
+    )
     template: str
     condition: Expression | None = None
     discount: DiscountSpecModel | None = None
@@ -135,6 +168,12 @@ class StepSpec(_Strict):
         if not _ID.match(value):
             raise ValueError("must be lowercase letters, digits and _ (start with a letter)")
         return value
+
+    @model_validator(mode="after")
+    def _wait_or_at(self) -> StepSpec:
+        if (self.wait is None) == (self.at is None):
+            raise ValueError("give exactly one of 'wait' or 'at'")
+        return self
 
     @field_validator("template")
     @classmethod
