@@ -14,7 +14,7 @@ from remarket_mailer.bootstrap import App
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
-from tests.conftest import T0, AppFactory
+from tests.conftest import ROOT, T0, AppFactory
 from tests.helpers import (
     AUTH,
     cart_event,
@@ -331,3 +331,78 @@ def test_file_provider_writes_real_messages(
     assert parsed.get_content_type() == "multipart/alternative"
     text = parsed.get_body(("plain",))
     assert text is not None and deliveries(app)[1].discount_code in text.get_content()
+
+
+def test_holdout_contacts_get_no_email_and_no_code(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    from remarket_mailer.domain.policy import in_holdout
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace("priority: 50", "priority: 50\nholdout_percent: 50")
+    )
+    provider = MemoryProvider()
+    app = make_app(provider=provider, workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    people = [f"p{n}@example.org" for n in range(12)]
+    held = {p for p in people if in_holdout(p, "abandoned_cart", 50)}
+    assert 0 < len(held) < len(people)
+    for who in people:
+        post(client, consent_event(T0 - timedelta(minutes=1), email=who))
+        post(client, cart_event(T0, cart_id=f"c-{who}", contact={"email": who}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    at(clock, timedelta(hours=24))
+    run_due(app)
+    recipients = {m.to_addr for m in provider.outbox}
+    assert recipients == set(people) - held
+    skipped = [d for d in deliveries(app) if d.reason == "holdout"]
+    assert len(skipped) == 2 * len(held) and all(d.discount_code is None for d in skipped)
+
+
+def test_edits_affect_new_enrollments_only_and_disabling_stops_pending(
+    database_url: str, clock: VirtualClock, tmp_path: Path
+) -> None:
+    from dramatiq.brokers.stub import StubBroker
+
+    from remarket_mailer.bootstrap import build_app
+    from tests.conftest import make_settings
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    workflow_file = tmp_path / "abandoned_cart.yaml"
+    workflow_file.write_text(stock)
+
+    def start(provider: MemoryProvider) -> tuple[App, TestClient]:
+        settings = make_settings(database_url=database_url, workflows_dir=tmp_path)
+        app = build_app(settings, clock=clock, provider=provider, broker=StubBroker())
+        return app, TestClient(create_api(app))
+
+    provider = MemoryProvider()
+    app, client = start(provider)
+    for who in ("old@example.org", "new@example.org"):
+        post(client, consent_event(T0 - timedelta(minutes=1), email=who))
+    post(client, cart_event(T0, cart_id="c-old", contact={"email": "old@example.org"}))
+    app.close()
+
+    # The marketer raises the second reminder's code from 10 % to 12 %.
+    workflow_file.write_text(stock.replace("percent: 10", "percent: 12"))
+    app, client = start(provider)
+    post(client, cart_event(T0, cart_id="c-new", contact={"email": "new@example.org"}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    at(clock, timedelta(hours=24))
+    run_due(app)
+    subjects = {m.to_addr: m.subject for m in provider.outbox if m.tags["step"] == "reminder_2"}
+    assert "10%" in subjects["old@example.org"]
+    assert "12%" in subjects["new@example.org"]
+    app.close()
+
+    # Disabling the workflow stops every pending delivery, of every version.
+    workflow_file.write_text(stock.replace("enabled: true", "enabled: false"))
+    app, _client = start(provider)
+    at(clock, timedelta(hours=72))
+    run_due(app)
+    last = [d for d in deliveries(app) if d.step_id == "last_chance"]
+    assert [(d.status, d.reason) for d in last] == [("skipped", "workflow_disabled")] * 2
+    app.close()

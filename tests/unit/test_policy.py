@@ -232,3 +232,16 @@ def test_capped_past_expiry_is_skipped_capped() -> None:
     facts = replace(BASE, recent_sends=(NOW,), caps=CAPS, expires_after=timedelta(hours=2))
     decision = decide(facts)
     assert isinstance(decision, Skip) and decision.reason == "capped"
+
+
+def test_holdout_is_deterministic_and_close_to_its_percent() -> None:
+    from remarket_mailer.domain.policy import in_holdout
+
+    keys = [f"contact-{n}" for n in range(20_000)]
+    held = [k for k in keys if in_holdout(k, "abandoned_cart", 10)]
+    assert 0.09 < len(held) / len(keys) < 0.11
+    assert held == [k for k in keys if in_holdout(k, "abandoned_cart", 10)]
+    assert not any(in_holdout(k, "abandoned_cart", 0) for k in keys[:1000])
+    # Independent per workflow: not the same people held out of every flow.
+    other = {k for k in keys if in_holdout(k, "win_back", 10)}
+    assert len(other & set(held)) < len(held) / 3

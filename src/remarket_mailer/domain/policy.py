@@ -213,3 +213,14 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name)
     except (KeyError, ValueError):
         return ZoneInfo("UTC")
+
+
+def in_holdout(contact_key: str, workflow_id: str, percent: int) -> bool:
+    """Deterministic holdout: the same contact is always in (or out of) a workflow's control
+    group, so replays and re-enrollments agree and lift can be measured against it."""
+    if percent <= 0:
+        return False
+    import hashlib
+
+    digest = hashlib.sha256(f"{workflow_id}:{contact_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < percent * 100

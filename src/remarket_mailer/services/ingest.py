@@ -29,6 +29,7 @@ from remarket_mailer.db.models import (
     Subscription,
 )
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.policy import in_holdout
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
 from remarket_mailer.errors import ConflictError, ValidationError
@@ -454,11 +455,11 @@ def _start(
     facts: _Facts,
     now: datetime,
 ) -> bool:
-    if (workflow.id, workflow.version) not in _STORED_VERSIONS:
-        repo.remember_workflow_version(
-            session, workflow.id, workflow.version, workflows.sources[workflow.id], now
-        )
-        _STORED_VERSIONS.add((workflow.id, workflow.version))
+    # Every time, not cached per process: a cache could outlive a rolled-back transaction
+    # (or belong to another database) and leave an enrollment pointing at a lost version.
+    repo.remember_workflow_version(
+        session, workflow.id, workflow.version, workflows.sources[workflow.id], now
+    )
     enrollment = repo.add_enrollment(
         session,
         Enrollment(
@@ -468,7 +469,16 @@ def _start(
             contact_id=contact.id,
             status=EnrollmentStatus.ACTIVE,
             started_at=event.occurred_at,
-            context={"event": json.loads(event.model_dump_json())},
+            context={
+                "event": json.loads(event.model_dump_json()),
+                # Held-out enrollments run in the shadow: exits and conversions are tracked
+                # like any other, but no email (and no discount code) goes out.
+                "holdout": in_holdout(
+                    contact.external_id or contact.email or str(contact.id),
+                    workflow.id,
+                    workflow.holdout_percent,
+                ),
+            },
         ),
     )
     repo.add_deliveries(
@@ -510,8 +520,3 @@ def _refresh(
     )
     repo.reschedule_pending(session, enrollment.id, {s.id: when for s, when in planned}, now)
 
-
-# Versions this process has stored: skips one statement per enrollment. If the transaction
-# that stored one rolls back, the version is stored again by the next enrollment that starts
-# from a fresh process; resolve_workflow also falls back to the loaded file.
-_STORED_VERSIONS: set[tuple[str, str]] = set()

@@ -214,6 +214,9 @@ class DeliveryService:
             if workflow is None:
                 changes.append(_skip(delivery, SkipReason.WORKFLOW_MISSING, ""))
                 continue
+            if (enrollment.context or {}).get("holdout"):
+                changes.append(_skip(delivery, SkipReason.HOLDOUT, "control group"))
+                continue
             step = _find_step(workflow, delivery.step_id)
             if step is None:
                 changes.append(_skip(delivery, SkipReason.WORKFLOW_MISSING, "step not found"))
