@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from remarket_mailer.config import Settings, load_settings
 from remarket_mailer.entrypoints.discounts_cli import discounts_app
 from remarket_mailer.errors import RemarketError
+
+if TYPE_CHECKING:
+    from remarket_mailer.services.unit_of_work import UnitOfWork
 
 app = typer.Typer(
     name="remarket",
@@ -29,9 +32,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 workflows_app = typer.Typer(help="Workflow files.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+contacts_app = typer.Typer(help="GDPR: export or erase a contact.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
+app.add_typer(contacts_app, name="contacts")
 app.add_typer(discounts_app, name="discounts")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
@@ -308,6 +313,38 @@ def workflows_schema() -> None:
     from remarket_mailer.workflows.schema import json_schema_text
 
     typer.echo(json_schema_text(), nl=False)
+
+
+def _uow() -> UnitOfWork:
+    from remarket_mailer.db.engine import make_engine, make_session_factory
+    from remarket_mailer.services.unit_of_work import UnitOfWork
+
+    return UnitOfWork(make_session_factory(make_engine(_settings().database_url)))
+
+
+@contacts_app.command("export")
+def contacts_export(email: Annotated[str, typer.Argument(help="The contact's address.")]) -> None:
+    """Print everything held about one contact, as JSON (GDPR Art. 15)."""
+    import json
+
+    from remarket_mailer.services.gdpr import export_contact
+
+    typer.echo(json.dumps(export_contact(_uow(), email), indent=2, ensure_ascii=False))
+
+
+@contacts_app.command("erase")
+def contacts_erase(
+    email: Annotated[str, typer.Argument(help="The contact's address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a contact's personal data; the address stays suppressed (hashed) for good."""
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.gdpr import erase_contact
+
+    if not yes and not typer.confirm(f"Erase all data about {email}?"):
+        raise typer.Exit(code=1)
+    deleted = erase_contact(_uow(), SystemClock(), email)
+    console.print(f"erased {email}: {deleted}; the address stays suppressed")
 
 
 @keys_app.command("create")

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     secret_key: str = "change-me-in-production-this-is-not-a-secret"
     public_url: str = "http://localhost:8000"
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    admin_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secrets: dict[str, str] = Field(
         default_factory=dict,
         description='ESP webhook secrets as JSON, e.g. {"postmark": "user:pass", '
@@ -131,7 +132,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "api_keys", "shopify_webhook_secrets", "woocommerce_webhook_secrets", mode="before"
+        "api_keys",
+        "admin_api_keys",
+        "shopify_webhook_secrets",
+        "woocommerce_webhook_secrets",
+        mode="before",
     )
     @classmethod
     def _api_keys(cls, value: object) -> object:

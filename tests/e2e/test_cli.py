@@ -123,3 +123,12 @@ def test_simulate_json_backtest(tmp_path: Path) -> None:
     bad = run("simulate", str(broken))
     assert bad.returncode == 2 and "bad.jsonl:2" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_contacts_export_and_erase(tmp_path: Path) -> None:
+    env = {"REMARKET_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    missing = run("contacts", "export", "nobody@example.org", env=env)
+    assert missing.returncode == 2 and "no contact" in missing.stderr
+    erased = run("contacts", "erase", "nobody@example.org", "--yes", env=env)
+    assert erased.returncode == 0 and "stays suppressed" in erased.stdout

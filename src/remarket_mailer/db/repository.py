@@ -686,3 +686,62 @@ def contacts_by_email(session: Session, emails: Iterable[str]) -> dict[str, Cont
         for c in session.scalars(select(Contact).where(Contact.email.in_(emails)))
         if c.email
     }
+
+
+# --- GDPR ---------------------------------------------------------------------------------
+
+
+def contact_data(session: Session, contact: Contact) -> dict[str, list[Any]]:
+    """Every row that belongs to ``contact``, as ORM objects by table."""
+    cid = contact.id
+    return {
+        "consents": list(session.scalars(select(Consent).where(Consent.contact_id == cid))),
+        "events": list(session.scalars(select(Event).where(Event.contact_id == cid))),
+        "carts": list(session.scalars(select(Cart).where(Cart.contact_id == cid))),
+        "orders": list(session.scalars(select(Order).where(Order.contact_id == cid))),
+        "subscriptions": list(
+            session.scalars(select(Subscription).where(Subscription.contact_id == cid))
+        ),
+        "enrollments": list(
+            session.scalars(select(Enrollment).where(Enrollment.contact_id == cid))
+        ),
+        "deliveries": list(session.scalars(select(Delivery).where(Delivery.contact_id == cid))),
+        "discount_codes": list(
+            session.scalars(select(DiscountCode).where(DiscountCode.contact_id == cid))
+        ),
+    }
+
+
+def suppression_reason(session: Session, email: str) -> str | None:
+    return session.scalar(
+        select(Suppression.reason).where(Suppression.email_hash == email_hash(email))
+    )
+
+
+def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
+    """Delete the contact and everything personal about it; returns rows deleted per table.
+
+    Discount codes stay (the shop may still honour them) but lose their owner; tracking
+    events are keyed by hash only and stay for the bounce and complaint history.
+    """
+    from sqlalchemy import delete
+
+    cid = contact.id
+    counts: dict[str, int] = {}
+    for name, model, column in (
+        ("deliveries", Delivery, Delivery.contact_id),
+        ("enrollments", Enrollment, Enrollment.contact_id),
+        ("events", Event, Event.contact_id),
+        ("consents", Consent, Consent.contact_id),
+        ("carts", Cart, Cart.contact_id),
+        ("orders", Order, Order.contact_id),
+        ("subscriptions", Subscription, Subscription.contact_id),
+    ):
+        result = session.execute(delete(model).where(column == cid))
+        counts[name] = int(result.rowcount)  # type: ignore[attr-defined]
+    session.execute(
+        update(DiscountCode).where(DiscountCode.contact_id == cid).values(contact_id=None)
+    )
+    session.execute(delete(Contact).where(Contact.id == cid))
+    counts["contacts"] = 1
+    return counts

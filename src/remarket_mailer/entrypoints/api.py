@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
 from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
 from remarket_mailer.entrypoints.http import (
     ApiError,
@@ -223,6 +224,7 @@ def create_api(app: App) -> FastAPI:
     api.include_router(integrations_router(app))
     api.include_router(webhooks_router(app))
     api.include_router(discounts_router(app))
+    api.include_router(contacts_router(app))
     _publish_definitions(api, definitions)
     return api
 
