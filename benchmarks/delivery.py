@@ -1,0 +1,219 @@
+"""Delivery benchmark, one run, real PostgreSQL (and Redis for the Dramatiq baseline).
+
+(a) end-to-end sends/s from due deliveries (claim, policy checks, render, build, SMTP, record)
+    to an aiosmtpd sink, next to a raw smtplib loop sending prebuilt messages to the same
+    sink over one connection. Target: >= 0.8x.
+(b) end-to-end sends/s to a local HTTP ESP mock (Postmark's batch endpoint), next to a raw
+    Dramatiq no-op actor draining the same number of messages through Redis. Target: >= 2x.
+
+    python benchmarks/delivery.py [--emails 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import smtplib
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, scratch_database, smtp_sink  # noqa: E402
+from dramatiq.brokers.stub import StubBroker  # noqa: E402
+
+from remarket_mailer.bootstrap import App, build_app  # noqa: E402
+from remarket_mailer.config import load_settings  # noqa: E402
+from remarket_mailer.delivery.base import Provider  # noqa: E402
+from remarket_mailer.delivery.message import to_bytes  # noqa: E402
+from remarket_mailer.delivery.providers.postmark import PostmarkProvider  # noqa: E402
+from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings  # noqa: E402
+from remarket_mailer.domain.clock import VirtualClock  # noqa: E402
+from remarket_mailer.schemas import parse_event  # noqa: E402
+from remarket_mailer.services.dispatch import dispatch_due  # noqa: E402
+from remarket_mailer.services.ingest import ingest_batch  # noqa: E402
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+def cart(n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"bench-{n}",
+        "type": "cart.updated",
+        "occurred_at": T0.isoformat(),
+        "contact": {"email": f"shopper{n}@example.org"},
+        "cart_id": f"cart-{n}",
+        "currency": "EUR",
+        "total": "74.50",
+        "checkout_url": "https://shop.example/checkout",
+        "items": [
+            {
+                "name": f"Product {i}",
+                "quantity": 1,
+                "unit_price": "24.50",
+                "url": f"https://shop.example/p/{i}",
+            }
+            for i in range(3)
+        ],
+    }
+
+
+def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> App:
+    settings = load_settings(
+        database_url=url,
+        broker_url="stub://",
+        provider_url="memory://",
+        workflows_dir=workflows,
+        templates_dir=ROOT / "templates",
+        consent_rule="opt_out",
+        frequency_caps="100/1h",
+        batch_size=100,
+    )
+    app = build_app(settings, clock=VirtualClock(T0), provider=provider, broker=StubBroker())
+    for start in range(0, emails, 500):
+        events = [cart(n) for n in range(start, min(start + 500, emails))]
+        ingest_batch(app.uow, app.workflows, app.clock, [(parse_event(e), e) for e in events])
+    assert isinstance(app.clock, VirtualClock)
+    app.clock.set(T0 + timedelta(hours=1))
+    return app
+
+
+def run_pipeline(app: App, threads: int) -> float:
+    """Sweep and send everything due with ``threads`` workers; seconds taken."""
+    batches: list[list[int]] = []
+    begin = time.perf_counter()
+    dispatch_due(
+        app.uow,
+        app.clock,
+        lambda ids: batches.append(list(ids)),
+        batch_size=app.settings.batch_size,
+        max_rows=10**6,
+    )
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not batches:
+                    return
+                batch = batches.pop()
+            app.delivery.send(batch)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return time.perf_counter() - begin
+
+
+def raw_smtplib(port: int, messages: list[tuple[str, str, bytes]]) -> float:
+    begin = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as conn:
+        for sender, recipient, data in messages:
+            conn.sendmail(sender, [recipient], data)
+    return time.perf_counter() - begin
+
+
+class _PostmarkMock(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = json.dumps(
+            [{"ErrorCode": 0, "Message": "OK", "MessageID": f"m{i}"} for i in range(len(body))]
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def dramatiq_noop(count: int, redis_url: str) -> float:
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(url=redis_url, namespace="remarket-bench")
+    broker.flush_all()
+
+    @dramatiq.actor(broker=broker, queue_name="bench")
+    def noop(_n: int) -> None:
+        pass
+
+    begin = time.perf_counter()
+    for n in range(count):
+        noop.send(n)
+    worker = dramatiq.Worker(broker, worker_threads=4)
+    worker.start()
+    broker.join("bench")
+    worker.join()
+    elapsed = time.perf_counter() - begin
+    worker.stop()
+    broker.flush_all()
+    broker.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--emails", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    n = args.emails
+    with TemporaryDirectory() as tmp:
+        workflows = Path(tmp)
+        source = ROOT / "workflows" / "abandoned_cart.yaml"
+        (workflows / source.name).write_text(source.read_text())
+
+        with smtp_sink() as port:
+            with scratch_database() as url:
+                provider = SmtpProvider(SmtpSettings("127.0.0.1", port))
+                app = prepared_app(url, workflows, provider, n)
+                ours_smtp = run_pipeline(app, args.threads)
+                # Prebuilt copies of what was just sent, for the raw smtplib baseline.
+                from remarket_mailer.delivery.providers.memory import MemoryProvider
+
+                memory = MemoryProvider()
+                with scratch_database() as url2:
+                    app2 = prepared_app(url2, workflows, memory, n)
+                    run_pipeline(app2, args.threads)
+                    app2.close()
+                prebuilt = [
+                    ("news@shop.example", f"shopper{m.delivery_id}@example.org", to_bytes(m))
+                    for m in memory.outbox
+                ]
+                app.close()
+            raw = raw_smtplib(port, prebuilt)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _PostmarkMock)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with scratch_database() as url:
+            app = prepared_app(url, workflows, PostmarkProvider("token", base_url=base), n)
+            ours_http = run_pipeline(app, args.threads)
+            app.close()
+        server.shutdown()
+        noop = dramatiq_noop(n, args.redis)
+
+    rows = [
+        ("(a) remarket -> SMTP sink", n / ours_smtp, "raw smtplib, prebuilt", n / raw),
+        ("(b) remarket -> ESP batch mock", n / ours_http, "Dramatiq no-op drain", n / noop),
+    ]
+    print(f"{n} emails, {args.threads} worker threads, PostgreSQL")
+    print(f"{'':34}{'sends/s':>10}   {'baseline':24}{'per s':>10}{'ratio':>8}")
+    for label, ours, base_label, base in rows:
+        print(f"{label:34}{ours:10.0f}   {base_label:24}{base:10.0f}{ours / base:8.2f}")
+    print("targets: (a) >= 0.8x, (b) >= 2x")
+
+
+if __name__ == "__main__":
+    main()
