@@ -133,7 +133,8 @@ class SmtpSink:
     port: int
     messages: list[Received] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
-    """Scripted replies for the next DATA commands (e.g. '451 4.3.0 try later'); then 250."""
+    """Scripted replies for the next DATA commands (e.g. '451 4.3.0 try later', or '' to
+    accept that one); once the script runs out every message is accepted."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -147,8 +148,9 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         with self.sink.lock:
-            if self.sink.replies:
-                return self.sink.replies.pop(0)
+            reply = self.sink.replies.pop(0) if self.sink.replies else ""
+            if reply:
+                return reply
             self.sink.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
             )

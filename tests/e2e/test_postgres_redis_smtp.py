@@ -138,3 +138,25 @@ def test_smtp_4xx_is_retried_then_sent_and_5xx_fails(
     settle(app, broker, worker, smtp_sink, expect=1)
     assert len(smtp_sink.messages) == 1
     assert {d.id: d.status for d in deliveries(app)}[retried.id] == "sent"
+
+
+def test_connection_closed_mid_batch_loses_nothing(
+    stack: tuple[App, TestClient, VirtualClock, RedisBroker, dramatiq.Worker], smtp_sink: SmtpSink
+) -> None:
+    app, client, clock, broker, worker = stack
+    people = [f"p{n}@example.org" for n in range(5)]
+    for n, who in enumerate(people):
+        post(client, consent_event(T0 - timedelta(minutes=5), email=who))
+        post(client, cart_event(T0, cart_id=f"cart-{n}", contact={"email": who}))
+    # The server accepts two messages, then says 421 and closes the connection.
+    smtp_sink.replies = ["", "", "421 4.4.2 closing connection"]
+    clock.set(T0 + timedelta(hours=1))
+    settle(app, broker, worker, smtp_sink, expect=4)
+    first = [d for d in deliveries(app) if d.step_id == "reminder_1"]
+    assert sorted(d.status for d in first) == ["scheduled"] + ["sent"] * 4
+    retried = next(d for d in first if d.status == "scheduled")
+    assert retried.reason == "retry" and "421" in (retried.detail or "")
+    clock.set(T0 + timedelta(hours=2))
+    settle(app, broker, worker, smtp_sink, expect=5)
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.messages) == sorted(people)
+    assert all(d.status == "sent" for d in deliveries(app) if d.step_id == "reminder_1")
