@@ -73,6 +73,7 @@ def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> 
         templates_dir=ROOT / "templates",
         consent_rule="opt_out",
         frequency_caps="100/1h",
+        provider_rate=0,
         batch_size=100,
     )
     app = build_app(settings, clock=VirtualClock(T0), provider=provider, broker=StubBroker())

@@ -63,6 +63,8 @@ def make_settings(**overrides: Any) -> Settings:
         "public_url": "https://mail.shop.example",
         "api_keys": ["test-key"],
         "from_email": "Shop <news@shop.example>",
+        # Throttling has its own tests; elsewhere a shared Redis bucket would couple tests.
+        "provider_rate": 0,
     }
     values.update(overrides)
     return load_settings(**values)

@@ -20,6 +20,12 @@ from remarket_mailer.config import Settings
 from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.delivery.registry import provider_from_url
+from remarket_mailer.delivery.throttle import (
+    LocalThrottle,
+    RedisThrottle,
+    Throttle,
+    ThrottleSettings,
+)
 from remarket_mailer.domain.clock import Clock, SystemClock
 from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.rendering.renderer import Renderer
@@ -88,6 +94,18 @@ def make_broker(url: str) -> dramatiq.Broker:
     return RabbitmqBroker(url=url)
 
 
+def make_throttle(settings: Settings, provider: Provider) -> Throttle | None:
+    """The provider's shared throttle: in Redis when the broker is Redis, else in memory."""
+    if settings.provider_rate <= 0:
+        return None
+    limits = ThrottleSettings(max_rate=settings.provider_rate)
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        return RedisThrottle(redis.Redis.from_url(settings.broker_url), provider.name, limits)
+    return LocalThrottle(provider.name, limits)
+
+
 def shop_info(settings: Settings) -> dict[str, str]:
     return {
         "name": settings.shop_name,
@@ -130,7 +148,9 @@ def build_app(
         retry_base=timedelta(seconds=settings.retry_base_seconds),
         retry_max_age=timedelta(hours=settings.retry_max_age_hours),
     )
-    delivery = DeliveryService(uow, workflows, renderer, provider, clock, links, config)
+    delivery = DeliveryService(
+        uow, workflows, renderer, provider, clock, links, config, make_throttle(settings, provider)
+    )
     app = App(
         settings=settings,
         engine=engine,

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
 
     batch_size: int = Field(default=100, ge=1, le=1000)
+    provider_rate: float = Field(
+        default=50.0,
+        ge=0,
+        description="Messages/s for the provider, shared by all workers; 0: no limit.",
+    )
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: int = Field(default=300, ge=10)
     worker_threads: int = Field(default=4, ge=1, le=64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from remarket_mailer.delivery.base import (
     Transient,
 )
 from remarket_mailer.delivery.message import clean_header, make_message_id, sender_domain
+from remarket_mailer.delivery.throttle import Throttle
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.discounts import generate_code
 from remarket_mailer.domain.policy import (
@@ -54,6 +56,9 @@ from remarket_mailer.tracking.links import LinkSigner
 from remarket_mailer.workflows.expressions import evaluate
 
 log = logging.getLogger(__name__)
+
+MAX_THROTTLE_SLEEP = 5.0
+"""Longer waits put the batch back (transient, retry_after) rather than block a worker."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class DeliveryService:
         clock: Clock,
         links: LinkSigner,
         config: SendConfig,
+        throttle: Throttle | None = None,
     ) -> None:
         self.uow = uow
         self.workflows = workflows
@@ -117,6 +123,7 @@ class DeliveryService:
         self.clock = clock
         self.links = links
         self.config = config
+        self.throttle = throttle
 
     def send(self, delivery_ids: Sequence[int]) -> SendReport:
         """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
@@ -130,14 +137,7 @@ class DeliveryService:
         by_id = {r.delivery.id: r for r in ready}
         for start in range(0, len(messages), self.provider.max_batch):
             chunk = messages[start : start + self.provider.max_batch]
-            try:
-                outcome = self.provider.send_many(chunk)
-            except Exception as exc:  # a provider bug must not strand the batch in 'sending'
-                log.exception("provider=%s failed a whole batch", self.provider.name)
-                outcome = [Transient(f"provider error: {exc}") for _ in chunk]
-            if len(outcome) != len(chunk):
-                outcome = [Transient("provider returned a wrong number of results")] * len(chunk)
-            for message, result in zip(chunk, outcome, strict=True):
+            for message, result in zip(chunk, self._send_chunk(chunk), strict=True):
                 results[message.delivery_id] = result
         with self.uow() as session:
             self._record(session, by_id, results, report)
@@ -448,6 +448,31 @@ class DeliveryService:
             date=self.clock.now(),
         )
 
+    def _send_chunk(self, chunk: list[OutboundMessage]) -> list[SendResult]:
+        """One provider call, paced by the shared throttle and feeding it back."""
+        wait = self.throttle.acquire(len(chunk)) if self.throttle else 0.0
+        if wait > MAX_THROTTLE_SLEEP:
+            # Paused or far over the rate: hand the batch back instead of holding a worker.
+            return [Transient("throttled: provider rate limit", retry_after=wait)] * len(chunk)
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            outcome = self.provider.send_many(chunk)
+        except Exception as exc:  # a provider bug must not strand the batch in 'sending'
+            log.exception("provider=%s failed a whole batch", self.provider.name)
+            outcome = [Transient(f"provider error: {exc}") for _ in chunk]
+        if len(outcome) != len(chunk):
+            outcome = [Transient("provider returned a wrong number of results")] * len(chunk)
+        if self.throttle is not None:
+            pushed_back = [r for r in outcome if isinstance(r, Transient) and _is_push_back(r)]
+            if pushed_back:
+                self.throttle.throttled(max((r.retry_after or 0) for r in pushed_back) or None)
+            elif all(isinstance(r, Transient) for r in outcome):
+                self.throttle.failed()
+            else:
+                self.throttle.succeeded()
+        return outcome
+
     # -- step 4 ------------------------------------------------------------------------------
 
     def _record(
@@ -512,6 +537,14 @@ class DeliveryService:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return timedelta(seconds=delay)
+
+
+def _is_push_back(result: Transient) -> bool:
+    """A rate limit rather than a failure: HTTP 429, SMTP 421/454, or a Retry-After."""
+    text = result.error[:40]
+    return result.retry_after is not None or any(
+        code in text for code in ("429", "421", "454", "Throttl", "rate limit")
+    )
 
 
 def _priority(workflows: dict[tuple[str, str], Workflow | None], enrollment: Enrollment) -> int:
