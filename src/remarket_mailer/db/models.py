@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -232,6 +232,10 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+    # Lets ingest create an enrollment and its deliveries in one flush (the id is filled in
+    # by the ORM); never loaded lazily.
+    enrollment: Mapped[Enrollment] = relationship(lazy="raise_on_sql")
 
 
 class DiscountCode(Base):

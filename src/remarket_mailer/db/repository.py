@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -745,3 +745,105 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
     session.execute(delete(Contact).where(Contact.id == cid))
     counts["contacts"] = 1
     return counts
+
+
+# --- batch prefetch for ingest --------------------------------------------------------------
+
+
+def event_hashes(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
+    ids = set(event_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(Event.event_id, Event.body_hash).where(Event.event_id.in_(ids)))
+    return dict(rows.tuples().all())
+
+
+def contacts_by_refs(
+    session: Session, external_ids: Iterable[str], emails: Iterable[str]
+) -> list[Contact]:
+    ext, mails = set(external_ids), set(emails)
+    if not ext and not mails:
+        return []
+    condition = or_(Contact.external_id.in_(ext), Contact.email.in_(mails))
+    return list(session.scalars(select(Contact).where(condition)))
+
+
+def carts_for_update(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
+    ids = sorted(set(cart_ids))
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Cart).where(Cart.cart_id.in_(ids)).order_by(Cart.cart_id).with_for_update()
+    )
+    return {c.cart_id: c for c in rows}
+
+
+def enrollments_for(
+    session: Session,
+    keys: Iterable[tuple[str, str]],
+    prefixes: Iterable[tuple[str, str]],
+    active_contacts: Iterable[tuple[str, int]],
+) -> list[Enrollment]:
+    """Enrollments a batch of events may touch: by (workflow, key), by (workflow, key prefix
+    before '@') and the active ones of (workflow, contact)."""
+    conditions: list[Any] = []
+    pairs = set(keys)
+    if pairs:
+        conditions.append(tuple_(Enrollment.workflow_id, Enrollment.key).in_(sorted(pairs)))
+    for workflow_id, prefix in set(prefixes):
+        conditions.append(
+            and_(
+                Enrollment.workflow_id == workflow_id,
+                Enrollment.key.startswith(prefix + "@", autoescape=True),
+            )
+        )
+    by_contact = set(active_contacts)
+    if by_contact:
+        conditions.append(
+            and_(
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                Enrollment.contact_id.in_({c for _, c in by_contact}),
+                Enrollment.workflow_id.in_({w for w, _ in by_contact}),
+            )
+        )
+    if not conditions:
+        return []
+    return list(session.scalars(select(Enrollment).where(or_(*conditions))))
+
+
+def latest_starts(
+    session: Session, workflow_ids: Iterable[str], contact_ids: Iterable[int]
+) -> dict[tuple[str, int], datetime]:
+    wf, contacts = set(workflow_ids), set(contact_ids)
+    if not wf or not contacts:
+        return {}
+    rows = session.execute(
+        select(Enrollment.workflow_id, Enrollment.contact_id, func.max(Enrollment.started_at))
+        .where(Enrollment.workflow_id.in_(wf), Enrollment.contact_id.in_(contacts))
+        .group_by(Enrollment.workflow_id, Enrollment.contact_id)
+    )
+    return {(w, c): at for w, c, at in rows if at is not None}
+
+
+def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Move still-scheduled deliveries: rows of {enrollment_id, step_id, due}, in order."""
+    if not rows:
+        return
+    from sqlalchemy import bindparam
+
+    statement = (
+        update(Delivery)
+        .where(
+            Delivery.enrollment_id == bindparam("b_enrollment"),
+            Delivery.step_id == bindparam("b_step"),
+            Delivery.status == DeliveryStatus.SCHEDULED,
+        )
+        .values(due_at=bindparam("b_due"), planned_at=bindparam("b_due"), updated_at=now)
+    )
+    session.connection().execute(
+        statement,
+        [
+            {"b_enrollment": r["enrollment_id"], "b_step": r["step_id"], "b_due": r["due"]}
+            for r in rows
+        ],
+    )
