@@ -755,7 +755,7 @@ def event_hashes(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
     if not ids:
         return {}
     rows = session.execute(select(Event.event_id, Event.body_hash).where(Event.event_id.in_(ids)))
-    return dict(rows.tuples().all())
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def contacts_by_refs(
