@@ -11,6 +11,7 @@ from types import FrameType
 from remarket_mailer.bootstrap import App
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
+from remarket_mailer.services.renewal_scan import scan_renewals
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ def expire_discounts(app: App) -> int:
     return expired
 
 
+def scan_renewals_job(app: App) -> None:
+    """Cron job: enroll subscriptions renewing within the next 31 days."""
+    scan_renewals(app.uow, app.workflows, app.clock)
+
+
 def run_scheduler(app: App) -> None:
     """Block, sweeping every ``sweep_interval_seconds`` until SIGINT/SIGTERM."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -55,6 +61,16 @@ def run_scheduler(app: App) -> None:
         args=[app],
         minutes=15,
         id="expire_discounts",
+        max_instances=1,
+        coalesce=True,
+    )
+
+    scheduler.add_job(
+        scan_renewals_job,
+        "cron",
+        args=[app],
+        minute=17,
+        id="renewal_scan",
         max_instances=1,
         coalesce=True,
     )

@@ -1,0 +1,80 @@
+"""The renewal scan enrolls subscriptions that no event enrolled, once per renewal date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from remarket_mailer.db.models import Contact, Subscription
+from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.services.renewal_scan import scan_renewals
+from tests.conftest import T0, AppFactory
+from tests.helpers import deliveries, enrollments
+
+
+def test_scan_enrolls_each_renewal_once(make_app: AppFactory, clock: VirtualClock) -> None:
+    app = make_app()
+    with app.uow() as session:
+        for n in range(7):
+            contact = Contact(
+                email=f"s{n}@example.org",
+                timezone="Europe/Amsterdam",
+                attributes={},
+                created_at=T0,
+                updated_at=T0,
+            )
+            session.add(contact)
+            session.flush()
+            session.add(
+                Subscription(
+                    subscription_id=f"sub-{n}",
+                    contact_id=contact.id,
+                    plan="Tea club",
+                    status="cancelled" if n == 6 else "active",
+                    # sub-5 renews in 60 days: outside the 31-day horizon.
+                    renews_at=T0 + timedelta(days=60 if n == 5 else 20 + n),
+                    price=Decimal("9.00"),
+                    currency="EUR",
+                    updated_at=T0,
+                )
+            )
+    report = scan_renewals(app.uow, app.workflows, app.clock, page=2)
+    assert (report.scanned, report.enrolled) == (5, 5)
+    assert report.pages == 3
+    keys = sorted(e.key for e in enrollments(app))
+    assert keys[0] == f"sub-0@{(T0 + timedelta(days=20)).date().isoformat()}"
+    rows = deliveries(app)
+    # 30 days before is already past for renewals 20-24 days out: only the 7- and 1-day
+    # reminders are created, at 10:00 Amsterdam time.
+    assert {d.step_id for d in rows} == {"days_7", "days_1"}
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    assert {d.due_at.astimezone(amsterdam).hour for d in rows} == {10}
+    again = scan_renewals(app.uow, app.workflows, app.clock)
+    assert again.enrolled == 0
+    assert len(enrollments(app)) == 5
+
+
+def test_scan_skips_what_events_already_enrolled(make_app: AppFactory, clock: VirtualClock) -> None:
+    from fastapi.testclient import TestClient
+
+    from remarket_mailer.entrypoints.api import create_api
+    from tests.helpers import event, post
+
+    app = make_app()
+    client = TestClient(create_api(app))
+    renews = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    post(
+        client,
+        event(
+            "subscription.upserted",
+            T0,
+            subscription_id="sub-x",
+            plan="Tea",
+            status="active",
+            renews_at=renews.isoformat(),
+        ),
+    )
+    assert len(enrollments(app)) == 1
+    report = scan_renewals(app.uow, app.workflows, app.clock)
+    assert (report.scanned, report.enrolled) == (1, 0)
