@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from remarket_mailer.config import Settings
 from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.dkim import DkimSigner
 from remarket_mailer.delivery.registry import provider_from_url
 from remarket_mailer.delivery.throttle import (
     LocalThrottle,
@@ -28,6 +29,7 @@ from remarket_mailer.delivery.throttle import (
 )
 from remarket_mailer.domain.clock import Clock, SystemClock
 from remarket_mailer.domain.policy import parse_caps
+from remarket_mailer.errors import ConfigError
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.sending import DeliveryService, SendConfig
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -94,6 +96,21 @@ def make_broker(url: str) -> dramatiq.Broker:
     return RabbitmqBroker(url=url)
 
 
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer when all of selector, domain and key file are set."""
+    parts = (settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file)
+    if not any(parts):
+        return None
+    if not all(parts):
+        raise ConfigError(
+            "REMARKET_DKIM_SELECTOR: set DKIM_SELECTOR, DKIM_DOMAIN and DKIM_KEY_FILE together"
+        )
+    assert settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file
+    return DkimSigner.from_file(
+        settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file
+    )
+
+
 def make_throttle(settings: Settings, provider: Provider) -> Throttle | None:
     """The provider's shared throttle: in Redis when the broker is Redis, else in memory."""
     if settings.provider_rate <= 0:
@@ -130,7 +147,7 @@ def build_app(
     uow = UnitOfWork(session_factory)
     workflows = load_workflows(settings.workflows_dir)
     renderer = Renderer(settings.templates_dir)
-    provider = provider or provider_from_url(settings.provider_url)
+    provider = provider or provider_from_url(settings.provider_url, dkim_signer(settings))
     clock = clock or SystemClock()
     links = LinkSigner(settings.secret_key, settings.public_url)
     broker = broker or make_broker(settings.broker_url)

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     reply_to: str | None = None
     unsubscribe_mailto: str | None = None
     feedback_sender_id: str = "remarket"
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+    """DKIM for SMTP and file delivery (ESPs sign with their own keys): all three or none."""
     consent_rule: ConsentRule = "opt_in"
     consent_rules: dict[str, ConsentRule] = Field(
         default_factory=_default_consent_rules,

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.dkim import DkimSigner
 from remarket_mailer.delivery.providers.esp import esp_provider_from_url
 from remarket_mailer.delivery.providers.file import FileProvider
 from remarket_mailer.delivery.providers.memory import MemoryProvider
@@ -14,7 +15,7 @@ from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings
 from remarket_mailer.errors import ConfigError
 
 
-def provider_from_url(url: str) -> Provider:
+def provider_from_url(url: str, dkim: DkimSigner | None = None) -> Provider:
     """Build the provider named by ``url``; raise ConfigError for an unknown scheme."""
     esp = esp_provider_from_url(url)
     if esp is not None:
@@ -22,9 +23,9 @@ def provider_from_url(url: str) -> Provider:
     parts = urlsplit(url)
     if parts.scheme == "file":
         path = (parts.netloc + parts.path) or "./outbox"
-        return FileProvider(Path(path))
+        return FileProvider(Path(path), dkim)
     if parts.scheme == "memory":
         return MemoryProvider()
     if parts.scheme in ("smtp", "smtps"):
-        return SmtpProvider(SmtpSettings.from_url(url))
+        return SmtpProvider(SmtpSettings.from_url(url), dkim=dkim)
     raise ConfigError(f"REMARKET_PROVIDER_URL: unknown provider scheme {parts.scheme!r}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from remarket_mailer.delivery.base import OutboundMessage, Permanent, Provider, SendResult, Sent
+from remarket_mailer.delivery.dkim import DkimSigner
 from remarket_mailer.delivery.message import to_bytes
 
 
@@ -14,8 +15,9 @@ class FileProvider(Provider):
     name = "file"
     max_batch = 1000
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, dkim: DkimSigner | None = None) -> None:
         self.directory = directory
+        self.dkim = dkim
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -27,6 +29,8 @@ class FileProvider(Provider):
             except ValueError as exc:
                 results.append(Permanent(str(exc)))
                 continue
+            if self.dkim is not None:
+                data = self.dkim.sign(data)
             # Write then rename: a reader never sees half a message.
             tmp = path.with_suffix(".eml.tmp")
             tmp.write_bytes(data)

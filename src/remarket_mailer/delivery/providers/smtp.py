@@ -23,6 +23,7 @@ from remarket_mailer.delivery.base import (
     Sent,
     Transient,
 )
+from remarket_mailer.delivery.dkim import DkimSigner
 from remarket_mailer.delivery.message import to_bytes
 from remarket_mailer.errors import ConfigError
 
@@ -71,9 +72,15 @@ class SmtpProvider(Provider):
     name = "smtp"
     max_batch = 100
 
-    def __init__(self, settings: SmtpSettings, envelope_from: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        envelope_from: str | None = None,
+        dkim: DkimSigner | None = None,
+    ) -> None:
         self.settings = settings
         self.envelope_from = envelope_from
+        self.dkim = dkim
         self._local = threading.local()
         self._all: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
@@ -139,6 +146,8 @@ class SmtpProvider(Provider):
             data = to_bytes(message)
         except ValueError as exc:
             return Permanent(str(exc))
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         envelope_from = self.envelope_from or _bare(message.from_addr)
         conn = self._connection()
         try:
