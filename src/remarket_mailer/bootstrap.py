@@ -31,7 +31,7 @@ from remarket_mailer.domain.clock import Clock, SystemClock
 from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ConfigError
 from remarket_mailer.rendering.renderer import Renderer
-from remarket_mailer.services.sending import DeliveryService, SendConfig
+from remarket_mailer.services.sending import DeliveryService, Route, SendConfig
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.links import LinkSigner
 from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
@@ -69,7 +69,8 @@ class App:
         )
 
     def close(self) -> None:
-        self.provider.close()
+        for route in self.delivery.routes.values():
+            route.provider.close()
         self.engine.dispose()
 
 
@@ -165,8 +166,27 @@ def build_app(
         retry_base=timedelta(seconds=settings.retry_base_seconds),
         retry_max_age=timedelta(hours=settings.retry_max_age_hours),
     )
+    routes = {
+        name: Route(route_provider, make_throttle(settings, route_provider))
+        for name, url in settings.providers.items()
+        for route_provider in [provider_from_url(url, dkim_signer(settings))]
+    }
+    for workflow in workflows.workflows.values():
+        if workflow.provider and workflow.provider not in routes:
+            raise ConfigError(
+                f"REMARKET_PROVIDERS: workflow {workflow.id!r} sends through "
+                f"{workflow.provider!r}, which is not configured"
+            )
     delivery = DeliveryService(
-        uow, workflows, renderer, provider, clock, links, config, make_throttle(settings, provider)
+        uow,
+        workflows,
+        renderer,
+        provider,
+        clock,
+        links,
+        config,
+        make_throttle(settings, provider),
+        routes,
     )
     app = App(
         settings=settings,

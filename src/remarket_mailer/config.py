@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./remarket.db"
     broker_url: str = "stub://"
     provider_url: str = "file://./outbox"
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description='More providers by name for workflows to choose, JSON: {"bulk": "smtp://..."}',
+    )
     workflows_dir: Path = Path("./workflows")
     templates_dir: Path = Path("./templates")
     secret_key: str = "change-me-in-production-this-is-not-a-secret"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
@@ -111,3 +112,37 @@ def test_esp_provider_urls() -> None:
     assert provider_from_url("resend://re_key@api.resend.com").name == "resend"
     settings = load_settings(provider_url="sendgrid://SG.key@api.sendgrid.com")
     assert provider_from_url(settings.provider_url).name == "sendgrid"
+
+
+def test_a_workflow_can_send_through_its_own_provider(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    from remarket_mailer.delivery.providers.memory import MemoryProvider
+    from tests.conftest import ROOT
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(stock + "provider: bulk\n")
+    default = MemoryProvider()
+    app = make_app(provider=default, workflows_dir=tmp_path, providers={"bulk": "memory://"})
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    bulk = app.delivery.routes["bulk"].provider
+    assert isinstance(bulk, MemoryProvider)
+    assert len(bulk.outbox) == 1 and default.outbox == []
+    assert deliveries(app)[0].provider == "memory"
+
+
+def test_unknown_workflow_provider_stops_startup(make_app: AppFactory, tmp_path: Path) -> None:
+    import pytest
+
+    from remarket_mailer.errors import ConfigError
+    from tests.conftest import ROOT
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(stock + "provider: pigeons\n")
+    with pytest.raises(ConfigError, match="pigeons"):
+        make_app(workflows_dir=tmp_path)

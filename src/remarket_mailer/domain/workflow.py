@@ -104,6 +104,8 @@ class Workflow:
     holdout_percent: int = 0
     caps: tuple[FrequencyCap, ...] | None = None
     """This workflow's own frequency caps; None: the global ones apply."""
+    provider: str | None = None
+    """A named provider from REMARKET_PROVIDERS; None: the default one."""
     caps_exempt: bool = False
     """Exempt (e.g. factual renewal notices): never capped, and not counted against caps."""
     source: str = ""

@@ -104,6 +104,17 @@ class _Ready:
     code: str | None
 
 
+@dataclass(frozen=True)
+class Route:
+    """A named way out: a provider and its throttle (workflows pick one with ``provider:``)."""
+
+    provider: Provider
+    throttle: Throttle | None = None
+
+
+DEFAULT_ROUTE = "default"
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -115,15 +126,15 @@ class DeliveryService:
         links: LinkSigner,
         config: SendConfig,
         throttle: Throttle | None = None,
+        routes: dict[str, Route] | None = None,
     ) -> None:
         self.uow = uow
         self.workflows = workflows
         self.renderer = renderer
-        self.provider = provider
         self.clock = clock
         self.links = links
         self.config = config
-        self.throttle = throttle
+        self.routes = {DEFAULT_ROUTE: Route(provider, throttle), **(routes or {})}
 
     def send(self, delivery_ids: Sequence[int]) -> SendReport:
         """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
@@ -135,12 +146,25 @@ class DeliveryService:
         messages, failures = self._render(ready)
         results: dict[int, SendResult] = dict(failures)
         by_id = {r.delivery.id: r for r in ready}
-        for start in range(0, len(messages), self.provider.max_batch):
-            chunk = messages[start : start + self.provider.max_batch]
-            for message, result in zip(chunk, self._send_chunk(chunk), strict=True):
-                results[message.delivery_id] = result
+        groups: dict[str, list[OutboundMessage]] = {}
+        for message in messages:
+            route_name = by_id[message.delivery_id].workflow.provider or DEFAULT_ROUTE
+            groups.setdefault(route_name, []).append(message)
+        used: dict[int, str] = {}
+        for name, group in groups.items():
+            route = self.routes.get(name)
+            if route is None:
+                for message in group:
+                    results[message.delivery_id] = Permanent(f"no provider named {name!r}")
+                continue
+            size = route.provider.max_batch
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                for message, result in zip(chunk, self._send_chunk(route, chunk), strict=True):
+                    results[message.delivery_id] = result
+                    used[message.delivery_id] = route.provider.name
         with self.uow() as session:
-            self._record(session, by_id, results, report)
+            self._record(session, by_id, results, used, report)
         log.info(
             "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d",
             report.sent,
@@ -448,29 +472,30 @@ class DeliveryService:
             date=self.clock.now(),
         )
 
-    def _send_chunk(self, chunk: list[OutboundMessage]) -> list[SendResult]:
+    def _send_chunk(self, route: Route, chunk: list[OutboundMessage]) -> list[SendResult]:
         """One provider call, paced by the shared throttle and feeding it back."""
-        wait = self.throttle.acquire(len(chunk)) if self.throttle else 0.0
+        provider, throttle = route.provider, route.throttle
+        wait = throttle.acquire(len(chunk)) if throttle else 0.0
         if wait > MAX_THROTTLE_SLEEP:
             # Paused or far over the rate: hand the batch back instead of holding a worker.
             return [Transient("throttled: provider rate limit", retry_after=wait)] * len(chunk)
         if wait > 0:
             time.sleep(wait)
         try:
-            outcome = self.provider.send_many(chunk)
+            outcome = provider.send_many(chunk)
         except Exception as exc:  # a provider bug must not strand the batch in 'sending'
-            log.exception("provider=%s failed a whole batch", self.provider.name)
+            log.exception("provider=%s failed a whole batch", provider.name)
             outcome = [Transient(f"provider error: {exc}") for _ in chunk]
         if len(outcome) != len(chunk):
             outcome = [Transient("provider returned a wrong number of results")] * len(chunk)
-        if self.throttle is not None:
+        if throttle is not None:
             pushed_back = [r for r in outcome if isinstance(r, Transient) and _is_push_back(r)]
             if pushed_back:
-                self.throttle.throttled(max((r.retry_after or 0) for r in pushed_back) or None)
+                throttle.throttled(max((r.retry_after or 0) for r in pushed_back) or None)
             elif all(isinstance(r, Transient) for r in outcome):
-                self.throttle.failed()
+                throttle.failed()
             else:
-                self.throttle.succeeded()
+                throttle.succeeded()
         return outcome
 
     # -- step 4 ------------------------------------------------------------------------------
@@ -480,6 +505,7 @@ class DeliveryService:
         session: Session,
         ready: dict[int, _Ready],
         results: dict[int, SendResult],
+        used: dict[int, str],
         report: SendReport,
     ) -> None:
         now = self.clock.now()
@@ -494,7 +520,7 @@ class DeliveryService:
                         "id": delivery_id,
                         "status": DeliveryStatus.SENT,
                         "sent_at": now,
-                        "provider": self.provider.name,
+                        "provider": used.get(delivery_id),
                         "provider_message_id": result.provider_id[:255],
                         "subject": (delivery.subject or "")[:998],
                         "discount_code": item.code,

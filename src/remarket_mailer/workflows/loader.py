@@ -159,6 +159,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
         holdout_percent=spec.holdout_percent,
         caps=parse_caps(spec.frequency_caps) if spec.frequency_caps is not None else None,
         caps_exempt=spec.caps_exempt,
+        provider=spec.provider,
         source=file,
     )
 

@@ -210,6 +210,11 @@ class WorkflowSpec(_Strict):
     frequency_caps: Caps | None = Field(
         default=None, description="Own caps, e.g. '1/16h, 3/7d'; default: the global caps."
     )
+    provider: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="Send through this named provider (REMARKET_PROVIDERS); default: the main one.",
+    )
     caps_exempt: bool = Field(
         default=False, description="Never capped and not counted (factual service messages)."
     )
