@@ -162,6 +162,8 @@ def build_app(
         consent_rules=dict(settings.consent_rules),
         shop=shop_info(settings),
         caps=parse_caps(settings.frequency_caps),
+        click_tracking=settings.click_tracking,
+        open_tracking=settings.open_tracking,
         lease=timedelta(seconds=settings.lease_seconds),
         retry_base=timedelta(seconds=settings.retry_base_seconds),
         retry_max_age=timedelta(hours=settings.retry_max_age_hours),

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     reply_to: str | None = None
     unsubscribe_mailto: str | None = None
     feedback_sender_id: str = "remarket"
+    click_tracking: bool = False
+    """Route links through signed /c/ redirects that only lead to the email's own URLs."""
+    open_tracking: bool = False
+    """Add a pixel; opens are unreliable (Apple MPP) and never used for decisions."""
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None

@@ -1002,3 +1002,11 @@ def bulk_enroll(
                         )
                     )
     return len(enrollments)
+
+
+def delivery_email(session: Session, delivery_id: int) -> str | None:
+    return session.scalar(
+        select(Contact.email)
+        .join(Delivery, Delivery.contact_id == Contact.id)
+        .where(Delivery.id == delivery_id)
+    )

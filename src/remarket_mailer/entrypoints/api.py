@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
@@ -31,6 +31,8 @@ from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
 from remarket_mailer.services.ingest import ingest_batch, ingest_event
 from remarket_mailer.services.unsubscribe import unsubscribe
+from remarket_mailer.services.webhooks import record_engagement
+from remarket_mailer.tracking.links import PIXEL_GIF, TrackingLinks
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def create_api(app: App) -> FastAPI:
     )
     install_error_handlers(api)
     api_key = Depends(require_api_key(app))
+    tracking = TrackingLinks(app.settings.secret_key, app.settings.public_url)
     event_schema, definitions = _event_schemas()
 
     @api.post(
@@ -201,6 +204,25 @@ def create_api(app: App) -> FastAPI:
             return HTMLResponse(_page("Unsubscribed", "You will not get these emails again."))
         what = "any email from us" if everything else f"{parsed.topic} email"
         return HTMLResponse(_page("Unsubscribed", f"You will not get {what} again."))
+
+    @api.get("/c/{token}", include_in_schema=False)
+    async def click(token: str) -> Response:
+        try:
+            delivery_id, url = tracking.read_click(token)
+        except ValidationError as exc:
+            return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
+        await run_in_threadpool(record_engagement, app.uow, app.clock, delivery_id, "clicked", url)
+        # Only a URL we signed when rendering this email: never an open redirect.
+        return RedirectResponse(url, status_code=302)
+
+    @api.get("/o/{token}", include_in_schema=False)
+    async def pixel(token: str) -> Response:
+        try:
+            delivery_id = tracking.read_open(token)
+        except ValidationError:
+            return Response(PIXEL_GIF, media_type="image/gif")
+        await run_in_threadpool(record_engagement, app.uow, app.clock, delivery_id, "opened")
+        return Response(PIXEL_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     @api.get(
         "/u/{token}",

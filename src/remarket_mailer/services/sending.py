@@ -52,7 +52,7 @@ from remarket_mailer.services.discounts import assign_from_pool
 from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
-from remarket_mailer.tracking.links import LinkSigner
+from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
 from remarket_mailer.workflows.expressions import evaluate
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class SendConfig:
     shop: dict[str, str]
     consent_rules: dict[str, str] = field(default_factory=dict)
     caps: tuple[FrequencyCap, ...] = ()
+    click_tracking: bool = False
+    open_tracking: bool = False
     lease: timedelta = timedelta(minutes=5)
     retry_base: timedelta = timedelta(minutes=1)
     retry_cap: timedelta = timedelta(hours=1)
@@ -135,6 +137,7 @@ class DeliveryService:
         self.links = links
         self.config = config
         self.routes = {DEFAULT_ROUTE: Route(provider, throttle), **(routes or {})}
+        self.tracking = TrackingLinks(config.secret_key, links.public_url)
 
     def send(self, delivery_ids: Sequence[int]) -> SendReport:
         """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
@@ -434,7 +437,15 @@ class DeliveryService:
                 failures[item.delivery.id] = Permanent(f"template: {exc}")
                 continue
             item.delivery.subject = email.subject
-            messages.append(self._message(item, email.subject, email.html, email.text))
+            html = email.html
+            if self.config.click_tracking or self.config.open_tracking:
+                html = self.tracking.rewrite(
+                    html,
+                    item.delivery.id,
+                    clicks=self.config.click_tracking,
+                    opens=self.config.open_tracking,
+                )
+            messages.append(self._message(item, email.subject, html, email.text))
         return messages, failures
 
     def _message(self, item: _Ready, subject: str, html: str, text: str) -> OutboundMessage:

@@ -100,3 +100,37 @@ def _suppression_reason(session: Session, event: TrackingEvent, now: datetime) -
         )
         return "soft_bounce_repeated" if count >= SOFT_BOUNCE_LIMIT else None
     return None  # policy: the sender's problem, not the address's
+
+
+def record_engagement(
+    uow: UnitOfWork, clock: Clock, delivery_id: int, kind: str, detail: str | None = None
+) -> bool:
+    """Record a click or open of one of our own tracked links; False for an unknown delivery.
+
+    The first click per (delivery, link) and the first open per delivery are kept: unique
+    engagement, which is what reports use (opens are inflated by Apple MPP anyway).
+    """
+    now = clock.now()
+    with uow() as session:
+        email = repo.delivery_email(session, delivery_id)
+        if email is None:
+            return False
+        suffix = hashlib.sha256((detail or "").encode()).hexdigest()[:16]
+        repo.record_tracking_events(
+            session,
+            [
+                {
+                    "provider": "remarket",
+                    "raw_id": f"{kind}:{delivery_id}:{suffix}",
+                    "kind": kind,
+                    "email_hash": repo.email_hash(email),
+                    "delivery_id": delivery_id,
+                    "provider_message_id": None,
+                    "bounce_class": None,
+                    "detail": (detail or "")[:2000] or None,
+                    "occurred_at": now,
+                    "received_at": now,
+                }
+            ],
+        )
+    return True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
+from html import unescape
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from remarket_mailer.errors import ValidationError
 
@@ -48,3 +50,62 @@ class LinkSigner:
         if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], int)):
             raise ValidationError("this unsubscribe link is not valid", field="token")
         return UnsubscribeToken(contact_id=data[0], topic=str(data[1]), delivery_id=data[2])
+
+
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+PIXEL_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+class TrackingLinks:
+    """Signed click and open links. A click token carries the exact destination, signed: the
+    redirect can only lead to a URL that was in the email we rendered (no open redirect)."""
+
+    def __init__(self, secret_key: str, public_url: str) -> None:
+        self.public_url = public_url.rstrip("/")
+        self._clicks = URLSafeSerializer(secret_key, salt="remarket.click")
+        self._opens = URLSafeSerializer(secret_key, salt="remarket.open")
+
+    def rewrite(
+        self, html: str, delivery_id: int, *, clicks: bool = True, opens: bool = False
+    ) -> str:
+        """Route every http(s) link through the click endpoint, except our own links
+        (unsubscribe, preferences), which must keep working without a redirect."""
+
+        def replace(match: re.Match[str]) -> str:
+            url = unescape(match.group(1))
+            if url.startswith(self.public_url + "/u/"):
+                return match.group(0)
+            token = self._clicks.dumps([delivery_id, url])
+            return f'href="{self.public_url}/c/{token}"'
+
+        if clicks:
+            html = _HREF.sub(replace, html)
+        if opens:
+            pixel = (
+                f'<img src="{self.public_url}/o/{self._opens.dumps(delivery_id)}.gif" '
+                'width="1" height="1" alt="" style="display:block;border:0" />'
+            )
+            html = html.replace("</body>", pixel + "</body>", 1)
+        return html
+
+    def read_click(self, token: str) -> tuple[int, str]:
+        """(delivery id, destination); ValidationError when the token was not signed by us."""
+        try:
+            data = self._clicks.loads(token)
+        except BadSignature:
+            raise ValidationError("this link is not valid", field="token") from None
+        if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], int)):
+            raise ValidationError("this link is not valid", field="token")
+        return data[0], str(data[1])
+
+    def read_open(self, token: str) -> int:
+        try:
+            data = self._opens.loads(token.removesuffix(".gif"))
+        except BadSignature:
+            raise ValidationError("not a valid pixel", field="token") from None
+        if not isinstance(data, int):
+            raise ValidationError("not a valid pixel", field="token")
+        return data
