@@ -40,8 +40,8 @@ def test_scan_enrolls_each_renewal_once(make_app: AppFactory, clock: VirtualCloc
                 )
             )
     report = scan_renewals(app.uow, app.workflows, app.clock, page=2)
-    assert (report.scanned, report.enrolled) == (5, 5)
-    assert report.pages == 3
+    assert (report.candidates, report.enrolled) == (5, 5)
+    assert report.pages == 4  # 7 subscriptions, 2 per page
     keys = sorted(e.key for e in enrollments(app))
     assert keys[0] == f"sub-0@{(T0 + timedelta(days=20)).date().isoformat()}"
     rows = deliveries(app)
@@ -77,4 +77,4 @@ def test_scan_skips_what_events_already_enrolled(make_app: AppFactory, clock: Vi
     )
     assert len(enrollments(app)) == 1
     report = scan_renewals(app.uow, app.workflows, app.clock)
-    assert (report.scanned, report.enrolled) == (1, 0)
+    assert (report.candidates, report.enrolled) == (0, 0)

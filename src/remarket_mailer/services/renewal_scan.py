@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ScanReport:
-    scanned: int = 0
+    candidates: int = 0
+    """Subscriptions in the horizon that were not enrolled yet."""
     enrolled: int = 0
     deliveries: int = 0
     pages: int = 0
@@ -66,24 +67,26 @@ def scan_renewals(
             for attempt in range(3):
                 try:
                     with uow() as session:
-                        batch = repo.renewal_candidates(session, after, now, now + horizon, page)
+                        batch, last = repo.renewal_candidates(
+                            session, workflow.id, after, now, now + horizon, page
+                        )
                         written = _enroll_page(session, workflow, batch, now)
                     break
                 except IntegrityError:
                     # A subscription event enrolled one of these meanwhile: redo the page.
                     if attempt == 2:
                         raise
-            if not batch:
+            if last is None:
                 break
             report.pages += 1
-            report.scanned += len(batch)
+            report.candidates += len(batch)
             report.enrolled += written[0]
             report.deliveries += written[1]
-            after = batch[-1].subscription_id
+            after = last
     if report.enrolled:
         log.info(
-            "renewal scan scanned=%d enrolled=%d deliveries=%d",
-            report.scanned,
+            "renewal scan candidates=%d enrolled=%d deliveries=%d",
+            report.candidates,
             report.enrolled,
             report.deliveries,
         )
@@ -93,13 +96,10 @@ def scan_renewals(
 def _enroll_page(
     session: Any, workflow: Workflow, batch: list[repo.RenewalCandidate], now: Any
 ) -> tuple[int, int]:
-    keys = {f"{c.subscription_id}@{c.renews_at.date().isoformat()}": c for c in batch}
-    known = repo.existing_enrollment_keys(session, workflow.id, list(keys))
     enrollments: list[dict[str, Any]] = []
     deliveries: list[list[dict[str, Any]]] = []
-    for key, candidate in keys.items():
-        if key in known:
-            continue
+    for candidate in batch:
+        key = f"{candidate.subscription_id}@{candidate.renews_at.date().isoformat()}"
         planned = [
             (step, due)
             for step, due in plan_due_times(
