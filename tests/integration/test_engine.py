@@ -406,3 +406,35 @@ def test_edits_affect_new_enrollments_only_and_disabling_stops_pending(
     last = [d for d in deliveries(app) if d.step_id == "last_chance"]
     assert [(d.status, d.reason) for d in last] == [("skipped", "workflow_disabled")] * 2
     app.close()
+
+
+def test_ab_variant_is_recorded_and_used(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace(
+            "    template: abandoned_cart/reminder_1\n",
+            "    template: abandoned_cart/reminder_1\n"
+            "    variants:\n"
+            "      - {id: gentle, template: abandoned_cart/reminder_1}\n"
+            "      - {id: bold, template: abandoned_cart/last_chance}\n",
+        )
+    )
+    provider = MemoryProvider()
+    app = make_app(provider=provider, workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    people = [f"v{n}@example.org" for n in range(10)]
+    for who in people:
+        post(client, consent_event(T0 - timedelta(minutes=1), email=who))
+        post(client, cart_event(T0, cart_id=f"c-{who}", contact={"email": who}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    first = [d for d in deliveries(app) if d.step_id == "reminder_1"]
+    assert {d.variant for d in first} == {"gentle", "bold"}
+    for delivery in first:
+        expected = {"gentle": "abandoned_cart/reminder_1", "bold": "abandoned_cart/last_chance"}
+        assert delivery.template == expected[delivery.variant or ""]
+    bold = {d.contact_id for d in first if d.variant == "bold"}
+    subjects = [m.subject for m in provider.outbox]
+    assert sum("last chance" in s.lower() for s in subjects) == len(bold)

@@ -121,3 +121,21 @@ def test_stock_workflows_validate_against_the_json_schema() -> None:
     broken = yaml.safe_load(STOCK)
     broken["steps"][0]["wiat"] = "1h"
     assert list(validator.iter_errors(broken)), "the schema accepted an unknown key"
+
+
+def test_ab_variants_are_deterministic_and_weighted() -> None:
+    edited = STOCK.replace(
+        "    template: abandoned_cart/reminder_1\n",
+        "    template: abandoned_cart/reminder_1\n"
+        "    variants:\n"
+        "      - {id: a, template: abandoned_cart/reminder_1, weight: 3}\n"
+        "      - {id: b, template: abandoned_cart/reminder_2, weight: 1}\n",
+    )
+    step = parse_workflow(edited).steps[0]
+    picks = [step.pick(f"c{n}", "abandoned_cart") for n in range(8000)]
+    share_a = sum(1 for variant, _ in picks if variant == "a") / len(picks)
+    assert 0.72 < share_a < 0.78
+    assert picks == [step.pick(f"c{n}", "abandoned_cart") for n in range(8000)]
+    assert dict(picks)["b"] == "abandoned_cart/reminder_2"
+    duplicate = edited.replace("{id: b,", "{id: a,")
+    assert "variant ids must differ" in str(check_workflow(duplicate, "w.yaml")[0])

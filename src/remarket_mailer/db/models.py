@@ -217,6 +217,8 @@ class Delivery(Base):
     workflow_id: Mapped[str] = mapped_column(String(128))
     step_id: Mapped[str] = mapped_column(String(128))
     template: Mapped[str] = mapped_column(String(255))
+    variant: Mapped[str | None] = mapped_column(String(32))
+    """The A/B variant chosen for this contact, when the step has variants."""
     status: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime]
     planned_at: Mapped[datetime]

@@ -60,6 +60,13 @@ class DateOffset:
 
 
 @dataclass(frozen=True, slots=True)
+class Variant:
+    id: str
+    template: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     id: str
     wait: timedelta
@@ -73,6 +80,23 @@ class Step:
     discount: DiscountSpec | None = None
     expires_after: timedelta | None = None
     """A step still unsent this long after its due time is skipped as stale, never sent late."""
+    variants: tuple[Variant, ...] = ()
+    """A/B test: each contact always gets the same variant, in proportion to the weights."""
+
+    def pick(self, contact_key: str, workflow_id: str) -> tuple[str | None, str]:
+        """(variant id, template) for a contact; deterministic, so replays agree."""
+        if not self.variants:
+            return None, self.template
+        import hashlib
+
+        total = sum(v.weight for v in self.variants)
+        digest = hashlib.sha256(f"{workflow_id}:{self.id}:{contact_key}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") % total
+        for variant in self.variants:
+            if point < variant.weight:
+                return variant.id, variant.template
+            point -= variant.weight
+        raise AssertionError("weights cover the whole range")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,8 +254,7 @@ class _Batch:
         return [
             e
             for e in found
-            if (e.key == key or e.key.startswith(key + "@"))
-            and e.status == EnrollmentStatus.ACTIVE
+            if (e.key == key or e.key.startswith(key + "@")) and e.status == EnrollmentStatus.ACTIVE
         ]
 
     # -- the events, in order -----------------------------------------------------------
@@ -625,13 +624,15 @@ def _start(batch: _Batch, workflow: Workflow, contact: Contact, key: str, event:
         },
     )
     session.add(enrollment)
+    contact_key = contact.external_id or contact.email or str(contact.id)
     deliveries = [
         Delivery(
             enrollment=enrollment,
             contact_id=contact.id,
             workflow_id=workflow.id,
             step_id=step.id,
-            template=step.template,
+            variant=step.pick(contact_key, workflow.id)[0],
+            template=step.pick(contact_key, workflow.id)[1],
             status=DeliveryStatus.SCHEDULED,
             due_at=due,
             planned_at=due,

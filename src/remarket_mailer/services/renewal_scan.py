@@ -113,6 +113,7 @@ def _enroll_page(
         ]
         if not planned:
             continue
+        contact_key = candidate.external_id or candidate.email or str(candidate.contact_id)
         event = {
             "type": "subscription.upserted",
             "subscription_id": candidate.subscription_id,
@@ -134,7 +135,7 @@ def _enroll_page(
                 "context": {
                     "event": event,
                     "holdout": in_holdout(
-                        candidate.external_id or candidate.email or str(candidate.contact_id),
+                        contact_key,
                         workflow.id,
                         workflow.holdout_percent,
                     ),
@@ -147,7 +148,8 @@ def _enroll_page(
                     "contact_id": candidate.contact_id,
                     "workflow_id": workflow.id,
                     "step_id": step.id,
-                    "template": step.template,
+                    "variant": step.pick(contact_key, workflow.id)[0],
+                    "template": step.pick(contact_key, workflow.id)[1],
                     "status": DeliveryStatus.SCHEDULED.value,
                     "due_at": due,
                     "planned_at": due,

@@ -427,12 +427,12 @@ class DeliveryService:
         failures: dict[int, SendResult] = {}
         for item in ready:
             try:
-                email = self.renderer.render(item.step.template, item.context)
+                email = self.renderer.render(item.delivery.template, item.context)
             except Exception as exc:
                 # A template that fails (a filter given None, an undefined name) fails its own
                 # delivery with the reason; the rest of the batch goes on.
                 if not isinstance(exc, TemplateError):
-                    exc = TemplateError(f"{item.step.template}: {type(exc).__name__}: {exc}")
+                    exc = TemplateError(f"{item.delivery.template}: {type(exc).__name__}: {exc}")
                 log.error("delivery=%d template failed: %s", item.delivery.id, exc)
                 failures[item.delivery.id] = Permanent(f"template: {exc}")
                 continue

@@ -22,6 +22,7 @@ from remarket_mailer.domain.workflow import (
     SendWindow,
     Step,
     Trigger,
+    Variant,
     Workflow,
 )
 from remarket_mailer.errors import WorkflowError
@@ -133,6 +134,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
                 condition=step.condition,
                 discount=discount,
                 expires_after=_td(step.expires_after),
+                variants=tuple(Variant(v.id, v.template, v.weight) for v in (step.variants or [])),
             )
         )
     return Workflow(

@@ -146,6 +146,12 @@ class DiscountSpecModel(_Strict):
         return self
 
 
+class VariantSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    template: str = Field(pattern=r"^[a-z0-9_][a-z0-9_/-]{0,200}$")
+    weight: int = Field(default=1, ge=1, le=1000)
+
+
 class StepSpec(_Strict):
     id: str
     wait: Duration | None = Field(
@@ -158,6 +164,12 @@ class StepSpec(_Strict):
         default=None, description="Send at this wall-clock time in the contact's time zone."
     )
     template: str
+    variants: list[VariantSpec] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=10,
+        description="A/B test: templates and weights; each contact always gets the same one.",
+    )
     condition: Expression | None = None
     discount: DiscountSpecModel | None = None
     expires_after: Duration | None = None
@@ -173,6 +185,8 @@ class StepSpec(_Strict):
     def _wait_or_at(self) -> StepSpec:
         if (self.wait is None) == (self.at is None):
             raise ValueError("give exactly one of 'wait' or 'at'")
+        if self.variants and len({v.id for v in self.variants}) != len(self.variants):
+            raise ValueError("variant ids must differ")
         return self
 
     @field_validator("template")
