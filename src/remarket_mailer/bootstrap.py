@@ -162,6 +162,7 @@ def build_app(
         consent_rules=dict(settings.consent_rules),
         shop=shop_info(settings),
         caps=parse_caps(settings.frequency_caps),
+        category_caps={k: parse_caps(v) for k, v in settings.category_caps.items()},
         click_tracking=settings.click_tracking,
         open_tracking=settings.open_tracking,
         lease=timedelta(seconds=settings.lease_seconds),

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     )
     frequency_caps: str = "1/16h,3/7d"
     """Per contact, across capped workflows; a capped email is deferred, never dropped."""
+    category_caps: dict[str, str] = Field(
+        default_factory=dict,
+        description="Caps per workflow category on top of the global ones, "
+        'JSON: {"marketing": "5/7d"}',
+    )
     shop_name: str = "Demo Shop"
     shop_address: str = "Keizersgracht 100, 1015 AA Amsterdam, NL"
     shop_url: str = "https://shop.example.com"
@@ -139,6 +144,13 @@ class Settings(BaseSettings):
     @classmethod
     def _frequency_caps(cls, value: str) -> str:
         parse_caps(value)
+        return value
+
+    @field_validator("category_caps")
+    @classmethod
+    def _category_caps(cls, value: dict[str, str]) -> dict[str, str]:
+        for caps in value.values():
+            parse_caps(caps)
         return value
 
     @field_validator("secret_key")

@@ -96,3 +96,23 @@ def test_two_workers_ten_due_one_contact_exactly_one_sent(
         d.detail and "frequency_cap" in d.detail for d in first_steps if d.status == "scheduled"
     )
     app.close()
+
+
+def test_caps_in_three_scopes(make_app: AppFactory, clock: VirtualClock) -> None:
+    """Global 10/1h lets both go; the marketing category's 1/16h holds the second back."""
+    provider = MemoryProvider()
+    app = make_app(
+        provider=provider, frequency_caps="10/1h", category_caps={"marketing": "1/16h"}
+    )
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0, cart_id="cart-a"))
+    post(client, cart_event(T0 + timedelta(minutes=10), cart_id="cart-b"))
+    clock.set(T0 + timedelta(hours=1, minutes=10))
+    run_due(app)
+    first = [d for d in deliveries(app) if d.step_id == "reminder_1"]
+    assert sorted((d.status, d.reason) for d in first) == [
+        ("sent", None),
+        ("skipped", "capped"),
+    ]

@@ -467,13 +467,15 @@ def recent_sends(
     now: datetime,
     exclude: Iterable[int],
     exempt_workflows: Iterable[str],
-) -> dict[int, list[datetime]]:
-    """contact → times of emails that count against caps: sent since ``since``, plus those in
-    flight right now (status sending, counted at ``now``), except the ``exclude`` ids."""
+) -> dict[int, list[tuple[datetime, str]]]:
+    """contact → (time, workflow) of emails that count against caps: sent since ``since``,
+    plus those in flight right now (status sending, counted at ``now``), except ``exclude``."""
     ids = set(contact_ids)
     if not ids:
         return {}
-    query = select(Delivery.contact_id, Delivery.status, Delivery.sent_at).where(
+    query = select(
+        Delivery.contact_id, Delivery.status, Delivery.sent_at, Delivery.workflow_id
+    ).where(
         Delivery.contact_id.in_(ids),
         or_(
             and_(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > since),
@@ -486,10 +488,10 @@ def recent_sends(
     exempt = set(exempt_workflows)
     if exempt:
         query = query.where(Delivery.workflow_id.not_in(exempt))
-    result: dict[int, list[datetime]] = {}
-    for contact_id, status, sent_at in session.execute(query):
+    result: dict[int, list[tuple[datetime, str]]] = {}
+    for contact_id, status, sent_at, workflow_id in session.execute(query):
         when = sent_at if status == DeliveryStatus.SENT and sent_at is not None else now
-        result.setdefault(contact_id, []).append(when)
+        result.setdefault(contact_id, []).append((when, workflow_id))
     return result
 
 

@@ -123,6 +123,9 @@ class DeliveryFacts:
     recent_sends: tuple[datetime, ...] = ()
     """When this contact was last emailed (capped workflows only), incl. in-flight sends."""
     caps: tuple[FrequencyCap, ...] = ()
+    """The global caps, over ``recent_sends``."""
+    extra_scopes: tuple[tuple[tuple[datetime, ...], tuple[FrequencyCap, ...]], ...] = ()
+    """More (sends, caps) pairs: the category's caps over its sends, the workflow's over its."""
 
 
 def decide(facts: DeliveryFacts) -> Decision:
@@ -144,6 +147,10 @@ def decide(facts: DeliveryFacts) -> Decision:
         return Skip(SkipReason.EXPIRED, f"due {facts.due_at.isoformat()}")
     earliest, why = facts.now, ""
     released = cap_release_time(facts.recent_sends, facts.caps, facts.now)
+    for sends, caps in facts.extra_scopes:
+        scoped = cap_release_time(sends, caps, facts.now)
+        if scoped is not None and (released is None or scoped > released):
+            released = scoped
     if released is not None:
         earliest, why = released, "frequency_cap"
     if facts.send_window is not None:

@@ -72,6 +72,7 @@ class SendConfig:
     shop: dict[str, str]
     consent_rules: dict[str, str] = field(default_factory=dict)
     caps: tuple[FrequencyCap, ...] = ()
+    category_caps: dict[str, tuple[FrequencyCap, ...]] = field(default_factory=dict)
     click_tracking: bool = False
     open_tracking: bool = False
     lease: timedelta = timedelta(minutes=5)
@@ -265,8 +266,7 @@ class DeliveryService:
                     expires_after=step.expires_after,
                     contact_timezone=contact.timezone,
                     send_window=workflow.send_window,
-                    recent_sends=tuple(sends.get(contact.id, ())),
-                    caps=self._caps(workflow),
+                    **self._cap_facts(workflow, sends.get(contact.id, [])),
                 )
             )
             if isinstance(decision, Skip):
@@ -335,7 +335,7 @@ class DeliveryService:
                 }
             ready.append(_Ready(delivery, workflow, step, contact, context, code))
             if not workflow.caps_exempt:
-                sends.setdefault(contact.id, []).append(now)  # this slot is taken now
+                sends.setdefault(contact.id, []).append((now, workflow.id))  # slot taken now
         if new_codes and not repo.add_codes(session, new_codes):
             # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
             for code_row in new_codes:
@@ -363,9 +363,30 @@ class DeliveryService:
         return ready
 
     def _caps(self, workflow: Workflow) -> tuple[FrequencyCap, ...]:
+        """Every cap that can hold this workflow back (for how far back to look)."""
         if workflow.caps_exempt:
             return ()
-        return workflow.caps if workflow.caps is not None else self.config.caps
+        category = self.config.category_caps.get(workflow.category, ())
+        return (*self.config.caps, *category, *(workflow.caps or ()))
+
+    def _cap_facts(self, workflow: Workflow, sends: list[tuple[datetime, str]]) -> dict[str, Any]:
+        """Caps in three scopes: global over every capped email, the category's over its
+        workflows' emails, the workflow's own over its emails."""
+        if workflow.caps_exempt:
+            return {}
+        categories = {w.id: w.category for w in self.workflows.workflows.values()}
+        scopes = []
+        category_caps = self.config.category_caps.get(workflow.category)
+        if category_caps:
+            same = tuple(t for t, w in sends if categories.get(w) == workflow.category)
+            scopes.append((same, category_caps))
+        if workflow.caps:
+            scopes.append((tuple(t for t, w in sends if w == workflow.id), workflow.caps))
+        return {
+            "recent_sends": tuple(t for t, _ in sends),
+            "caps": self.config.caps,
+            "extra_scopes": tuple(scopes),
+        }
 
     def _new_code(
         self, enrollment: Enrollment, step: Step, contact: Contact, now: datetime
