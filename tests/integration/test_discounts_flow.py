@@ -112,3 +112,24 @@ def test_order_with_the_code_redeems_it(make_app: AppFactory, clock: VirtualCloc
     )
     assert response.status_code == 200
     assert response.json()["valid"] is False and response.json()["reason"] == "redeemed"
+
+
+def test_code_prefix_and_length_come_from_the_step(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace("      percent: 10\n", "      percent: 10\n      length: 15\n", 1)
+    )
+    app = make_app(workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    clock.set(T0 + timedelta(hours=24))
+    run_due(app)
+    code = next(d for d in deliveries(app) if d.step_id == "reminder_2").discount_code
+    assert code is not None and code.startswith("CART-")
+    assert len(code.removeprefix("CART-").replace("-", "")) == 15

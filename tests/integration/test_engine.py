@@ -438,3 +438,23 @@ def test_ab_variant_is_recorded_and_used(
     bold = {d.contact_id for d in first if d.variant == "bold"}
     subjects = [m.subject for m in provider.outbox]
     assert sum("last chance" in s.lower() for s in subjects) == len(bold)
+
+
+def test_preference_page_lists_topics_and_unsubscribes_the_chosen_ones(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    url = provider.outbox[0].headers["List-Unsubscribe"].split(">")[0].lstrip("<")
+    path = url.removeprefix("https://mail.shop.example")
+    page = client.get(path)
+    assert page.status_code == 200 and 'name="topics" value="marketing"' in page.text
+    response = client.post(
+        path,
+        data={"topics": ["marketing"]},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200 and "marketing email" in response.text
+    assert {d.reason for d in deliveries(app) if d.status == "skipped"} == {"consent_withdrawn"}

@@ -44,6 +44,7 @@ class DiscountSpec:
     expires_after: timedelta | None = None
     minimum_order: Decimal | None = None
     prefix: str = ""
+    length: int = 10
     reuse: bool = False
     """Reuse the enrollment's earlier code (a ladder step that keeps the same code)."""
     pool: str | None = None

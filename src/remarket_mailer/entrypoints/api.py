@@ -7,7 +7,10 @@ JSON body naming the field and the problem; no input produces a 500.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from html import escape
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -189,20 +192,32 @@ def create_api(app: App) -> FastAPI:
             parsed = app.links.read_unsubscribe_token(token)
         except ValidationError as exc:
             return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
-        form = await request.body()
-        everything = b"scope=all" in form
-        result = await run_in_threadpool(
-            unsubscribe,
-            app.uow,
-            app.workflows,
-            app.clock,
-            parsed,
-            everything=everything,
-            source="one-click" if b"One-Click" in form else "page",
-        )
-        if not result.contact_found:
+        body = await request.body()
+        # Gmail posts "List-Unsubscribe=One-Click" urlencoded; RFC 8058 also allows multipart.
+        # Any POST to this URL unsubscribes from the token's topic; the preference page may
+        # send "scope=all" or a list of "topics".
+        fields: dict[str, list[str]] = {}
+        if "urlencoded" in request.headers.get("content-type", ""):
+            fields = parse_qs(body.decode("utf-8", "replace"))
+        everything = fields.get("scope") == ["all"]
+        known = {w.category for w in app.workflows.workflows.values()}
+        topics = [t for t in fields.get("topics", []) if t in known] or [parsed.topic]
+        source = "one-click" if b"One-Click" in body else "preference page"
+        found = True
+        for topic in [parsed.topic] if everything else topics:
+            result = await run_in_threadpool(
+                unsubscribe,
+                app.uow,
+                app.workflows,
+                app.clock,
+                replace(parsed, topic=topic),
+                everything=everything,
+                source=source,
+            )
+            found = found and result.contact_found
+        if not found:
             return HTMLResponse(_page("Unsubscribed", "You will not get these emails again."))
-        what = "any email from us" if everything else f"{parsed.topic} email"
+        what = "any email from us" if everything else " or ".join(topics) + " email"
         return HTMLResponse(_page("Unsubscribed", f"You will not get {what} again."))
 
     @api.get("/c/{token}", include_in_schema=False)
@@ -235,9 +250,14 @@ def create_api(app: App) -> FastAPI:
             parsed = app.links.read_unsubscribe_token(token)
         except ValidationError as exc:
             return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
+        topics = sorted({w.category for w in app.workflows.workflows.values()})
+        boxes = "".join(
+            f'<p><label><input type="checkbox" name="topics" value="{escape(t)}"'
+            f"{' checked' if t == parsed.topic else ''}> {escape(t)} email</label></p>"
+            for t in topics
+        )
         form = (
-            f'<form method="post"><p><button name="List-Unsubscribe" value="One-Click">'
-            f"Unsubscribe from {parsed.topic} email</button></p></form>"
+            f'<form method="post">{boxes}<p><button>Unsubscribe from these</button></p></form>'
             '<form method="post"><input type="hidden" name="scope" value="all">'
             "<p><button>Unsubscribe from all email</button></p></form>"
         )

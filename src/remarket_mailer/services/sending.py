@@ -234,7 +234,7 @@ class DeliveryService:
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
         new_codes: list[DiscountCode] = []
-        prefixes: dict[int, str] = {}
+        prefixes: dict[int, tuple[str, int]] = {}
         for delivery in rows:
             enrollment = enrollments[delivery.enrollment_id]
             contact = contacts[delivery.contact_id]
@@ -318,7 +318,7 @@ class DeliveryService:
                 if existing is None and (spec.pool is None or spec.when_exhausted == "generate"):
                     existing = self._new_code(enrollment, step, contact, now)
                     new_codes.append(existing)
-                    prefixes[id(existing)] = spec.prefix
+                    prefixes[id(existing)] = (spec.prefix, spec.length)
                     codes[(enrollment.id, step.id)] = existing
             if existing is not None:
                 code = existing.code
@@ -339,7 +339,8 @@ class DeliveryService:
         if new_codes and not repo.add_codes(session, new_codes):
             # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
             for code_row in new_codes:
-                code_row.code = generate_code(prefix=prefixes[id(code_row)])
+                prefix, length = prefixes[id(code_row)]
+                code_row.code = generate_code(prefix=prefix, length=length)
             if not repo.add_codes(session, new_codes):
                 raise RuntimeError("discount code collision twice in a row")
             fixed = {(c.enrollment_id, c.step_id): c.code for c in new_codes}
@@ -394,7 +395,7 @@ class DeliveryService:
         spec = step.discount
         assert spec is not None
         return DiscountCode(
-            code=generate_code(prefix=spec.prefix),
+            code=generate_code(prefix=spec.prefix, length=spec.length),
             contact_id=contact.id,
             enrollment_id=enrollment.id,
             step_id=step.id,

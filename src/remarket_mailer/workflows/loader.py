@@ -116,6 +116,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
                 expires_after=_td(d.expires_after),
                 minimum_order=d.minimum_order,
                 prefix=d.prefix,
+                length=d.length,
                 reuse=d.reuse,
                 pool=d.pool,
                 when_exhausted=d.when_exhausted,

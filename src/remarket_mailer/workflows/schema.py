@@ -129,6 +129,7 @@ class DiscountSpecModel(_Strict):
     expires_after: Duration | None = None
     minimum_order: Decimal | None = Field(default=None, ge=0)
     prefix: str = Field(default="", pattern=r"^[A-Z0-9-]{0,12}$")
+    length: int = Field(default=10, ge=6, le=32, description="Random characters after the prefix.")
     reuse: bool = False
     pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     when_exhausted: Literal["skip_step", "send_without_code", "generate"] = "skip_step"
