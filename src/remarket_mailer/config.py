@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     shop_url: str = "https://shop.example.com"
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
 
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Worker and scheduler serve Prometheus metrics here (the API at /metrics)."""
     batch_size: int = Field(default=100, ge=1, le=1000)
     provider_rate: float = Field(
         default=50.0,

@@ -458,3 +458,10 @@ def test_preference_page_lists_topics_and_unsubscribes_the_chosen_ones(
     )
     assert response.status_code == 200 and "marketing email" in response.text
     assert {d.reason for d in deliveries(app) if d.status == "skipped"} == {"consent_withdrawn"}
+
+
+def test_metrics_count_what_happened(app: App, client: TestClient) -> None:
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    text = client.get("/metrics").text
+    assert 'remarket_events_total{outcome="accepted",type="cart.updated"}' in text

@@ -172,6 +172,12 @@ def create_api(app: App) -> FastAPI:
         }
         return JSONResponse({**counts, "results": results})
 
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @api.get("/v1/health", summary="Database and broker reachable")
     async def health() -> JSONResponse:
         problems: dict[str, str] = {}

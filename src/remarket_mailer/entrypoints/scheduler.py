@@ -9,6 +9,7 @@ from datetime import timedelta
 from types import FrameType
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.metrics import serve as serve_metrics
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 from remarket_mailer.services.renewal_scan import scan_renewals
@@ -79,6 +80,7 @@ def run_scheduler(app: App) -> None:
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
+    serve_metrics(app.settings.metrics_port)
     log.info("scheduler started interval=%ss", app.settings.sweep_interval_seconds)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

@@ -11,6 +11,7 @@ import dramatiq
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.entrypoints import actors
+from remarket_mailer.metrics import serve as serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def start_worker(app: App, threads: int | None = None) -> dramatiq.Worker:
 
 def run_worker(app: App) -> None:
     """Block until SIGINT/SIGTERM, then finish the batches in hand and stop."""
+    serve_metrics(app.settings.metrics_port)
     worker = start_worker(app)
     stopping = threading.Event()
 

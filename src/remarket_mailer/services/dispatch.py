@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -51,6 +52,7 @@ def dispatch_due(
         report.reclaimed += len(again)
         report.resent_unknown += len(sending)
         if sending:
+            metrics.RESENT_UNKNOWN.inc(len(sending))
             log.warning("re-sending %d deliveries whose worker died mid-send", len(sending))
         report.claimed += len(ids)
         work = again + ids

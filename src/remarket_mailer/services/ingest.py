@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import (
     Cart,
@@ -107,7 +108,17 @@ def ingest_batch(
     for attempt in range(_ATTEMPTS):
         try:
             with uow() as session:
-                return _Batch(session, workflows, clock.now(), prepared).run()
+                results = _Batch(session, workflows, clock.now(), prepared).run()
+            for (event, _, _), result in zip(prepared, results, strict=True):
+                outcome = (
+                    "conflict"
+                    if isinstance(result, ConflictError)
+                    else "duplicate"
+                    if result.duplicate
+                    else "accepted"
+                )
+                metrics.EVENTS.labels(event.type, outcome).inc()
+            return results
         except IntegrityError:
             if attempt == _ATTEMPTS - 1:
                 raise

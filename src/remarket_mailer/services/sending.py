@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
+from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import Contact, Delivery, DiscountCode, Enrollment
 from remarket_mailer.delivery.base import (
@@ -169,6 +170,8 @@ class DeliveryService:
                     used[message.delivery_id] = route.provider.name
         with self.uow() as session:
             self._record(session, by_id, results, used, report)
+        for reason, count in report.reasons.items():
+            metrics.SKIPS.labels(reason).inc(count)
         log.info(
             "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d",
             report.sent,
@@ -546,6 +549,7 @@ class DeliveryService:
         for delivery_id, result in results.items():
             item = ready[delivery_id]
             delivery = item.delivery
+            metrics.DELIVERIES.labels(item.workflow.id, type(result).__name__.lower()).inc()
             if isinstance(result, Sent):
                 report.sent += 1
                 changes.append(

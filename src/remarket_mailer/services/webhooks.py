@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.delivery.providers.webhooks import TrackingEvent
 from remarket_mailer.domain.clock import Clock
@@ -74,6 +75,7 @@ def apply_tracking_events(
         contacts = repo.contacts_by_email(session, (e.email for e in new_events))
         for event in new_events:
             report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
+            metrics.TRACKING.labels(event.kind).inc()
             reason = _suppression_reason(session, event, now)
             if reason is None:
                 continue
