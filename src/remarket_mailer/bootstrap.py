@@ -147,7 +147,7 @@ def build_app(
     session_factory = make_session_factory(engine)
     uow = UnitOfWork(session_factory)
     workflows = load_workflows(settings.workflows_dir)
-    renderer = Renderer(settings.templates_dir)
+    renderer = Renderer(settings.templates_dir, languages=settings.languages)
     provider = provider or provider_from_url(settings.provider_url, dkim_signer(settings))
     clock = clock or SystemClock()
     links = LinkSigner(settings.secret_key, settings.public_url)

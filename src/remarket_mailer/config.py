@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
     """DKIM for SMTP and file delivery (ESPs sign with their own keys): all three or none."""
+    languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["en", "nl", "it", "ru", "nb", "vi"],
+        description="Languages emails are sent in (catalogs in templates/_locales); others: en.",
+    )
     consent_rule: ConsentRule = "opt_in"
     consent_rules: dict[str, ConsentRule] = Field(
         default_factory=_default_consent_rules,
@@ -165,6 +169,7 @@ class Settings(BaseSettings):
     @field_validator(
         "api_keys",
         "admin_api_keys",
+        "languages",
         "shopify_webhook_secrets",
         "woocommerce_webhook_secrets",
         mode="before",

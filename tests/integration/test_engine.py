@@ -69,7 +69,7 @@ def test_abandoned_cart_three_reminders(
     assert len(provider.outbox) == 1
     first = provider.outbox[0]
     assert first.to_addr == "Ann <ann@example.org>"
-    assert first.subject == "Ann, you left something in your cart"
+    assert first.subject == "Ann, je hebt iets in je winkelwagen laten liggen"  # locale nl
     assert first.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert first.headers["List-Unsubscribe"].startswith("<https://mail.shop.example/u/")
 

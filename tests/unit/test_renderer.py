@@ -113,3 +113,93 @@ def test_missing_text_part_is_reported(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match="missing text part"):
         Renderer(tmp_path).render("t/a", {})
+
+
+# -- the sandbox: a template must not read files, the environment or Python internals ---------
+
+MJML_BODY = (
+    "<mjml><mj-body><mj-section><mj-column><mj-text>{body}</mj-text></mj-column>"
+    "</mj-section></mj-body></mjml>\n"
+)
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ().__class__.__base__.__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.environ }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ self.__dict__ }}",
+    "{{ config }}",
+    "{{ config.items() }}",
+    "{{ request.environ }}",
+    "{{ environ }}",
+    "{{ os.environ }}",
+    "{{ '{0.__class__.__mro__}'.format('') }}",
+    "{{ '%s' | format(cycler.__init__) }}",
+    "{{ shop | attr('__class__') }}",
+    "{{ shop.update({'name': 'hijacked'}) }}",
+    "{{ shop.clear() }}",
+    "{% include '/etc/passwd' %}",
+    "{% include '../../../../etc/passwd' %}",
+    "{% import '/etc/passwd' as p %}",
+    "{% extends '/etc/passwd' %}",
+    "{{ range(10 ** 9) | list }}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ 9 ** 99999999 }}",
+]
+
+
+def _evil_template(root: Path, *, subject: str = "x", body: str = "x", text: str = "x") -> None:
+    (root / "t").mkdir(parents=True, exist_ok=True)
+    (root / "t" / "evil.mjml").write_text(
+        f"---\nsubject: {subject!r}\n---\n" + MJML_BODY.format(body=body), encoding="utf-8"
+    )
+    (root / "t" / "evil.txt").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("attack", ESCAPES)
+@pytest.mark.parametrize("part", ["subject", "body", "text"])
+def test_sandbox_escapes_fail_as_template_errors(tmp_path: Path, attack: str, part: str) -> None:
+    _evil_template(tmp_path, **{part: attack})
+    shop = {"name": "Demo Shop"}
+    with pytest.raises(TemplateError) as caught:
+        Renderer(tmp_path).render("t/evil", {"shop": shop, "contact": {"locale": "en"}})
+    message = str(caught.value)
+    assert "root:" not in message and "PATH" not in message and "<class" not in message
+    assert shop == {"name": "Demo Shop"}, "a template changed data shared by every email"
+
+
+@pytest.mark.parametrize(
+    "include",
+    ["/etc/passwd", "../../../../../etc/passwd", "link/passwd", "/proc/self/environ"],
+)
+def test_compile_time_includes_stay_inside_the_templates_directory(
+    tmp_path: Path, include: str
+) -> None:
+    (tmp_path / "link").symlink_to("/etc")
+    _evil_template(tmp_path, body=f'[% include "{include}" %]')
+    with pytest.raises(TemplateError, match="not found"):
+        Renderer(tmp_path).render("t/evil", {})
+
+
+def test_compile_time_jinja_is_sandboxed_too(tmp_path: Path) -> None:
+    _evil_template(tmp_path, body="[[ ''.__class__.__mro__[1].__subclasses__() ]]")
+    with pytest.raises(TemplateError, match="SecurityError|unsafe"):
+        Renderer(tmp_path).render("t/evil", {})
+
+
+def test_ordinary_template_logic_still_works_in_the_sandbox(tmp_path: Path) -> None:
+    _evil_template(
+        tmp_path,
+        subject="{{ items | map(attribute='name') | join(', ') }}",
+        body="{% set ns = namespace(n=0) %}{% for i in items %}{% set ns.n = ns.n + i.q %}"
+        "{% endfor %}{{ ns.n }} {{ 'ab' * 3 }} {{ 2 ** 10 }} {{ items | length }}",
+        text="{{ (items | first).name | upper }} {{ range(3) | list }}",
+    )
+    email = Renderer(tmp_path).render(
+        "t/evil", {"items": [{"name": "mug", "q": 2}, {"name": "tea", "q": 3}]}
+    )
+    assert email.subject == "mug, tea"
+    assert "5 ababab 1024 2" in email.html
+    assert email.text == "MUG [0, 1, 2]"

@@ -1,0 +1,391 @@
+"""``remarket lint``: compile every template in every language with sample contexts, and report
+every problem as ``file:line: problem``.
+
+Checks, per template × language × sample: Jinja syntax (both passes), MJML errors, undefined
+variables (StrictUndefined), a missing text part, a missing unsubscribe link in the HTML or the
+text, HTML over Gmail's 102 KB clipping limit, links that are not https; per file: a ``<`` inside
+a send-time Jinja tag, Jinja in an MJML size attribute; per catalog: invalid ``.po`` files,
+messages without a translation, fuzzy or wrong-placeholder translations, and msgids used in
+templates that a catalog lacks. With workflows: every step's template exists, and renders with
+that step's discount (or without one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markupsafe import escape
+
+from remarket_mailer.domain.workflow import Workflow
+from remarket_mailer.errors import TemplateError
+from remarket_mailer.rendering.errors import TemplateSourceError
+from remarket_mailer.rendering.locales import (
+    SOURCE_LOCALE,
+    ExtractedMessage,
+    LocaleCatalog,
+    catalog_files,
+    compile_catalog,
+)
+from remarket_mailer.rendering.renderer import GMAIL_CLIP_BYTES, Renderer
+from remarket_mailer.rendering.samples import SAMPLES_DIR, load_samples, sample_context
+from remarket_mailer.rendering.sources import JINJA_TAG, find_line
+
+_LINK = re.compile(r"""\b(?:href|src)\s*=\s*(["'])(.*?)\1""", re.I | re.S)
+_TEXT_URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s<>"')\]]+""", re.I)
+_SOURCE_HTTP = re.compile(r"""http://[^\s"'<>{}]*""")
+_SIZE_ATTRIBUTE = re.compile(
+    r"""\b((?:[a-z]+-)*(?:width|height|size|padding|spacing|radius)(?:-[a-z]+)*)\s*=\s*"[^"]*(?:\{\{|\{%)""",
+    re.I,
+)
+_FINE_SCHEMES = ("https://", "mailto:", "tel:", "#", "cid:")
+
+
+@dataclass(frozen=True, slots=True)
+class LintProblem:
+    """One problem: ``file`` as given (``templates/x/y.mjml``), 1-based ``line`` or None."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LintReport:
+    """What lint looked at and what it found."""
+
+    problems: list[LintProblem]
+    templates: list[str]
+    languages: tuple[str, ...]
+    samples: tuple[str, ...]
+
+
+@dataclass
+class _Found:
+    languages: set[str] = field(default_factory=set)
+    samples: set[str] = field(default_factory=set)
+
+
+class _Collector:
+    """Problems in order found; one per (file, line, message), with where it showed up."""
+
+    def __init__(self, languages: tuple[str, ...], samples: tuple[str, ...]) -> None:
+        self.languages = languages
+        self.samples = samples
+        self.found: dict[tuple[str, int | None, str], _Found] = {}
+
+    def add(
+        self,
+        file: str,
+        line: int | None,
+        message: str,
+        language: str | None = None,
+        sample: str | None = None,
+    ) -> None:
+        seen = self.found.setdefault((file, line, message), _Found())
+        if language is not None:
+            seen.languages.add(language)
+        if sample is not None:
+            seen.samples.add(sample)
+
+    def add_error(
+        self, error: TemplateError, fallback: str, language: str | None, sample: str | None = None
+    ) -> None:
+        if isinstance(error, TemplateSourceError):
+            self.add(error.file, error.line, error.message, language, sample)
+        else:
+            self.add(fallback, None, str(error), language, sample)
+
+    def problems(self) -> list[LintProblem]:
+        result = []
+        for (file, line, message), seen in self.found.items():
+            notes = []
+            if seen.languages and len(seen.languages) < len(self.languages):
+                notes.append("language " + ", ".join(sorted(seen.languages)))
+            if seen.samples and len(seen.samples) < len(self.samples):
+                notes.append("sample " + ", ".join(sorted(seen.samples)))
+            suffix = f" [{'; '.join(notes)}]" if notes else ""
+            result.append(LintProblem(file, line, message + suffix))
+        return sorted(result, key=lambda p: (p.file, p.line or 0, p.message))
+
+
+def lint_templates(
+    templates_dir: Path,
+    workflows: Iterable[Workflow] | None = None,
+    sample_contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[LintProblem]:
+    """Every problem in the templates under ``templates_dir`` (empty: all good).
+
+    ``sample_contexts`` default to ``<templates_dir>/_samples/*.yaml``. Never raises for a
+    problem in a template, catalog or sample: each becomes a LintProblem.
+    """
+    return lint_report(templates_dir, workflows, sample_contexts).problems
+
+
+def lint_report(
+    templates_dir: Path,
+    workflows: Iterable[Workflow] | None = None,
+    sample_contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LintReport:
+    """``lint_templates`` with what was checked: templates, languages and samples."""
+    early: list[LintProblem] = []
+    catalogs: dict[str, LocaleCatalog] = {}
+    for locale, path in catalog_files(templates_dir).items():
+        try:
+            catalogs[locale] = compile_catalog(path.read_text(encoding="utf-8"), locale, path)
+        except TemplateSourceError as exc:
+            early.append(LintProblem(exc.file, exc.line, exc.message))
+    samples: dict[str, Mapping[str, Any]]
+    if sample_contexts is not None:
+        samples = dict(sample_contexts)
+    else:
+        try:
+            samples = dict(load_samples(templates_dir))
+        except TemplateSourceError as exc:
+            early.append(LintProblem(exc.file, exc.line, exc.message))
+            samples = {}
+        if not samples:
+            where = str(templates_dir / SAMPLES_DIR)
+            early.append(LintProblem(where, None, "no sample contexts (*.yaml) to render with"))
+    languages = (SOURCE_LOCALE, *catalogs)
+    found = _Collector(languages, tuple(samples))
+    for problem in early:
+        found.add(problem.file, problem.line, problem.message)
+    renderer = Renderer(templates_dir, languages=catalogs)
+    names = renderer.templates()
+    steps = _steps(workflows or (), templates_dir, found)
+    for name in sorted({*names, *steps}):
+        if name not in names and not (templates_dir / f"{name}.mjml").is_file():
+            continue  # reported against the workflow that uses it
+        _lint_template(renderer, name, languages, samples, steps.get(name, []), found)
+    _lint_sources(templates_dir, found)
+    _lint_catalogs(catalogs, renderer.messages(), found)
+    return LintReport(found.problems(), names, languages, tuple(samples))
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    workflow: Workflow
+    step_id: str
+    has_discount: bool
+
+
+def _steps(
+    workflows: Iterable[Workflow], templates_dir: Path, found: _Collector
+) -> dict[str, list[_Step]]:
+    steps: dict[str, list[_Step]] = {}
+    for workflow in workflows:
+        for step in workflow.steps:
+            if not (templates_dir / f"{step.template}.mjml").is_file():
+                file = workflow.source or workflow.id
+                line = _line_in(Path(file), f"template: {step.template}")
+                found.add(
+                    file,
+                    line,
+                    f"step {step.id!r} uses template {step.template!r}, "
+                    f"which has no {templates_dir / step.template}.mjml",
+                )
+                continue
+            steps.setdefault(step.template, []).append(
+                _Step(workflow, step.id, step.discount is not None)
+            )
+    return steps
+
+
+def _line_in(path: Path, needle: str) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    where = find_line([(str(path), text)], needle)
+    return where[1] if where else None
+
+
+def _contexts(
+    samples: Mapping[str, Mapping[str, Any]], steps: list[_Step], language: str
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    """Each sample as is, or, for a template that workflows use, once per step using it."""
+    for sample_name, sample in samples.items():
+        if not steps:
+            yield sample_name, sample_context(sample, language)
+            continue
+        for step in steps:
+            context = sample_context(sample, language)
+            if step.has_discount != bool(context.get("discount")):
+                if step.has_discount:
+                    continue  # this sample has no discount to give the step
+                context["discount"] = None
+            context["workflow"] = {
+                **(context.get("workflow") or {}),
+                "id": step.workflow.id,
+                "name": step.workflow.name,
+                "category": step.workflow.category,
+            }
+            context["step"] = {"id": step.step_id}
+            yield sample_name, context
+
+
+def _lint_template(
+    renderer: Renderer,
+    name: str,
+    languages: tuple[str, ...],
+    samples: Mapping[str, Mapping[str, Any]],
+    steps: list[_Step],
+    found: _Collector,
+) -> None:
+    mjml_file = str(renderer.templates_dir / f"{name}.mjml")
+    text_file = str(renderer.templates_dir / f"{name}.txt")
+    for language in languages:
+        try:
+            compiled = renderer.compiled(name, language)
+        except TemplateError as exc:
+            found.add_error(exc, mjml_file, language)
+            continue
+        for sample_name, context in _contexts(samples, steps, language):
+            try:
+                email = renderer.render(name, context, locale=language)
+            except TemplateError as exc:
+                found.add_error(exc, mjml_file, language, sample_name)
+                continue
+            if not email.subject:
+                subject_line = dict(compiled.header_lines).get("subject", 1)
+                found.add(mjml_file, subject_line, "the subject is empty", language, sample_name)
+            unsubscribe = str((context.get("links") or {}).get("unsubscribe") or "")
+            if unsubscribe and f'href="{escape(unsubscribe)}"' not in email.html:
+                found.add(mjml_file, 1, "the HTML part has no link to {{ links.unsubscribe }}")
+            if unsubscribe and unsubscribe not in email.text:
+                found.add(text_file, 1, "the text part has no {{ links.unsubscribe }} link")
+            size = len(email.html.encode())
+            if size > GMAIL_CLIP_BYTES:
+                found.add(
+                    mjml_file,
+                    1,
+                    f"the HTML is {size / 1024:.1f} KB; Gmail clips emails over "
+                    f"{GMAIL_CLIP_BYTES // 1024} KB",
+                    language,
+                    sample_name,
+                )
+            links = [m.group(2) for m in _LINK.finditer(email.html)]
+            links += _TEXT_URL.findall(email.text)
+            for link in links:
+                _check_link(link, compiled.sources, mjml_file, found, sample_name)
+
+
+def _check_link(
+    link: str,
+    sources: tuple[tuple[str, str], ...],
+    mjml_file: str,
+    found: _Collector,
+    sample: str,
+) -> None:
+    url = link.strip().replace("&amp;", "&")
+    if url.lower().startswith(_FINE_SCHEMES):
+        return
+    if url.lower().startswith("http://"):
+        written = url.split("?", 1)[0]
+        if any(written in text for _, text in sources):
+            return  # reported where it is written, by _lint_sources
+        found.add(mjml_file, 1, f"renders a link that is not https: {url}", sample=sample)
+    else:
+        found.add(
+            mjml_file, 1, f"renders a link that is not absolute https: {url!r}", sample=sample
+        )
+
+
+def _lint_sources(templates_dir: Path, found: _Collector) -> None:
+    """Checks that need no render: MJML traps and http links written in a source."""
+    for path in sorted([*templates_dir.rglob("*.mjml"), *templates_dir.rglob("*.txt")]):
+        rel = path.relative_to(templates_dir)
+        if rel.parts[0] in ("_locales", SAMPLES_DIR):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            found.add(str(path), None, "not readable as UTF-8 text")
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            for match in _SOURCE_HTTP.finditer(line):
+                if len(match.group(0)) > len("http://"):
+                    found.add(str(path), number, f"link is not https: {match.group(0)}")
+            if path.suffix != ".mjml":
+                continue
+            for match in JINJA_TAG.finditer(line):
+                if "<" in match.group(0):
+                    found.add(
+                        str(path),
+                        number,
+                        "'<' inside a Jinja tag: MJML reads it as the start of an element "
+                        "(compare the other way round, or use a filter)",
+                    )
+            for match in _SIZE_ATTRIBUTE.finditer(line):
+                found.add(
+                    str(path),
+                    number,
+                    f"Jinja in the size attribute {match.group(1)!r}: MJML drops it; use a "
+                    "fixed value or compile-time [[ ]]",
+                )
+
+
+def _lint_catalogs(
+    catalogs: Mapping[str, LocaleCatalog], used: list[ExtractedMessage], found: _Collector
+) -> None:
+    for locale, loaded in catalogs.items():
+        po = str(loaded.path)
+        ids: dict[str, tuple[Any, int | None]] = {}
+        for message in loaded.catalog:
+            if not message.id:
+                continue
+            msgid = message.id if isinstance(message.id, str) else message.id[0]
+            ids[msgid] = (message.id, message.lineno)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            if message.fuzzy:
+                found.add(po, message.lineno, f"fuzzy translation (not used) for {msgid!r}")
+            elif not all(strings):
+                found.add(po, message.lineno, f"missing translation for {msgid!r}")
+        for message, errors in loaded.catalog.check():
+            for error in errors:
+                found.add(po, message.lineno, f"{error} in the translation of {message.id!r}")
+        for use in used:
+            entry = ids.get(use.msgid)
+            if entry is None:
+                found.add(
+                    use.file,
+                    use.line,
+                    f"no {locale} translation for {use.msgid!r} (add it to {po})",
+                )
+            elif use.plural is not None and not isinstance(entry[0], tuple):
+                found.add(po, entry[1], f"{use.msgid!r} is used with a plural: add msgid_plural")
+
+
+def run_lint(
+    directory: Path,
+    echo: Callable[[str], None],
+    workflows: Iterable[Workflow] | None = None,
+) -> int:
+    """Lint the templates in ``directory``; ``echo`` each problem line and a summary line.
+
+    Returns the exit code: 0 when there is no problem, 1 otherwise (2 when ``directory`` is
+    not a directory).
+    """
+    if not directory.is_dir():
+        echo(f"{directory}: not a directory")
+        return 2
+    report = lint_report(directory, workflows)
+    for problem in report.problems:
+        echo(str(problem))
+    checked = (
+        f"{len(report.templates)} template(s) × {len(report.languages)} language(s) "
+        f"({', '.join(report.languages)}) × {len(report.samples)} sample(s)"
+    )
+    if report.problems:
+        echo(f"{len(report.problems)} problem(s) in {checked}")
+        return 1
+    echo(f"{checked}: OK")
+    return 0
