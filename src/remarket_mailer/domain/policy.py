@@ -11,6 +11,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from remarket_mailer.domain.clock import zone_or_utc
 from remarket_mailer.domain.states import EnrollmentStatus
 from remarket_mailer.domain.workflow import SendWindow
 
@@ -186,7 +187,7 @@ def next_allowed_time(now: datetime, timezone: str | None, window: SendWindow) -
     a spring-forward gap moves to the first real minute after it. Unknown or missing time zones
     count as UTC.
     """
-    zone = _zone(timezone)
+    zone = zone_or_utc(timezone)
     local = now.astimezone(zone)
     if _inside(local.time(), window.start, window.end):
         return now
@@ -211,15 +212,6 @@ def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
     if roundtrip.replace(tzinfo=None) != naive:
         return roundtrip
     return aware
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    if not name:
-        return ZoneInfo("UTC")
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def in_holdout(contact_key: str, workflow_id: str, percent: int) -> bool:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
+from remarket_mailer.domain.clock import zone_or_utc
+
 if TYPE_CHECKING:
     from remarket_mailer.domain.policy import FrequencyCap
 
@@ -173,7 +175,7 @@ def plan_due_times(
 
 
 def _at_local_time(moment: datetime, wall: time, timezone: str | None) -> datetime:
-    zone = _zone(timezone)
+    zone = zone_or_utc(timezone)
     return _local_wall(zone, moment.astimezone(zone).date(), wall).astimezone(moment.tzinfo)
 
 
@@ -181,13 +183,3 @@ def _at_local_time(moment: datetime, wall: time, timezone: str | None) -> dateti
 def _local_wall(zone: tzinfo, day: date, wall: time) -> datetime:
     # Cached: a renewal scan asks for the same (zone, day, 10:00) for thousands of contacts.
     return datetime.combine(day, wall).replace(tzinfo=zone)
-
-
-@lru_cache(maxsize=1024)
-def _zone(name: str | None) -> tzinfo:
-    from zoneinfo import ZoneInfo
-
-    try:
-        return ZoneInfo(name) if name else ZoneInfo("UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
