@@ -187,7 +187,12 @@ def test_completed_order_maps_to_order_placed() -> None:
     assert event["type"] == "order.placed"
 
 
-@pytest.mark.parametrize("status", ["pending", "on-hold", "checkout-draft", "wc-pending"])
+def test_on_hold_order_is_not_an_abandoned_checkout() -> None:
+    # on-hold: awaiting a bank transfer the customer already chose; no cart reminders.
+    assert woocommerce.map_webhook("order.updated", order("on-hold"), HEADERS) == []
+
+
+@pytest.mark.parametrize("status", ["pending", "checkout-draft", "wc-pending"])
 def test_unpaid_order_maps_to_checkout_started_keyed_by_order_key(status: str) -> None:
     [event] = woocommerce.map_webhook("order.updated", order(status), HEADERS)
 

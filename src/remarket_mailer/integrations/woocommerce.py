@@ -1,12 +1,13 @@
 """WooCommerce webhooks: verify the HMAC, spot the ping, map a delivery onto our event types.
 
-- ``order.created``, ``order.updated`` in status ``pending``, ``on-hold`` or
-  ``checkout-draft`` → ``checkout.started`` (cart_id = ``order_key``, checkout_url =
+- ``order.created``, ``order.updated`` in status ``pending`` or ``checkout-draft`` →
+  ``checkout.started`` (cart_id = ``order_key``, checkout_url =
   ``payment_url`` when the payload has one).
 - ``order.created``, ``order.updated`` in status ``processing`` or ``completed`` →
   ``order.placed`` (order_id = ``id``, cart_id = ``order_key``, so it closes the checkout
   above; discount codes from ``coupon_lines[].code``).
-- Orders in any other status (``cancelled``, ``refunded``, ``failed``, ``trash``…) → nothing.
+- Orders in any other status (``on-hold``: the customer chose bank transfer or a cheque and
+  has not abandoned anything; ``cancelled``, ``refunded``, ``failed``, ``trash``…) → nothing.
 - ``customer.created``, ``customer.updated`` → ``contact.upserted``.
 - Anything else (``*.deleted``, products, coupons, ``action.*``) → nothing.
 
@@ -35,7 +36,7 @@ from remarket_mailer.integrations import common
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 TOPIC_HEADER = "X-WC-Webhook-Topic"
 
-_CHECKOUT_STATUSES = frozenset({"pending", "on-hold", "checkout-draft"})
+_CHECKOUT_STATUSES = frozenset({"pending", "checkout-draft"})
 _PLACED_STATUSES = frozenset({"processing", "completed"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _MAX_PING_BODY = 64
