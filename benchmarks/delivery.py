@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import smtplib
+import subprocess
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, scratch_database, smtp_sink  # noqa: E402
+from common import ROOT, free_port, scratch_database, smtp_sink  # noqa: E402
 from dramatiq.brokers.stub import StubBroker  # noqa: E402
 
 from remarket_mailer.bootstrap import App, build_app  # noqa: E402
@@ -65,6 +66,8 @@ def cart(n: int) -> dict[str, Any]:
 
 
 def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> App:
+    # One send_batch carries as many messages as the provider takes in one call.
+    batch_size = min(provider.max_batch, 500)
     settings = load_settings(
         database_url=url,
         broker_url="stub://",
@@ -74,7 +77,7 @@ def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> 
         consent_rule="opt_out",
         frequency_caps="100/1h",
         provider_rate=0,
-        batch_size=100,
+        batch_size=batch_size,
     )
     app = build_app(settings, clock=VirtualClock(T0), provider=provider, broker=StubBroker())
     for start in range(0, emails, 500):
@@ -163,7 +166,25 @@ def dramatiq_noop(count: int, redis_url: str) -> float:
     return elapsed
 
 
+def serve_mock(port: int) -> None:
+    ThreadingHTTPServer(("127.0.0.1", port), _PostmarkMock).serve_forever()
+
+
+def wait_for_port(port: int) -> None:
+    import socket
+
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-mock":
+        serve_mock(int(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--emails", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=4)
@@ -195,14 +216,19 @@ def main() -> None:
                 app.close()
             raw = raw_smtplib(port, prebuilt)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _PostmarkMock)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        with scratch_database() as url:
-            app = prepared_app(url, workflows, PostmarkProvider("token", base_url=base), n)
-            ours_http = run_pipeline(app, args.threads)
-            app.close()
-        server.shutdown()
+        # The ESP mock runs in its own process, as a real ESP would not share our GIL.
+        port = free_port()
+        mock = subprocess.Popen([sys.executable, __file__, "--serve-mock", str(port)])
+        base = f"http://127.0.0.1:{port}"
+        wait_for_port(port)
+        try:
+            with scratch_database() as url:
+                app = prepared_app(url, workflows, PostmarkProvider("token", base_url=base), n)
+                ours_http = run_pipeline(app, args.threads)
+                app.close()
+        finally:
+            mock.terminate()
+            mock.wait(10)
         noop = dramatiq_noop(n, args.redis)
 
     rows = [
