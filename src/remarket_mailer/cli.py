@@ -53,6 +53,19 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
+def _shared_broker_settings() -> Settings:
+    """Settings for a process that talks to the others through the broker."""
+    settings = _settings()
+    if settings.broker_url.startswith("stub"):
+        # The stub broker lives inside one process: a scheduler would enqueue into a queue no
+        # worker can see, and every email would wait forever.
+        raise _fail(
+            "REMARKET_BROKER_URL: stub:// only works inside one process (the demo); "
+            "set redis://... or amqp://... for separate worker and scheduler processes"
+        )
+    return settings
+
+
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level,
@@ -84,7 +97,7 @@ def worker() -> None:
     from remarket_mailer.entrypoints.worker import run_worker
 
     _logging()
-    run_worker(build_app(_settings()))
+    run_worker(build_app(_shared_broker_settings()))
 
 
 @app.command()
@@ -94,7 +107,7 @@ def scheduler() -> None:
     from remarket_mailer.entrypoints.scheduler import run_scheduler
 
     _logging()
-    run_scheduler(build_app(_settings()))
+    run_scheduler(build_app(_shared_broker_settings()))
 
 
 @app.command()

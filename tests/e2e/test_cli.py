@@ -132,3 +132,10 @@ def test_contacts_export_and_erase(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no contact" in missing.stderr
     erased = run("contacts", "erase", "nobody@example.org", "--yes", env=env)
     assert erased.returncode == 0 and "stays suppressed" in erased.stdout
+
+
+def test_worker_and_scheduler_refuse_the_in_process_broker() -> None:
+    for command in ("worker", "scheduler"):
+        result = run(command, env={"REMARKET_BROKER_URL": "stub://"})
+        assert result.returncode == 2, result.stderr
+        assert "REMARKET_BROKER_URL" in result.stderr and "Traceback" not in result.stderr
