@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def start_worker(app: App, threads: int | None = None) -> dramatiq.Worker:
     """Start worker threads in this process (the demo and tests call this too)."""
-    actors.declare(app.broker)
+    actors.declare(app.broker, app.settings.lease_seconds)
     worker = dramatiq.Worker(app.broker, worker_threads=threads or app.settings.worker_threads)
     worker.start()
     return worker
