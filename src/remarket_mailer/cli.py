@@ -286,6 +286,67 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
     return events
 
 
+@app.command()
+def report(
+    since: Annotated[str, typer.Option(help="How far back, e.g. 24h or 7d.")] = "7d",
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """What was sent, skipped and failed and why; discount pools; suppressions; holdouts."""
+    import json
+
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.domain.durations import parse_duration
+    from remarket_mailer.services.report import build_report
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise _fail(f"--since: {exc}") from None
+    if output not in ("table", "json"):
+        raise _fail("--format must be table or json")
+    data = build_report(_uow(), SystemClock(), window)
+    if output == "json":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"deliveries since {data['since'][:16]}")
+    for column in ("workflow", "sent", "skipped", "failed", "scheduled", "queued", "sending"):
+        table.add_column(column)
+    for workflow_id, row in sorted(data["deliveries_by_workflow"].items()):
+        table.add_row(
+            workflow_id,
+            *(
+                str(row.get(s, 0))
+                for s in ("sent", "skipped", "failed", "scheduled", "queued", "sending")
+            ),
+        )
+    console.print(table)
+    for title, mapping in (
+        ("skips, deferrals and failures by reason", data["skip_and_failure_reasons"]),
+        ("suppressions by reason", data["suppressions"]),
+    ):
+        console.print(
+            f"[bold]{title}[/]: " + (", ".join(f"{k} {v}" for k, v in mapping.items()) or "none")
+        )
+    for pool, status in data["discount_pools"].items():
+        warning = " [red]LOW[/]" if status["low"] else ""
+        console.print(
+            f"pool {pool}: {status.get('available', 0)} available{warning}, "
+            f"{status.get('assigned', 0)} assigned, {status.get('redeemed', 0)} redeemed"
+        )
+    for failure in data["recent_failures"]:
+        console.print(
+            f"[red]failed[/] delivery {failure['delivery']} {failure['workflow']}/"
+            f"{failure['step']}: {failure['detail']}",
+            highlight=False,
+            markup=False,
+        )
+    for workflow_id, outcome in sorted(data["enrollments"].items()):
+        console.print(
+            f"enrollments {workflow_id}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(outcome.items()))
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",

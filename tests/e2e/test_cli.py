@@ -139,3 +139,13 @@ def test_worker_and_scheduler_refuse_the_in_process_broker() -> None:
         result = run(command, env={"REMARKET_BROKER_URL": "stub://"})
         assert result.returncode == 2, result.stderr
         assert "REMARKET_BROKER_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_report_command(tmp_path: Path) -> None:
+    env = {"REMARKET_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    table = run("report", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "deliveries since" in table.stdout
+    bad = run("report", "--since", "soon", env=env)
+    assert bad.returncode == 2 and "--since" in bad.stderr

@@ -1033,3 +1033,68 @@ def delivery_email(session: Session, delivery_id: int) -> str | None:
         .join(Delivery, Delivery.contact_id == Contact.id)
         .where(Delivery.id == delivery_id)
     )
+
+
+# --- operator report ------------------------------------------------------------------------
+
+
+def report_counts(session: Session, since: datetime) -> list[tuple[str, str, str | None, int]]:
+    """(workflow, status, reason, count) for deliveries touched since ``since``."""
+    rows = session.execute(
+        select(Delivery.workflow_id, Delivery.status, Delivery.reason, func.count())
+        .where(Delivery.updated_at >= since)
+        .group_by(Delivery.workflow_id, Delivery.status, Delivery.reason)
+        .order_by(Delivery.workflow_id, Delivery.status)
+    )
+    return [(w, s, r, int(c)) for w, s, r, c in rows]
+
+
+def recent_failures(session: Session, since: datetime, limit: int) -> list[tuple[Any, ...]]:
+    rows = session.execute(
+        select(
+            Delivery.id, Delivery.workflow_id, Delivery.step_id, Delivery.reason, Delivery.detail
+        )
+        .where(Delivery.status == DeliveryStatus.FAILED, Delivery.updated_at >= since)
+        .order_by(Delivery.updated_at.desc())
+        .limit(limit)
+    )
+    return [tuple(row) for row in rows]
+
+
+def pool_summary(session: Session, now: datetime) -> dict[str, dict[str, int]]:
+    """pool → {status: count}, with 'available' counting only unexpired codes."""
+    rows = session.execute(
+        select(DiscountCode.pool, DiscountCode.status, func.count())
+        .where(DiscountCode.pool.is_not(None))
+        .where(
+            or_(
+                DiscountCode.status != "available",
+                DiscountCode.expires_at.is_(None),
+                DiscountCode.expires_at > now,
+            )
+        )
+        .group_by(DiscountCode.pool, DiscountCode.status)
+    )
+    result: dict[str, dict[str, int]] = {}
+    for pool, status, count in rows:
+        result.setdefault(str(pool), {})[status] = int(count)
+    return result
+
+
+def suppression_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Suppression.reason, func.count()).group_by(Suppression.reason))
+    return {reason: int(count) for reason, count in rows}
+
+
+def enrollment_outcomes(session: Session, since: datetime) -> list[tuple[str, str, bool, int]]:
+    """(workflow, status, held out?, count) for enrollments started since ``since``."""
+    rows = session.execute(
+        select(Enrollment.workflow_id, Enrollment.status, Enrollment.context, Enrollment.id).where(
+            Enrollment.started_at >= since
+        )
+    )
+    counts: dict[tuple[str, str, bool], int] = {}
+    for workflow_id, status, context, _id in rows:
+        key = (workflow_id, status, bool((context or {}).get("holdout")))
+        counts[key] = counts.get(key, 0) + 1
+    return [(w, s, h, c) for (w, s, h), c in sorted(counts.items())]
