@@ -7,7 +7,6 @@ Money is a decimal string, never a float; currencies are ISO 4217; time zones ar
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
@@ -235,7 +234,3 @@ EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 def parse_event(data: Any) -> AnyEvent:
     """Validate one event (a dict from JSON); raises pydantic.ValidationError."""
     return EVENT_ADAPTER.validate_python(data)
-
-
-def occurred(event: AnyEvent) -> datetime:
-    return event.occurred_at

@@ -42,22 +42,6 @@ def email_hash(email: str) -> str:
 # --- events -------------------------------------------------------------------------------
 
 
-def find_event(session: Session, event_id: str) -> Event | None:
-    return session.scalar(select(Event).where(Event.event_id == event_id))
-
-
-def insert_event(session: Session, values: dict[str, Any]) -> bool:
-    """Insert an event row; False when its event_id is already stored.
-
-    ``INSERT … ON CONFLICT DO NOTHING``: the unique event_id decides, without a savepoint, even
-    when two requests carry the same event at the same moment.
-    """
-    statement = _insert(session, Event).values(**values)
-    statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
-    inserted = session.execute(statement.returning(Event.id)).scalar_one_or_none()
-    return inserted is not None
-
-
 def _insert(session: Session, model: type[Any]) -> Any:
     """The dialect's INSERT (PostgreSQL and SQLite both have ON CONFLICT DO NOTHING)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -80,31 +64,6 @@ def find_contact(session: Session, external_id: str | None, email: str | None) -
     if email is not None:
         return session.scalar(select(Contact).where(Contact.email == email))
     return None
-
-
-def get_or_create_contact(
-    session: Session, external_id: str | None, email: str | None, now: datetime
-) -> Contact:
-    """The contact for this reference, created if new.
-
-    A concurrent creation of the same contact surfaces as IntegrityError at flush; the ingest
-    service retries the whole event, which then finds the row.
-    """
-    contact = find_contact(session, external_id, email)
-    if contact is not None:
-        if contact.external_id is None and external_id is not None:
-            contact.external_id = external_id
-        if email is not None and contact.email != email:
-            taken = find_contact(session, None, email)
-            if taken is None:
-                contact.email = email
-        return contact
-    contact = Contact(
-        external_id=external_id, email=email, attributes={}, created_at=now, updated_at=now
-    )
-    session.add(contact)
-    session.flush()
-    return contact
 
 
 def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
@@ -164,41 +123,11 @@ def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, str]:
 # --- facts --------------------------------------------------------------------------------
 
 
-def get_cart(session: Session, cart_id: str, for_update: bool = False) -> Cart | None:
-    query = select(Cart).where(Cart.cart_id == cart_id)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalar(query)
-
-
 def carts_by_id(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
     cart_ids = set(cart_ids)
     if not cart_ids:
         return {}
     return {c.cart_id: c for c in session.scalars(select(Cart).where(Cart.cart_id.in_(cart_ids)))}
-
-
-def add_cart(session: Session, cart: Cart) -> Cart:
-    """Insert a new cart (a concurrent insert raises IntegrityError: the caller retries)."""
-    session.add(cart)
-    return cart
-
-
-def get_order(session: Session, order_id: str) -> Order | None:
-    return session.scalar(select(Order).where(Order.order_id == order_id))
-
-
-def add_order(session: Session, values: dict[str, Any]) -> bool:
-    """Insert an order; False when the order id is known (orders/create then orders/paid)."""
-    statement = _insert(session, Order).values(**values)
-    statement = statement.on_conflict_do_nothing(index_elements=["order_id"])
-    return session.execute(statement.returning(Order.order_id)).scalar_one_or_none() is not None
-
-
-def get_subscription(session: Session, subscription_id: str) -> Subscription | None:
-    return session.scalar(
-        select(Subscription).where(Subscription.subscription_id == subscription_id)
-    )
 
 
 def subscriptions_by_id(session: Session, ids: Iterable[str]) -> dict[str, Subscription]:
@@ -237,75 +166,6 @@ def workflow_source(session: Session, workflow_id: str, version: str) -> str | N
     )
 
 
-def get_enrollment(
-    session: Session, workflow_id: str, key: str, for_update: bool = False
-) -> Enrollment | None:
-    query = select(Enrollment).where(Enrollment.workflow_id == workflow_id, Enrollment.key == key)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalar(query)
-
-
-def recent_enrollment_exists(
-    session: Session, workflow_id: str, contact_id: int, since: datetime
-) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Enrollment.workflow_id == workflow_id,
-                    Enrollment.contact_id == contact_id,
-                    Enrollment.started_at >= since,
-                )
-            )
-        )
-    )
-
-
-def add_enrollment(session: Session, enrollment: Enrollment) -> Enrollment:
-    """Insert (a concurrent trigger for the same key raises IntegrityError: the caller retries)."""
-    session.add(enrollment)
-    session.flush()
-    return enrollment
-
-
-def active_enrollments(
-    session: Session,
-    workflow_id: str,
-    *,
-    key: str | None = None,
-    contact_id: int | None = None,
-    started_before: datetime | None = None,
-) -> list[Enrollment]:
-    query = select(Enrollment).where(
-        Enrollment.workflow_id == workflow_id, Enrollment.status == EnrollmentStatus.ACTIVE
-    )
-    if key is not None:
-        # A subscription's enrollments are keyed per renewal date ("sub_1@2026-12-01"): an
-        # exit for the subscription ends all of them.
-        query = query.where(
-            or_(Enrollment.key == key, Enrollment.key.startswith(key + "@", autoescape=True))
-        )
-    if contact_id is not None:
-        query = query.where(Enrollment.contact_id == contact_id)
-    if started_before is not None:
-        query = query.where(Enrollment.started_at <= started_before)
-    return list(session.scalars(query.with_for_update()))
-
-
-def end_enrollments(
-    session: Session, ids: Sequence[int], status: EnrollmentStatus, reason: str, now: datetime
-) -> int:
-    if not ids:
-        return 0
-    result = session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE)
-        .values(status=status, exit_reason=reason, ended_at=now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 def complete_finished_enrollments(session: Session, ids: Iterable[int], now: datetime) -> int:
     """Mark active enrollments completed once none of their deliveries is still pending."""
     ids = set(ids)
@@ -334,29 +194,6 @@ def enrollments_by_id(session: Session, ids: Iterable[int]) -> dict[int, Enrollm
 
 
 # --- deliveries ---------------------------------------------------------------------------
-
-
-def add_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
-    session.add_all(deliveries)
-
-
-def reschedule_pending(
-    session: Session, enrollment_id: int, due_by_step: dict[str, datetime], now: datetime
-) -> int:
-    """Move still-scheduled deliveries of one enrollment to new planned times."""
-    moved = 0
-    for step_id, due in due_by_step.items():
-        result = session.execute(
-            update(Delivery)
-            .where(
-                Delivery.enrollment_id == enrollment_id,
-                Delivery.step_id == step_id,
-                Delivery.status == DeliveryStatus.SCHEDULED,
-            )
-            .values(due_at=due, planned_at=due, updated_at=now)
-        )
-        moved += int(result.rowcount)  # type: ignore[attr-defined]
-    return moved
 
 
 def skip_pending_for_enrollments(
@@ -632,26 +469,6 @@ def next_due_at(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(Delivery.due_at)).where(Delivery.status == DeliveryStatus.SCHEDULED)
     )
-
-
-def pending_count(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                and_(
-                    Delivery.status.in_(
-                        [DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
-                    )
-                )
-            )
-        )
-        or 0
-    )
-
-
-def delivery_status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-    return {status: int(count) for status, count in rows}
 
 
 # --- tracking -----------------------------------------------------------------------------

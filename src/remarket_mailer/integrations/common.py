@@ -13,10 +13,10 @@ import binascii
 import hashlib
 import hmac
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 from pydantic import TypeAdapter
@@ -256,3 +256,23 @@ def checked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 field=where,
             ) from None
     return events
+
+
+D = TypeVar("D")
+
+
+def dispatch(
+    topic: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str],
+    handlers: Mapping[str, Callable[[Mapping[str, Any], D], list[dict[str, Any]]]],
+    delivery: Callable[[str, dict[str, str]], D],
+) -> list[dict[str, Any]]:
+    """The shared shape of a shop's ``map_webhook``: pick the topic's handler (none: no
+    events), give it the body and the delivery's context, check what it returns."""
+    normalised_topic = topic.strip().lower()
+    handler = handlers.get(normalised_topic)
+    if handler is None:
+        return []
+    body = as_mapping(payload, "payload")
+    return checked(handler(body, delivery(normalised_topic, normalise_headers(headers))))

@@ -62,13 +62,7 @@ def map_webhook(
     Raises ValidationError (with ``field``) when the payload lacks what its topic requires,
     e.g. ``orders/create`` without ``id``, or carries a value of the wrong shape.
     """
-    normalised_topic = topic.strip().lower()
-    handler = _HANDLERS.get(normalised_topic)
-    if handler is None:
-        return []
-    body = common.as_mapping(payload, "payload")
-    delivery = _Delivery(normalised_topic, common.normalise_headers(headers))
-    return common.checked(handler(body, delivery))
+    return common.dispatch(topic, payload, headers, _HANDLERS, _Delivery)
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,6 @@ def locale_of(name: str | None) -> Locale:
         return Locale.parse(DEFAULT_LOCALE)
 
 
-def babel_locale(name: str | None) -> str:
-    """A locale name Babel knows, from ``nl-NL``/``nl_NL``/``nl``; ``en`` otherwise."""
-    return str(locale_of(name))
-
-
 def _decimal(amount: Any) -> Decimal | None:
     if isinstance(amount, Decimal):
         return amount

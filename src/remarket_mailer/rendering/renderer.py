@@ -746,12 +746,3 @@ def _edited(
 
 def _restamp(stamps: tuple[tuple[Path, int, int], ...]) -> tuple[tuple[Path, int, int], ...]:
     return tuple(_stamp(path) for path, _, _ in stamps)
-
-
-def split_front_matter(raw: str, file: str) -> tuple[dict[str, Any], str]:
-    """Split ``---``-fenced YAML front matter from the template body.
-
-    Raises TemplateSourceError for an unterminated header or invalid YAML.
-    """
-    front = parse_front_matter(raw, file)
-    return front.data, front.body

@@ -642,8 +642,8 @@ def _start(batch: _Batch, workflow: Workflow, contact: Contact, key: str, event:
             contact_id=contact.id,
             workflow_id=workflow.id,
             step_id=step.id,
-            variant=step.pick(contact_key, workflow.id)[0],
-            template=step.pick(contact_key, workflow.id)[1],
+            variant=variant,
+            template=template,
             status=DeliveryStatus.SCHEDULED,
             due_at=due,
             planned_at=due,
@@ -654,6 +654,7 @@ def _start(batch: _Batch, workflow: Workflow, contact: Contact, key: str, event:
         for step, due in plan_due_times(
             workflow.steps, event.occurred_at, _date_facts(event), contact.timezone
         )
+        for variant, template in [step.pick(contact_key, workflow.id)]
     ]
     session.add_all(deliveries)
     batch.new_deliveries[id(enrollment)] = deliveries

@@ -148,8 +148,8 @@ def _enroll_page(
                     "contact_id": candidate.contact_id,
                     "workflow_id": workflow.id,
                     "step_id": step.id,
-                    "variant": step.pick(contact_key, workflow.id)[0],
-                    "template": step.pick(contact_key, workflow.id)[1],
+                    "variant": variant,
+                    "template": template,
                     "status": DeliveryStatus.SCHEDULED.value,
                     "due_at": due,
                     "planned_at": due,
@@ -158,6 +158,7 @@ def _enroll_page(
                     "updated_at": now,
                 }
                 for step, due in planned
+                for variant, template in [step.pick(contact_key, workflow.id)]
             ]
         )
     written = repo.bulk_enroll(session, enrollments, deliveries)

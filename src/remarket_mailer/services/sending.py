@@ -220,6 +220,7 @@ class DeliveryService:
         sends = repo.recent_sends(
             session, contacts, now - longest, now, (d.id for d in rows), exempt
         )
+        category_of = {w.id: w.category for w in self.workflows.workflows.values()}
         rows.sort(
             key=lambda d: (
                 d.contact_id,
@@ -269,7 +270,7 @@ class DeliveryService:
                     expires_after=step.expires_after,
                     contact_timezone=contact.timezone,
                     send_window=workflow.send_window,
-                    **self._cap_facts(workflow, sends.get(contact.id, [])),
+                    **self._cap_facts(workflow, sends.get(contact.id, []), category_of),
                 )
             )
             if isinstance(decision, Skip):
@@ -373,16 +374,20 @@ class DeliveryService:
         category = self.config.category_caps.get(workflow.category, ())
         return (*self.config.caps, *category, *(workflow.caps or ()))
 
-    def _cap_facts(self, workflow: Workflow, sends: list[tuple[datetime, str]]) -> dict[str, Any]:
+    def _cap_facts(
+        self,
+        workflow: Workflow,
+        sends: list[tuple[datetime, str]],
+        category_of: dict[str, str],
+    ) -> dict[str, Any]:
         """Caps in three scopes: global over every capped email, the category's over its
         workflows' emails, the workflow's own over its emails."""
         if workflow.caps_exempt:
             return {}
-        categories = {w.id: w.category for w in self.workflows.workflows.values()}
         scopes = []
         category_caps = self.config.category_caps.get(workflow.category)
         if category_caps:
-            same = tuple(t for t, w in sends if categories.get(w) == workflow.category)
+            same = tuple(t for t, w in sends if category_of.get(w) == workflow.category)
             scopes.append((same, category_caps))
         if workflow.caps:
             scopes.append((tuple(t for t, w in sends if w == workflow.id), workflow.caps))
