@@ -78,3 +78,36 @@ def test_scan_skips_what_events_already_enrolled(make_app: AppFactory, clock: Vi
     assert len(enrollments(app)) == 1
     report = scan_renewals(app.uow, app.workflows, app.clock)
     assert (report.candidates, report.enrolled) == (0, 0)
+
+
+def test_scan_writes_awkward_text_exactly(make_app: AppFactory, clock: VirtualClock) -> None:
+    """On PostgreSQL the rows go through COPY's text format, formatted by hand: backslashes,
+    tabs, newlines and non-ASCII in shop data must arrive unchanged."""
+    app = make_app()
+    plan = 'Tea\tclub\\n "deluxe"\nbrew \\ café ☕'
+    subscription_id = "sub\\x\ty"
+    with app.uow() as session:
+        contact = Contact(
+            email="awkward@example.org", attributes={}, created_at=T0, updated_at=T0
+        )
+        session.add(contact)
+        session.flush()
+        session.add(
+            Subscription(
+                subscription_id=subscription_id,
+                contact_id=contact.id,
+                plan=plan,
+                status="active",
+                renews_at=T0 + timedelta(days=10),
+                price=Decimal("9.00"),
+                currency="EUR",
+                updated_at=T0,
+            )
+        )
+    report = scan_renewals(app.uow, app.workflows, app.clock, workers=1)
+    assert report.enrolled == 1
+    (enrollment,) = enrollments(app)
+    assert enrollment.key == f"{subscription_id}@{(T0 + timedelta(days=10)).date().isoformat()}"
+    assert enrollment.context["event"]["plan"] == plan
+    assert enrollment.context["event"]["subscription_id"] == subscription_id
+    assert {d.step_id for d in deliveries(app)} == {"days_7", "days_1"}

@@ -4,22 +4,24 @@ Subscription events start renewal reminders as they arrive; the scan catches the
 (subscriptions imported in bulk, reminders whose workflow was added later, the next period
 when no event came). It pages through subscriptions by id (keyset: flat memory, no OFFSET),
 skips those already enrolled for that renewal date, and writes each page's enrollments and
-deliveries in bulk.
+deliveries in bulk, two pages at a time on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from remarket_mailer.db import repository as repo
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.policy import in_holdout
-from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import WorkflowSet
@@ -34,6 +36,12 @@ class ScanReport:
     enrolled: int = 0
     deliveries: int = 0
     pages: int = 0
+
+    def add(self, candidates: int, enrolled: int, deliveries: int) -> None:
+        self.pages += 1
+        self.candidates += candidates
+        self.enrolled += enrolled
+        self.deliveries += deliveries
 
 
 def renewal_workflows(workflows: WorkflowSet) -> list[Workflow]:
@@ -53,8 +61,14 @@ def scan_renewals(
     *,
     horizon: timedelta = timedelta(days=31),
     page: int = 5000,
+    workers: int | None = None,
 ) -> ScanReport:
-    """Enroll subscriptions renewing within ``horizon`` into every renewal workflow."""
+    """Enroll subscriptions renewing within ``horizon`` into every renewal workflow.
+
+    Pages are cut first (an index-only query each) and then filled by ``workers`` threads,
+    each page in its own transaction: one page's Python work overlaps another's database
+    work. Two on PostgreSQL by default; SQLite has a single writer, so one there.
+    """
     report = ScanReport()
     now = clock.now()
     for workflow in renewal_workflows(workflows):
@@ -62,27 +76,18 @@ def scan_renewals(
             repo.remember_workflow_version(
                 session, workflow.id, workflow.version, workflows.sources[workflow.id], now
             )
-        after = ""
-        while True:
-            for attempt in range(3):
-                try:
-                    with uow() as session:
-                        batch, last = repo.renewal_candidates(
-                            session, workflow.id, after, now, now + horizon, page
-                        )
-                        written = _enroll_page(session, workflow, batch, now)
-                    break
-                except IntegrityError:
-                    # A subscription event enrolled one of these meanwhile: redo the page.
-                    if attempt == 2:
-                        raise
-            if last is None:
-                break
-            report.pages += 1
-            report.candidates += len(batch)
-            report.enrolled += written[0]
-            report.deliveries += written[1]
-            after = last
+            parallel = workers or (2 if session.get_bind().dialect.name == "postgresql" else 1)
+        with ThreadPoolExecutor(parallel, thread_name_prefix="renewal-scan") as pool:
+            pending: deque[Future[tuple[int, int, int]]] = deque()
+            for after, last in _pages(uow, page):
+                pending.append(
+                    pool.submit(_scan_page, uow, workflow, after, last, now, now + horizon)
+                )
+                # At most two pages per thread in flight: memory stays flat.
+                if len(pending) >= 2 * parallel:
+                    report.add(*pending.popleft().result())
+            while pending:
+                report.add(*pending.popleft().result())
     if report.enrolled:
         log.info(
             "renewal scan candidates=%d enrolled=%d deliveries=%d",
@@ -93,13 +98,46 @@ def scan_renewals(
     return report
 
 
-def _enroll_page(
-    session: Any, workflow: Workflow, batch: list[repo.RenewalCandidate], now: Any
-) -> tuple[int, int]:
-    enrollments: list[dict[str, Any]] = []
-    deliveries: list[list[dict[str, Any]]] = []
+def _pages(uow: UnitOfWork, size: int) -> Iterator[tuple[str, str]]:
+    """(after, last] subscription id ranges of ``size`` rows, in order."""
+    after = ""
+    while True:
+        with uow() as session:
+            last = repo.renewal_page_end(session, after, size)
+        if last is None:
+            return
+        yield after, last
+        after = last
+
+
+def _scan_page(
+    uow: UnitOfWork,
+    workflow: Workflow,
+    after: str,
+    last: str,
+    now: datetime,
+    until: datetime,
+) -> tuple[int, int, int]:
+    """Enroll one page; returns (candidates, enrolled, deliveries)."""
+    for attempt in range(3):
+        try:
+            with uow() as session:
+                batch = repo.renewal_candidates(session, workflow.id, after, last, now, until)
+                items = _plan_page(workflow, batch, now)
+                enrolled = repo.bulk_enroll(session, workflow.id, workflow.version, now, items)
+            return len(batch), enrolled, sum(len(item.deliveries) for item in items)
+        except IntegrityError:
+            # A subscription event enrolled one of these meanwhile: redo the page.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _plan_page(
+    workflow: Workflow, batch: list[repo.RenewalCandidate], now: datetime
+) -> list[repo.NewEnrollment]:
+    items: list[repo.NewEnrollment] = []
     for candidate in batch:
-        key = f"{candidate.subscription_id}@{candidate.renews_at.date().isoformat()}"
         planned = [
             (step, due)
             for step, due in plan_due_times(
@@ -124,42 +162,17 @@ def _enroll_page(
             "currency": candidate.currency,
             "source": "renewal_scan",
         }
-        enrollments.append(
-            {
-                "workflow_id": workflow.id,
-                "workflow_version": workflow.version,
-                "key": key,
-                "contact_id": candidate.contact_id,
-                "status": EnrollmentStatus.ACTIVE.value,
-                "started_at": now,
-                "context": {
-                    "event": event,
-                    "holdout": in_holdout(
-                        contact_key,
-                        workflow.id,
-                        workflow.holdout_percent,
-                    ),
-                },
-            }
+        holdout = in_holdout(contact_key, workflow.id, workflow.holdout_percent)
+        deliveries = []
+        for step, due in planned:
+            variant, template = step.pick(contact_key, workflow.id)
+            deliveries.append(repo.PlannedDelivery(step.id, variant, template, due))
+        items.append(
+            repo.NewEnrollment(
+                key=f"{candidate.subscription_id}@{candidate.renews_at.date().isoformat()}",
+                contact_id=candidate.contact_id,
+                context=json.dumps({"event": event, "holdout": holdout}),
+                deliveries=deliveries,
+            )
         )
-        deliveries.append(
-            [
-                {
-                    "contact_id": candidate.contact_id,
-                    "workflow_id": workflow.id,
-                    "step_id": step.id,
-                    "variant": variant,
-                    "template": template,
-                    "status": DeliveryStatus.SCHEDULED.value,
-                    "due_at": due,
-                    "planned_at": due,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for step, due in planned
-                for variant, template in [step.pick(contact_key, workflow.id)]
-            ]
-        )
-    written = repo.bulk_enroll(session, enrollments, deliveries)
-    return written, sum(len(d) for d in deliveries)
+    return items
