@@ -17,6 +17,17 @@ RESENT_UNKNOWN = Counter(
     "remarket_resent_unknown_total",
     "Deliveries found 'sending' after their worker died, sent again (may be duplicates)",
 )
+RESENT_BY_KEY = Counter(
+    "remarket_resent_by_key_total",
+    "Deliveries found 'sending' after their worker died, sent again under their idempotency "
+    "key (the provider replays, no duplicate)",
+)
+ALREADY_SENT = Counter(
+    "remarket_already_sent_total",
+    "Deliveries the provider had already sent under their stored idempotency key (the group "
+    "changed since): marked sent, provider id unknown",
+    ["provider"],
+)
 TRACKING = Counter("remarket_tracking_events_total", "ESP and own tracking events", ["kind"])
 
 

@@ -19,7 +19,14 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
+from remarket_mailer.delivery.base import (
+    KeyConflict,
+    OutboundMessage,
+    Permanent,
+    SendResult,
+    Sent,
+    Transient,
+)
 from remarket_mailer.delivery.providers.esp import esp_provider_from_url
 from remarket_mailer.delivery.providers.http_base import parse_retry_after
 from remarket_mailer.delivery.providers.mailgun import MailgunProvider
@@ -420,8 +427,38 @@ def test_resend_batch_request_carries_every_field() -> None:
 def test_resend_idempotency_key_follows_the_delivery_ids() -> None:
     key = batch_idempotency_key([message(1), message(2)])
     assert key == batch_idempotency_key([message(1, subject="other"), message(2)])
+    assert key == batch_idempotency_key([message(2), message(1)])
     assert key != batch_idempotency_key([message(1), message(3)])
+    # Another installation (another secret, so other Message-IDs) never shares a key.
+    assert key != batch_idempotency_key([message(1, message_id="1.f00@x"), message(2)])
     assert 1 <= len(key) <= 256
+
+
+def test_resend_sends_under_the_key_the_message_carries() -> None:
+    rec = Recorder(resend_ok)
+    provider = ResendProvider("k", transport=rec.transport)
+
+    results = provider.send_many([message(18, send_key="stored"), message(17, send_key="stored")])
+
+    assert results == [Sent("re-1"), Sent("re-0")], "results in the caller's order"
+    request = rec.only()
+    assert request.headers["Idempotency-Key"] == "stored"
+    assert [item["tags"][0]["value"] for item in body_json(request)] == ["17", "18"]
+
+
+def test_resend_plan_keeps_stored_groups_and_keys_new_chunks() -> None:
+    provider = ResendProvider("k", transport=httpx.MockTransport(resend_ok))
+    stored = [message(7, send_key="k-1"), message(3, send_key="k-1")]
+    fresh = [message(n) for n in range(100, 350)]
+
+    chunks = provider.plan([fresh[0], *stored, *fresh[1:]])
+
+    assert [[m.delivery_id for m in c] for c in chunks][0] == [3, 7]
+    assert {m.send_key for m in chunks[0]} == {"k-1"}
+    assert [len(c) for c in chunks[1:]] == [100, 100, 50]
+    for chunk in chunks[1:]:
+        assert {m.send_key for m in chunk} == {batch_idempotency_key(chunk)}
+    assert provider.plan([m for c in chunks for m in c]) == chunks, "a retry plans the same"
 
 
 def test_resend_permissive_errors_map_by_index() -> None:
@@ -449,8 +486,9 @@ def test_resend_error_answers() -> None:
     cases: list[tuple[Handler, type, float | None]] = [
         (respond(422, "invalid_from_address"), Permanent, None),
         (respond(403, "validation_error"), Permanent, None),
-        (respond(409, "invalid_idempotent_request"), Permanent, None),
+        (respond(409, "invalid_idempotent_request"), KeyConflict, None),
         (respond(409, "concurrent_idempotent_requests"), Transient, 1.0),
+        (respond(409, "conflict"), Permanent, None),
         (respond(429, "rate_limit_exceeded", {"retry-after": "2"}), Transient, 2.0),
         (respond(500, "internal_server_error"), Transient, None),
     ]

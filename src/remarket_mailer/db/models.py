@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -209,6 +210,13 @@ class Delivery(Base):
         UniqueConstraint("enrollment_id", "step_id"),
         Index("ix_deliveries_status_due", "status", "due_at"),
         Index("ix_deliveries_contact", "contact_id", "status"),
+        # Only rows in flight carry a key: the sweeper finds a key's group through this.
+        Index(
+            "ix_deliveries_send_key",
+            "send_key",
+            postgresql_where=text("send_key IS NOT NULL"),
+            sqlite_where=text("send_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -232,6 +240,10 @@ class Delivery(Base):
     subject: Mapped[str | None] = mapped_column(String(998))
     discount_code: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
+    send_key: Mapped[str | None] = mapped_column(String(255))
+    """The idempotency key of the provider request that carries this row (idempotent providers
+    only), stored before the call; a later attempt makes the same request under it. Cleared
+    when the row ends (sent, failed, skipped) or is deferred, so only rows in flight hold one."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

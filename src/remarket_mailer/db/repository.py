@@ -7,13 +7,13 @@ batch of emails, never one per email.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, text, tuple_, update
+from sqlalchemy import and_, case, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -233,58 +233,100 @@ def skip_pending_for_contact(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
-    """Claim up to ``limit`` due deliveries: scheduled → queued with a lease.
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery the sweeper claimed, with the idempotency key its last request used."""
+
+    id: int
+    send_key: str | None
+
+
+def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
+    """Claim up to ``limit`` due deliveries (and the rest of their key groups): scheduled →
+    queued with a lease.
 
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
     claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
     """
-    ids = list(
-        session.scalars(
-            select(Delivery.id)
-            .where(Delivery.status == DeliveryStatus.SCHEDULED, Delivery.due_at <= now)
+    scheduled = Delivery.status == DeliveryStatus.SCHEDULED
+    rows = list(
+        session.execute(
+            select(Delivery.id, Delivery.send_key, Delivery.status)
+            .where(scheduled, Delivery.due_at <= now)
             .order_by(Delivery.due_at, Delivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     )
-    if ids:
+    rows += _rest_of_key_groups(session, rows, scheduled)
+    if rows:
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SCHEDULED)
+            .where(Delivery.id.in_([row.id for row in rows]), scheduled)
             .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
         )
-    return ids
+    return [Claimed(row.id, row.send_key) for row in rows]
 
 
 def reclaim_expired(
     session: Session, now: datetime, limit: int, lease: timedelta
-) -> tuple[list[int], list[int]]:
-    """Take back leased rows whose worker or broker message was lost.
+) -> tuple[list[Claimed], list[Claimed]]:
+    """Take back leased rows (and the rest of their key groups) whose worker or broker message
+    was lost.
 
-    Returns (queued ids re-enqueued, sending ids re-enqueued). A row stuck in ``sending`` may or
-    may not have reached the provider: it is sent again with the same Message-ID and
-    idempotency key, and counted, so the operator can see how often that happens.
+    Returns (queued rows re-enqueued, sending rows re-enqueued). A row stuck in ``sending`` may
+    or may not have reached the provider: with a ``send_key`` the next attempt makes the same
+    request under it and the provider answers for the first one; without, it is sent again
+    blind (same Message-ID) and counted, so the operator can see how often that happens.
     """
-    rows = session.execute(
-        select(Delivery.id, Delivery.status)
-        .where(
-            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
-            Delivery.lease_expires_at < now,
+    expired = and_(
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+        Delivery.lease_expires_at < now,
+    )
+    rows = list(
+        session.execute(
+            select(Delivery.id, Delivery.send_key, Delivery.status)
+            .where(expired)
+            .order_by(Delivery.lease_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        .order_by(Delivery.lease_expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    queued = [row.id for row in rows if row.status == DeliveryStatus.QUEUED]
-    sending = [row.id for row in rows if row.status == DeliveryStatus.SENDING]
+    )
+    rows += _rest_of_key_groups(session, rows, expired)
     if rows:
         session.execute(
             update(Delivery)
             .where(Delivery.id.in_([row.id for row in rows]))
             .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
         )
+    queued = [Claimed(r.id, r.send_key) for r in rows if r.status == DeliveryStatus.QUEUED]
+    sending = [Claimed(r.id, r.send_key) for r in rows if r.status == DeliveryStatus.SENDING]
     return queued, sending
+
+
+def _rest_of_key_groups(session: Session, rows: Sequence[Any], condition: Any) -> list[Any]:
+    """The rows matching ``condition`` that share a ``send_key`` with ``rows`` but are not among
+    them, locked: a key's group must travel in one send_batch, so a claim cut short by its
+    limit takes the rest of the group along (a row another sweeper holds is left to it).
+
+    Costs a query only when a claimed row carries a key; the partial index
+    ``ix_deliveries_send_key`` holds only the rows in flight.
+    """
+    keys = {row.send_key for row in rows if row.send_key is not None}
+    if not keys:
+        return []
+    return list(
+        session.execute(
+            select(Delivery.id, Delivery.send_key, Delivery.status)
+            .where(
+                Delivery.send_key.in_(keys),
+                Delivery.id.not_in([row.id for row in rows]),
+                condition,
+            )
+            .order_by(Delivery.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
 
 
 def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
@@ -360,6 +402,22 @@ def take_for_sending(
             .order_by(Delivery.id)
             .execution_options(populate_existing=True)
         )
+    )
+
+
+def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
+    """Store the idempotency key of the request about to carry each delivery (id → key), in
+    one statement for the whole batch; the caller commits before making the requests."""
+    if not keys:
+        return
+    groups: dict[str, list[int]] = {}
+    for delivery_id, key in keys.items():
+        groups.setdefault(key, []).append(delivery_id)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(keys)), Delivery.status == DeliveryStatus.SENDING)
+        .values(send_key=case(*((Delivery.id.in_(ids), key) for key, ids in groups.items())))
+        .execution_options(synchronize_session=False)
     )
 
 

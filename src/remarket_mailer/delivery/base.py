@@ -3,17 +3,27 @@
 Results, in the caller's order:
 - ``Sent(provider_id)``: the provider accepted the message;
 - ``Transient(error, retry_after)``: try again later (SMTP 4xx, HTTP 429/5xx, timeouts);
-- ``Permanent(error, hard_bounce)``: do not try this message again (SMTP 5xx, other HTTP 4xx).
+- ``Permanent(error, hard_bounce)``: do not try this message again (SMTP 5xx, other HTTP 4xx);
+- ``KeyConflict(error)``: an idempotent provider already holds another request under the
+  message's ``send_key`` and sent nothing now (see :class:`KeyConflict`).
 
 A provider never raises for a per-message problem; it raises only when it cannot be used at all
 (misconfiguration), which the caller turns into a transient result for the whole batch.
+
+Idempotency: a provider that dedupes requests on a key (``idempotent = True``, today Resend)
+answers the same request under a key it has already sent with the first answer, sending
+nothing. :meth:`Provider.plan` decides which messages share a request and under which key; the
+worker stores each message's key on its delivery before the call, so an attempt after a crash
+or a timeout makes the same request again (same key, same group) and the provider, not luck,
+decides whether anything goes out. Other providers have no such key: a message whose first
+attempt may have reached them is sent again blind, possibly twice.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -36,10 +46,9 @@ class OutboundMessage:
     """Metadata an ESP echoes back in its webhooks (delivery_id, workflow, step)."""
     date: datetime | None = None
     """The Date header; the sending clock's time (virtual in the demo and simulations)."""
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"delivery-{self.delivery_id}"
+    send_key: str | None = None
+    """Idempotent providers: the key of the request that carries this message. Set from the
+    delivery when an earlier attempt stored one, else given by :meth:`Provider.plan`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,21 @@ class Permanent:
     """The address itself is bad (5.1.x, ESP 'inactive recipient'): suppress it."""
 
 
-SendResult = Sent | Transient | Permanent
+@dataclass(frozen=True, slots=True)
+class KeyConflict:
+    """The provider already sent a request under this message's ``send_key`` with another
+    body, and sent nothing now (Resend: 409 ``invalid_idempotent_request``).
+
+    What that means depends on the key's history, which only the caller knows: a key stored
+    by an earlier attempt was used by a request that carried this message (the group has
+    changed since, e.g. a contact was dropped), so the message went out; a key given just now
+    that is already taken says nothing about this message.
+    """
+
+    error: str
+
+
+SendResult = Sent | Transient | Permanent | KeyConflict
 
 
 class Provider(abc.ABC):
@@ -68,10 +91,54 @@ class Provider(abc.ABC):
 
     name: str = "provider"
     max_batch: int = 100
+    idempotent: bool = False
+    """True: the provider dedupes requests on the messages' ``send_key`` (see the module)."""
 
     @abc.abstractmethod
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """Send ``messages``; return one result per message, in the same order."""
 
+    def plan(self, messages: Sequence[OutboundMessage]) -> list[list[OutboundMessage]]:
+        """The requests that carry ``messages``: chunks of at most ``max_batch``, in order.
+
+        Pure. Idempotent providers override it to keep keyed messages together and to give
+        every message its chunk's key (:func:`plan_keyed`).
+        """
+        size = self.max_batch
+        return [list(messages[start : start + size]) for start in range(0, len(messages), size)]
+
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections."""
+
+
+def plan_keyed(
+    messages: Sequence[OutboundMessage],
+    max_batch: int,
+    new_key: Callable[[Sequence[OutboundMessage]], str],
+) -> list[list[OutboundMessage]]:
+    """Chunks for an idempotent provider; every message comes back with its chunk's key.
+
+    Messages that already carry a key form one chunk per key, never split and never joined
+    with others: the provider replays a key only for the same request, so the group must be
+    the one that went out under it (a group was at most ``max_batch`` when its key was given).
+    The others are cut into chunks of at most ``max_batch`` in order, each keyed by
+    ``new_key(chunk)``. Inside a chunk messages are in delivery id order, so a group's body
+    comes out in the same order on every attempt.
+    """
+    keyed: dict[str, list[OutboundMessage]] = {}
+    fresh: list[OutboundMessage] = []
+    for message in messages:
+        if message.send_key is None:
+            fresh.append(message)
+        else:
+            keyed.setdefault(message.send_key, []).append(message)
+    chunks = [sorted(group, key=_delivery_id) for group in keyed.values()]
+    for start in range(0, len(fresh), max_batch):
+        chunk = sorted(fresh[start : start + max_batch], key=_delivery_id)
+        key = new_key(chunk)
+        chunks.append([replace(message, send_key=key) for message in chunk])
+    return chunks
+
+
+def _delivery_id(message: OutboundMessage) -> int:
+    return message.delivery_id

@@ -3,6 +3,13 @@
 Claims due deliveries (``FOR UPDATE SKIP LOCKED``), leases them, commits, then enqueues
 ``send_batch`` messages. A lost broker message only delays an email: when the lease runs out
 the sweeper claims the row again.
+
+A worker that died mid-send leaves its rows in ``sending``. Those with a ``send_key`` (an
+idempotent provider, the key stored before the call) go out again under that key, in the
+same group, so the provider answers for the first request instead of sending twice; those
+without (other providers) are sent again blind, possibly twice, and counted as such. Rows
+sharing a key always travel in one ``send_batch`` message: the request can only be made again
+whole.
 """
 
 from __future__ import annotations
@@ -27,8 +34,12 @@ class DispatchReport:
     claimed: int = 0
     reclaimed: int = 0
     resent_unknown: int = 0
-    """Rows found in 'sending' with an expired lease: the worker died, the provider may or may
-    not have the message. They go out again under the same Message-ID / idempotency key."""
+    """Rows found in 'sending' with an expired lease and no send_key: the worker died, the
+    provider may or may not have the message. They go out again under the same Message-ID and
+    may arrive twice."""
+    resent_by_key: int = 0
+    """Rows found in 'sending' with an expired lease and a send_key: they go out again under
+    that idempotency key, so the provider replays the first request instead of sending twice."""
     batches: int = 0
 
 
@@ -47,19 +58,24 @@ def dispatch_due(
         now = clock.now()
         with uow() as session:
             queued, sending = repo.reclaim_expired(session, now, batch_size * 10, lease)
-            ids = repo.claim_due(session, now, batch_size * 10, lease)
+            due = repo.claim_due(session, now, batch_size * 10, lease)
         again = queued + sending
         report.reclaimed += len(again)
-        report.resent_unknown += len(sending)
-        if sending:
-            metrics.RESENT_UNKNOWN.inc(len(sending))
-            log.warning("re-sending %d deliveries whose worker died mid-send", len(sending))
-        report.claimed += len(ids)
-        work = again + ids
-        for start in range(0, len(work), batch_size):
-            enqueue(work[start : start + batch_size])
+        keyed = sum(1 for row in sending if row.send_key is not None)
+        blind = len(sending) - keyed
+        report.resent_by_key += keyed
+        report.resent_unknown += blind
+        if keyed:
+            metrics.RESENT_BY_KEY.inc(keyed)
+            log.info("re-sending %d deliveries under their idempotency key", keyed)
+        if blind:
+            metrics.RESENT_UNKNOWN.inc(blind)
+            log.warning("re-sending %d deliveries whose worker died mid-send", blind)
+        report.claimed += len(due)
+        for batch in pack_batches(again + due, batch_size):
+            enqueue(batch)
             report.batches += 1
-        if len(ids) < batch_size * 10 and len(again) < batch_size * 10:
+        if len(due) < batch_size * 10 and len(again) < batch_size * 10:
             break
     if report.claimed or report.reclaimed:
         log.info(
@@ -69,3 +85,29 @@ def dispatch_due(
             report.batches,
         )
     return report
+
+
+def pack_batches(rows: Sequence[repo.Claimed], size: int) -> list[list[int]]:
+    """Delivery ids in batches of at most ``size``, in order, never splitting a key group.
+
+    Rows without a key batch exactly as consecutive slices would. A key's group goes whole
+    into one batch (a batch larger than ``size`` only if the group itself is, which happens
+    only when the batch size was lowered since the key was given).
+    """
+    units: list[list[int]] = []
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        if row.send_key is None:
+            units.append([row.id])
+        elif row.send_key in groups:
+            groups[row.send_key].append(row.id)
+        else:
+            groups[row.send_key] = [row.id]
+            units.append(groups[row.send_key])
+    batches: list[list[int]] = []
+    for unit in units:
+        if batches and len(batches[-1]) + len(unit) <= size:
+            batches[-1].extend(unit)
+        else:
+            batches.append(list(unit))
+    return batches

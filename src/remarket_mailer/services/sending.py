@@ -3,9 +3,22 @@
 1. one transaction: take the rows (queued → sending, guarded), load every fact the batch needs
    in a few queries, decide send / skip / defer per delivery, allocate discount codes, commit;
 2. render (compiled templates, no DB) and build messages;
-3. ``provider.send_many`` for the whole batch;
-4. one transaction: record every result (sent / retry later / failed), suppress hard bounces,
+3. ``provider.plan`` cuts each route's messages into requests; for an idempotent provider
+   (Resend) one statement stores every request's key on its rows and commits before any call,
+   so a worker that dies mid-request leaves the key behind;
+4. ``provider.send_many`` per request;
+5. one transaction: record every result (sent / retry later / failed), suppress hard bounces,
    complete enrollments with nothing left to send.
+
+A row that comes back with a ``send_key`` (its worker died, or a timeout is being retried) is
+sent again in the same request: same key, same group (the sweeper keeps the group in one
+batch, the plan keeps it in one request), so the provider replays the first answer instead of
+sending twice. If the group has changed since (a contact unsubscribed and was skipped), the
+provider refuses the key with another body (``KeyConflict``): the first request went out with
+these rows in it, so they are recorded sent, provider id unknown, and counted. A row deferred
+meanwhile leaves its key's group (its key is cleared): the group may go out without it, and a
+later request under that key would be answered as already sent when it was not. Rows that
+end (sent, failed, skipped) drop their key too: only rows in flight hold one.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import Contact, Delivery, DiscountCode, Enrollment
 from remarket_mailer.delivery.base import (
+    KeyConflict,
     OutboundMessage,
     Permanent,
     Provider,
@@ -155,19 +169,27 @@ class DeliveryService:
         for message in messages:
             route_name = by_id[message.delivery_id].workflow.provider or DEFAULT_ROUTE
             groups.setdefault(route_name, []).append(message)
-        used: dict[int, str] = {}
+        requests: list[tuple[Route, list[OutboundMessage]]] = []
+        keys: dict[int, str] = {}
         for name, group in groups.items():
             route = self.routes.get(name)
             if route is None:
                 for message in group:
                     results[message.delivery_id] = Permanent(f"no provider named {name!r}")
                 continue
-            size = route.provider.max_batch
-            for start in range(0, len(group), size):
-                chunk = group[start : start + size]
-                for message, result in zip(chunk, self._send_chunk(route, chunk), strict=True):
-                    results[message.delivery_id] = result
-                    used[message.delivery_id] = route.provider.name
+            for chunk in route.provider.plan(group):
+                requests.append((route, chunk))
+                if route.provider.idempotent:
+                    keys.update((m.delivery_id, m.send_key) for m in chunk if m.send_key)
+        new_keys = {i: key for i, key in keys.items() if by_id[i].delivery.send_key != key}
+        if new_keys:
+            with self.uow() as session:
+                repo.set_send_keys(session, new_keys)
+        used: dict[int, str] = {}
+        for route, chunk in requests:
+            for message, result in zip(chunk, self._send_chunk(route, chunk), strict=True):
+                results[message.delivery_id] = result
+                used[message.delivery_id] = route.provider.name
         with self.uow() as session:
             self._record(session, by_id, results, used, report)
         for reason, count in report.reasons.items():
@@ -285,6 +307,7 @@ class DeliveryService:
                         "lease_expires_at": None,
                         "reason": "deferred",
                         "detail": f"{decision.reason} until {decision.until.isoformat()}",
+                        "send_key": None,  # leaves its key's group (module docstring)
                     }
                 )
                 continue
@@ -511,6 +534,7 @@ class DeliveryService:
                 "step": item.step.id,
             },
             date=self.clock.now(),
+            send_key=item.delivery.send_key,
         )
 
     def _send_chunk(self, route: Route, chunk: list[OutboundMessage]) -> list[SendResult]:
@@ -554,21 +578,36 @@ class DeliveryService:
         for delivery_id, result in results.items():
             item = ready[delivery_id]
             delivery = item.delivery
-            metrics.DELIVERIES.labels(item.workflow.id, type(result).__name__.lower()).inc()
-            if isinstance(result, Sent):
+            if isinstance(result, KeyConflict) and delivery.send_key is None:
+                # The key was given by this attempt: that the provider already holds it says
+                # nothing about this message.
+                result = Permanent(result.error)
+            outcome = "sent" if isinstance(result, KeyConflict) else type(result).__name__.lower()
+            metrics.DELIVERIES.labels(item.workflow.id, outcome).inc()
+            if isinstance(result, Sent | KeyConflict):
                 report.sent += 1
-                changes.append(
-                    {
-                        "id": delivery_id,
-                        "status": DeliveryStatus.SENT,
-                        "sent_at": now,
-                        "provider": used.get(delivery_id),
-                        "provider_message_id": result.provider_id[:255],
-                        "subject": (delivery.subject or "")[:998],
-                        "discount_code": item.code,
-                        "lease_expires_at": None,
-                    }
-                )
+                change = {
+                    "id": delivery_id,
+                    "status": DeliveryStatus.SENT,
+                    "sent_at": now,
+                    "provider": used.get(delivery_id),
+                    "provider_message_id": None,
+                    "subject": (delivery.subject or "")[:998],
+                    "discount_code": item.code,
+                    "lease_expires_at": None,
+                    "send_key": None,
+                }
+                if isinstance(result, Sent):
+                    change["provider_message_id"] = result.provider_id[:255]
+                else:
+                    # The key was stored by an earlier attempt whose request carried this row;
+                    # the group has changed since, so the provider refuses to replay it.
+                    metrics.ALREADY_SENT.labels(used[delivery_id]).inc()
+                    change["detail"] = (
+                        f"already sent under idempotency key {delivery.send_key} by an earlier "
+                        f"attempt; provider id unknown ({result.error})"
+                    )[:2000]
+                changes.append(change)
             elif isinstance(result, Transient):
                 if now - delivery.planned_at > self.config.retry_max_age:
                     report.failed += 1
@@ -627,6 +666,7 @@ def _skip(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
         "reason": str(reason),
         "detail": detail[:2000],
         "lease_expires_at": None,
+        "send_key": None,
     }
 
 
@@ -637,6 +677,7 @@ def _fail(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
         "reason": reason,
         "detail": detail[:2000],
         "lease_expires_at": None,
+        "send_key": None,
     }
 
 

@@ -4,7 +4,8 @@ Each ESP module only builds payloads and reads responses (django-anymail's split
 
 - batch ESPs (Postmark, Resend) set ``batch_api = True`` and implement :meth:`build_item`,
   :meth:`build_batch_request` and :meth:`parse_batch_response`: one request per chunk of
-  ``max_batch`` distinct messages;
+  :meth:`~remarket_mailer.delivery.base.Provider.plan` (at most ``max_batch`` distinct
+  messages; Resend's plan also keeps a stored idempotency key's group together);
 - the others (SendGrid, Mailgun, SES) implement :meth:`build_request` and
   :meth:`parse_response`: one request per message, because their batch forms share one body
   between recipients. Those requests run on a bounded thread pool owned by the provider
@@ -14,8 +15,9 @@ Each ESP module only builds payloads and reads responses (django-anymail's split
 Error mapping, the same for every ESP (DESIGN.md, "Provider"):
 
 - connection errors and timeouts → ``Transient``. A timeout after the request went out may
-  mean the ESP accepted it: only Resend dedupes on our idempotency key, for the others a retry
-  can send twice. At-least-once is the chosen side: losing a send is worse.
+  mean the ESP accepted it: only Resend dedupes on our idempotency key (the retry makes the
+  same request under the key stored on the deliveries), for the others a retry can send
+  twice. At-least-once is the chosen side: losing a send is worse.
 - HTTP 429 and 5xx → ``Transient`` with ``retry_after`` from ``Retry-After`` (seconds or an
   HTTP-date) when present;
 - HTTP 401 → ``Transient``: the credentials in ``REMARKET_PROVIDER_URL`` were refused, which
@@ -228,14 +230,13 @@ class HttpProvider(Provider):
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """Send ``messages``; one result per message, in order. Never raises per message."""
-        results: list[SendResult] = []
-        for start in range(0, len(messages), self.max_batch):
-            chunk = messages[start : start + self.max_batch]
-            if self.batch_api:
-                results.extend(self._send_batch(chunk))
-            else:
-                results.extend(self._send_each(chunk))
-        return results
+        results: dict[int, list[SendResult]] = {}
+        for chunk in self.plan(messages):
+            outcome = self._send_batch(chunk) if self.batch_api else self._send_each(chunk)
+            for message, result in zip(chunk, outcome, strict=True):
+                results.setdefault(message.delivery_id, []).append(result)
+        # A plan may order a chunk by delivery id: hand the results back in the caller's order.
+        return [results[message.delivery_id].pop(0) for message in messages]
 
     def _send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(messages)

@@ -3,13 +3,20 @@
 Sending: up to 100 distinct messages per request with ``x-batch-validation: permissive``, so
 one invalid message does not sink the others. The 200 response lists the created emails in
 ``data`` (request order, invalid ones left out) and the invalid ones in ``errors[].index``
-(positions in the request): those are permanent. The request carries an ``Idempotency-Key``
-derived from the batch's delivery ids, so a retry of the same batch within Resend's 24 hours
-returns the first answer instead of sending twice. Our tags (``delivery_id`` first) go in
+(positions in the request): those are permanent. Our tags (``delivery_id`` first) go in
 ``tags``, with characters Resend does not allow replaced by ``_``.
 
+Idempotency: every request carries the ``Idempotency-Key`` of its messages' ``send_key``.
+:meth:`ResendProvider.plan` gives a new chunk a key derived from its deliveries
+(:func:`batch_idempotency_key`) and keeps messages that already carry a key (stored on their
+deliveries by an earlier attempt) together under it. Resend keeps a key 24 hours: the same key
+with the same body answers the first response (the same email ids) and sends nothing; the same
+key with another body is 409 ``invalid_idempotent_request`` and sends nothing. After 24 hours a
+key is new again, so an attempt that late may send twice.
+
 Errors beyond the common mapping: 409 ``concurrent_idempotent_requests`` is transient (the
-first request is still running), 409 ``invalid_idempotent_request`` permanent; 429 (rate or
+first request is still running), 409 ``invalid_idempotent_request`` is a ``KeyConflict`` (the
+worker decides: sent already if the key was stored earlier, else permanent); 429 (rate or
 quota) is transient with ``retry-after`` when Resend sends it.
 
 Webhooks are signed by Svix: HMAC-SHA256 keyed with the base64 part of ``whsec_…`` over
@@ -30,11 +37,13 @@ from typing import Any
 import httpx
 
 from remarket_mailer.delivery.base import (
+    KeyConflict,
     OutboundMessage,
     Permanent,
     SendResult,
     Sent,
     Transient,
+    plan_keyed,
 )
 from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
@@ -72,8 +81,13 @@ def _tag_text(value: str) -> str:
 
 
 def batch_idempotency_key(messages: Sequence[OutboundMessage]) -> str:
-    """The ``Idempotency-Key`` of a batch: the same delivery ids give the same key."""
-    ids = ",".join(str(m.delivery_id) for m in messages)
+    """The ``Idempotency-Key`` of a new chunk: the same deliveries give the same key.
+
+    Derived from the Message-IDs, which are the delivery ids signed with the installation's
+    secret, so two databases sending through one Resend account (staging and production, whose
+    delivery ids overlap) never share a key.
+    """
+    ids = ",".join(sorted(m.message_id for m in messages))
     return f"remarket-batch-{hashlib.sha256(ids.encode()).hexdigest()[:48]}"
 
 
@@ -83,6 +97,7 @@ class ResendProvider(HttpProvider):
     name = PROVIDER
     max_batch = 100
     batch_api = True
+    idempotent = True
 
     def __init__(
         self,
@@ -119,17 +134,19 @@ class ResendProvider(HttpProvider):
         ]
         return item
 
+    def plan(self, messages: Sequence[OutboundMessage]) -> list[list[OutboundMessage]]:
+        return plan_keyed(messages, self.max_batch, batch_idempotency_key)
+
     def build_batch_request(
         self, items: Sequence[Any], messages: Sequence[OutboundMessage]
     ) -> ApiRequest:
+        key = messages[0].send_key
+        assert key is not None, "plan() gives every message its chunk's key"
         return ApiRequest(
             "POST",
             "/emails/batch",
             json_body=list(items),
-            headers={
-                "Idempotency-Key": batch_idempotency_key(messages),
-                "x-batch-validation": "permissive",
-            },
+            headers={"Idempotency-Key": key, "x-batch-validation": "permissive"},
         )
 
     def parse_batch_response(
@@ -165,6 +182,8 @@ class ResendProvider(HttpProvider):
             text = f"resend HTTP 409: {self.error_message(response)}"
             if error_name == "concurrent_idempotent_requests":
                 return Transient(text, self.retry_after(response) or 1.0)
+            if error_name == "invalid_idempotent_request":
+                return KeyConflict(f"{text} ({error_name})")
             return Permanent(text)
         return super().error_result(response)
 
