@@ -191,7 +191,8 @@ def quantity(value: Any, field: str) -> int:
         raise ValidationError(f"{field} must be a whole number", field=field)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     raise ValidationError(f"{field} must be a whole number", field=field)
 
