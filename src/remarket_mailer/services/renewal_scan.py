@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +27,8 @@ from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import WorkflowSet
 
 log = logging.getLogger(__name__)
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 @dataclass
@@ -133,6 +135,31 @@ def _scan_page(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def renewal_context(candidate: repo.RenewalCandidate, holdout: bool) -> str:
+    """The enrollment context as JSON text: the subscription as a ``subscription.upserted``
+    event, the way an event would have enrolled it.
+
+    Written out by hand (strings escaped by the json module's own C quoting): json.dumps of
+    the nested dict cost 7 us a row, a seventh of the scan's Python time.
+    """
+    price = None if candidate.price is None else str(candidate.price)
+    return (
+        '{"event":{"type":"subscription.upserted"'
+        f',"subscription_id":{_json_text(candidate.subscription_id)}'
+        f',"plan":{_json_text(candidate.plan)}'
+        f',"status":{_json_text(candidate.status)}'
+        f',"renews_at":"{candidate.renews_at.isoformat()}"'
+        f',"price":{_json_text(price)}'
+        f',"currency":{_json_text(candidate.currency)}'
+        ',"source":"renewal_scan"}'
+        f',"holdout":{"true" if holdout else "false"}}}'
+    )
+
+
 def _plan_page(
     workflow: Workflow, batch: list[repo.RenewalCandidate], now: datetime
 ) -> list[repo.NewEnrollment]:
@@ -152,16 +179,6 @@ def _plan_page(
         if not planned:
             continue
         contact_key = candidate.external_id or candidate.email or str(candidate.contact_id)
-        event = {
-            "type": "subscription.upserted",
-            "subscription_id": candidate.subscription_id,
-            "plan": candidate.plan,
-            "status": candidate.status,
-            "renews_at": candidate.renews_at.isoformat(),
-            "price": str(candidate.price) if candidate.price is not None else None,
-            "currency": candidate.currency,
-            "source": "renewal_scan",
-        }
         holdout = in_holdout(contact_key, workflow.id, workflow.holdout_percent)
         deliveries = []
         for step, due in planned:
@@ -171,7 +188,7 @@ def _plan_page(
             repo.NewEnrollment(
                 key=f"{candidate.subscription_id}@{candidate.renews_at.date().isoformat()}",
                 contact_id=candidate.contact_id,
-                context=json.dumps({"event": event, "holdout": holdout}),
+                context=renewal_context(candidate, holdout),
                 deliveries=deliveries,
             )
         )
