@@ -82,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
     parser.add_argument("--page", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=None, help="default: the service's")
     args = parser.parse_args()
     n = args.subscriptions
     with scratch_database() as url:
@@ -94,7 +95,9 @@ def main() -> None:
         uow = UnitOfWork(make_session_factory(engine))
         workflows = load_workflows(ROOT / "workflows")
         begin = time.perf_counter()
-        report = scan_renewals(uow, workflows, VirtualClock(NOW), page=args.page)
+        report = scan_renewals(
+            uow, workflows, VirtualClock(NOW), page=args.page, workers=args.workers
+        )
         elapsed = time.perf_counter() - begin
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         engine.dispose()

@@ -176,10 +176,10 @@ def plan_due_times(
 
 def _at_local_time(moment: datetime, wall: time, timezone: str | None) -> datetime:
     zone = zone_or_utc(timezone)
-    return _local_wall(zone, moment.astimezone(zone).date(), wall).astimezone(moment.tzinfo)
+    return _local_wall(zone, moment.astimezone(zone).date(), wall, moment.tzinfo)
 
 
 @lru_cache(maxsize=4096)
-def _local_wall(zone: tzinfo, day: date, wall: time) -> datetime:
+def _local_wall(zone: tzinfo, day: date, wall: time, out: tzinfo | None) -> datetime:
     # Cached: a renewal scan asks for the same (zone, day, 10:00) for thousands of contacts.
-    return datetime.combine(day, wall).replace(tzinfo=zone)
+    return datetime.combine(day, wall).replace(tzinfo=zone).astimezone(out)
