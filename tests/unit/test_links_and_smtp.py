@@ -46,3 +46,18 @@ def test_smtp_url() -> None:
     assert SmtpSettings.from_url("smtps://mail.example").port == 465
     with pytest.raises(ConfigError):
         SmtpSettings.from_url("http://mail.example")
+
+
+def test_tokens_are_what_itsdangerous_makes_and_compressed_ones_still_load() -> None:
+    """Links already in inboxes must keep working: the signer skips zlib but writes the same
+    bytes, and reads the compressed form itsdangerous would make for a longer payload."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    reference = URLSafeTimedSerializer("k" * 32, salt="remarket.unsubscribe")
+    signer = LinkSigner("k" * 32, "https://mail.shop.example")
+    token = signer.unsubscribe_token(12345, "marketing", 987654)
+    assert reference.loads(token) == [12345, "marketing", 987654]
+    assert token.split(".")[0] == reference.dumps([12345, "marketing", 987654]).split(".")[0]
+    compressed = reference.dumps([7, "marketing" * 20, None])
+    assert compressed.startswith(".")
+    assert signer.read_unsubscribe_token(compressed).contact_id == 7

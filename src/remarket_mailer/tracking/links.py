@@ -6,8 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from html import unescape
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from remarket_mailer.errors import ValidationError
 
@@ -22,10 +25,20 @@ class UnsubscribeToken:
     delivery_id: int | None = None
 
 
+class _UncompressedTimedSerializer(URLSafeTimedSerializer):
+    """Signs without trying zlib first. Our payloads are three short values, which zlib never
+    shortens, so itsdangerous always fell back to the plain form - after paying for a zlib
+    stream, about a tenth of the HTTP send path. Tokens are byte for byte what they were, and
+    compressed ones (which we never made) would still load."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
+
+
 class LinkSigner:
     def __init__(self, secret_key: str, public_url: str) -> None:
         self.public_url = public_url.rstrip("/")
-        self._unsubscribe = URLSafeTimedSerializer(secret_key, salt="remarket.unsubscribe")
+        self._unsubscribe = _UncompressedTimedSerializer(secret_key, salt="remarket.unsubscribe")
 
     def unsubscribe_token(self, contact_id: int, topic: str, delivery_id: int | None = None) -> str:
         payload: list[int | str | None] = [contact_id, topic, delivery_id]
