@@ -80,14 +80,23 @@ def api(
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (events, health, one-click unsubscribe)."""
-    import uvicorn
-
     from remarket_mailer.bootstrap import build_app
-    from remarket_mailer.entrypoints.api import create_api
+    from remarket_mailer.entrypoints.serve import serve
 
     _logging()
-    application = create_api(build_app(_settings()))
-    uvicorn.run(application, host=host, port=port, workers=workers, log_level="info")
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
+    # Build once here so a bad setting or an unreachable database is one clear line and exit
+    # code 2, not a traceback in every worker; the workers build their own from the same
+    # environment.
+    build_app(_settings()).close()
+    serve(
+        "remarket_mailer.entrypoints.asgi:create_app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=True,
+    )
 
 
 @app.command()

@@ -149,3 +149,59 @@ def test_report_command(tmp_path: Path) -> None:
     assert "deliveries since" in table.stdout
     bad = run("report", "--since", "soon", env=env)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_api_with_several_workers_serves_with_nagle_off(tmp_path: Path) -> None:
+    """``remarket api --workers 2`` used to exit at once (uvicorn wants an import string for
+    workers); now both workers serve, on a listening socket that says IPPROTO_TCP, which is
+    what makes asyncio turn Nagle's algorithm off for every accepted connection."""
+    import socket
+    import time
+
+    import httpx
+
+    from remarket_mailer.entrypoints.serve import _Config
+
+    database = f"sqlite:///{tmp_path / 'api.db'}"
+    env = {
+        "REMARKET_DATABASE_URL": database,
+        "REMARKET_API_KEYS": "test-key",
+        "REMARKET_BROKER_URL": "stub://",
+    }
+    assert run("db", "upgrade", env=env).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [*REMARKET, "api", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.2)
+        assert response.status_code == 200, response.text
+    finally:
+        process.terminate()
+        process.wait(30)
+    bound = _Config("remarket_mailer.entrypoints.asgi:create_app", port=0).bind_socket()
+    try:
+        assert bound.proto == socket.IPPROTO_TCP
+    finally:
+        bound.close()
+
+
+def test_api_refuses_zero_workers() -> None:
+    result = run("api", "--workers", "0")
+    assert result.returncode == 2
+    assert "--workers must be at least 1" in result.stderr
