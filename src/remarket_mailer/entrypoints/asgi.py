@@ -1,6 +1,8 @@
-"""ASGI factory for running the API under any ASGI server with several workers:
+"""ASGI factory for running the API under any ASGI server, e.g. gunicorn with uvicorn workers.
 
-    uvicorn --factory remarket_mailer.entrypoints.asgi:create_app --workers 4
+``remarket api --workers 4`` runs it under uvicorn. Prefer that to ``uvicorn --factory …
+--workers 4``: plain uvicorn with several workers leaves Nagle's algorithm on, which costs
+40 ms per response on kept-alive connections (see ``entrypoints/serve.py``).
 
 Settings come from the environment (``REMARKET_*``), as for ``remarket api``.
 """
