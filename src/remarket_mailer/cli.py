@@ -509,7 +509,7 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
         ).rowcount  # type: ignore[attr-defined]
     if not done:
         raise _fail(f"no active key named {name!r}")
-    console.print(f"key {name!r} revoked")
+    console.print(f"key {name!r} revoked: running API processes refuse it within 30 seconds")
 
 
 def main() -> None:

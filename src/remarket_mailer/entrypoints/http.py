@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.services.api_keys import is_valid_key
+from remarket_mailer.services.api_keys import RecentlyValid, is_bootstrap_key, is_valid_key
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -66,14 +66,20 @@ def pydantic_problems(exc: PydanticValidationError) -> list[dict[str, str]]:
 def require_api_key(app: App) -> Callable[[Request], Awaitable[None]]:
     """A dependency: 401 JSON unless ``Authorization: Bearer <valid key>``."""
 
+    recent = RecentlyValid()
+
     async def check(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
-        ok = await run_in_threadpool(is_valid_key, app.uow, app.settings.api_keys, key.strip())
+        if is_bootstrap_key(app.settings.api_keys, key) or key in recent:
+            return
+        ok = await run_in_threadpool(is_valid_key, app.uow, app.settings.api_keys, key)
         if not ok:
             raise ApiError(401, "unauthorized", "this API key is not valid or was revoked")
+        recent.add(key)
 
     return check
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -23,12 +25,38 @@ def new_key() -> str:
     return "rk_" + secrets.token_urlsafe(32)
 
 
+def is_bootstrap_key(bootstrap_keys: list[str], key: str) -> bool:
+    """A key from REMARKET_API_KEYS (constant-time compare): no database needed."""
+    return any(hmac.compare_digest(key.encode(), k.encode()) for k in bootstrap_keys)
+
+
 def is_valid_key(uow: UnitOfWork, bootstrap_keys: list[str], key: str) -> bool:
-    """True for a bootstrap key (constant-time compare) or a stored, unrevoked key."""
-    if any(hmac.compare_digest(key.encode(), k.encode()) for k in bootstrap_keys):
+    """True for a bootstrap key or a stored, unrevoked key."""
+    if is_bootstrap_key(bootstrap_keys, key):
         return True
     with uow() as session:
         found = session.scalar(
             select(ApiKey.id).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
         )
     return found is not None
+
+
+class RecentlyValid:
+    """Stored keys seen valid in the last ``ttl`` seconds, so a shop posting events does not
+    pay a transaction per request to have its key looked up. Only successes are remembered:
+    a key created a moment ago works at once, and a revoked key stops working within ``ttl``
+    (``remarket keys revoke`` says so)."""
+
+    def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._until: dict[str, float] = {}
+
+    def __contains__(self, key: str) -> bool:
+        until = self._until.get(hash_key(key))
+        return until is not None and until > self.clock()
+
+    def add(self, key: str) -> None:
+        if len(self._until) > 10_000:  # keys are few; this only bounds a flood of bad ones
+            self._until.clear()
+        self._until[hash_key(key)] = self.clock() + self.ttl
