@@ -14,9 +14,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import BindParameter
 
 from remarket_mailer.db.models import (
     Cart,
@@ -74,6 +85,40 @@ def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
     return {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
 
 
+@dataclass(frozen=True, slots=True)
+class ContactFacts:
+    """What sending reads of a contact: a plain row, not an ORM object (loading those costs
+    ~20 µs each, a send batch reads hundreds)."""
+
+    id: int
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    locale: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    first_order_at: datetime | None
+
+
+def contact_facts_by_id(session: Session, ids: Iterable[int]) -> dict[int, ContactFacts]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = session.connection().execute(
+        select(
+            Contact.id,
+            Contact.email,
+            Contact.first_name,
+            Contact.last_name,
+            Contact.locale,
+            Contact.timezone,
+            Contact.attributes,
+            Contact.first_order_at,
+        ).where(Contact.id.in_(_int_ids("ids", ids)))
+    )
+    return {row[0]: ContactFacts(*row) for row in rows.all()}
+
+
 # --- consent and suppression ----------------------------------------------------------------
 
 
@@ -90,7 +135,8 @@ def latest_consents(
         return {}
     rows = session.execute(
         select(Consent.contact_id, Consent.topic, Consent.status, Consent.occurred_at, Consent.id)
-        .where(Consent.contact_id.in_(contact_ids), Consent.topic.in_(topics))
+        .where(Consent.contact_id.in_(_int_ids("contact_ids", contact_ids)))
+        .where(Consent.topic.in_(topics))
         .order_by(Consent.occurred_at, Consent.id)
     )
     result: dict[tuple[int, str], str] = {}
@@ -113,9 +159,9 @@ def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, str]:
     by_hash = {email_hash(e): e for e in emails if e}
     if not by_hash:
         return {}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Suppression.email_hash, Suppression.reason).where(
-            Suppression.email_hash.in_(by_hash)
+            Suppression.email_hash.in_(_hex_digests("hashes", by_hash))
         )
     )
     return {by_hash[digest]: reason for digest, reason in rows}
@@ -124,11 +170,29 @@ def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, str]:
 # --- facts --------------------------------------------------------------------------------
 
 
-def carts_by_id(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
-    cart_ids = set(cart_ids)
-    if not cart_ids:
+@dataclass(frozen=True, slots=True)
+class CartFacts:
+    """What sending reads of a cart (a plain row, not an ORM object)."""
+
+    cart_id: str
+    currency: str | None
+    total: Decimal | None
+    items: dict[str, Any]
+    checkout_url: str | None
+
+
+def carts_of_enrollments(session: Session, enrollment_ids: Iterable[int]) -> dict[str, CartFacts]:
+    """cart id → the cart, for enrollments keyed by cart id (joined on the key: the ids that
+    go in are integers, not a list of strings to bind one by one)."""
+    ids = set(enrollment_ids)
+    if not ids:
         return {}
-    return {c.cart_id: c for c in session.scalars(select(Cart).where(Cart.cart_id.in_(cart_ids)))}
+    rows = session.connection().execute(
+        select(Cart.cart_id, Cart.currency, Cart.total, Cart.items, Cart.checkout_url)
+        .join(Enrollment, Enrollment.key == Cart.cart_id)
+        .where(Enrollment.id.in_(_int_ids("ids", ids)))
+    )
+    return {row[0]: CartFacts(*row) for row in rows.all()}
 
 
 def subscriptions_by_id(session: Session, ids: Iterable[str]) -> dict[str, Subscription]:
@@ -168,30 +232,64 @@ def workflow_source(session: Session, workflow_id: str, version: str) -> str | N
 
 
 def complete_finished_enrollments(session: Session, ids: Iterable[int], now: datetime) -> int:
-    """Mark active enrollments completed once none of their deliveries is still pending."""
+    """Mark active enrollments completed once none of their deliveries is still pending.
+
+    ``NOT IN`` an uncorrelated subquery (enrollment_id is never NULL, so it means NOT EXISTS):
+    PostgreSQL runs it once as a hashed subplan. A correlated NOT EXISTS let a planner without
+    statistics (freshly loaded tables) probe the status index once per enrollment: 200 ms a
+    batch of 500 with 18,000 deliveries, against 6 ms.
+    """
     ids = set(ids)
     if not ids:
         return 0
-    pending = exists().where(
-        Delivery.enrollment_id == Enrollment.id,
+    pending = select(Delivery.enrollment_id).where(
+        Delivery.enrollment_id.in_(_int_ids("pending_ids", ids)),
         Delivery.status.in_(
             [DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
         ),
     )
     result = session.execute(
         update(Enrollment)
-        .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE, ~pending)
+        .where(
+            Enrollment.id.in_(_int_ids("ids", ids)),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.id.not_in(pending),
+        )
         .values(status=EnrollmentStatus.COMPLETED, ended_at=now)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def enrollments_by_id(session: Session, ids: Iterable[int]) -> dict[int, Enrollment]:
+@dataclass(frozen=True, slots=True)
+class EnrollmentFacts:
+    """What sending reads of an enrollment (a plain row, not an ORM object)."""
+
+    id: int
+    workflow_id: str
+    workflow_version: str
+    key: str
+    status: str
+    exit_reason: str | None
+    context: dict[str, Any]
+
+
+def enrollments_by_id(session: Session, ids: Iterable[int]) -> dict[int, EnrollmentFacts]:
     ids = set(ids)
     if not ids:
         return {}
-    return {e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)))}
+    rows = session.connection().execute(
+        select(
+            Enrollment.id,
+            Enrollment.workflow_id,
+            Enrollment.workflow_version,
+            Enrollment.key,
+            Enrollment.status,
+            Enrollment.exit_reason,
+            Enrollment.context,
+        ).where(Enrollment.id.in_(_int_ids("ids", ids)))
+    )
+    return {row[0]: EnrollmentFacts(*row) for row in rows.all()}
 
 
 # --- deliveries ---------------------------------------------------------------------------
@@ -336,7 +434,10 @@ def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
     ids = sorted(set(contact_ids))
     if ids:
         session.execute(
-            select(Contact.id).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update()
+            select(Contact.id)
+            .where(Contact.id.in_(_int_ids("ids", ids)))
+            .order_by(Contact.id)
+            .with_for_update()
         )
 
 
@@ -356,7 +457,7 @@ def recent_sends(
     query = select(
         Delivery.contact_id, Delivery.status, Delivery.sent_at, Delivery.workflow_id
     ).where(
-        Delivery.contact_id.in_(ids),
+        Delivery.contact_id.in_(_int_ids("contact_ids", ids)),
         or_(
             and_(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > since),
             Delivery.status == DeliveryStatus.SENDING,
@@ -364,7 +465,7 @@ def recent_sends(
     )
     excluded = set(exclude)
     if excluded:
-        query = query.where(Delivery.id.not_in(excluded))
+        query = query.where(Delivery.id.not_in(_int_ids("excluded", excluded)))
     exempt = set(exempt_workflows)
     if exempt:
         query = query.where(Delivery.workflow_id.not_in(exempt))
@@ -375,35 +476,53 @@ def recent_sends(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class SendingDelivery:
+    """What sending reads of a delivery it took (a plain row, not an ORM object)."""
+
+    id: int
+    enrollment_id: int
+    contact_id: int
+    step_id: str
+    template: str
+    planned_at: datetime
+    attempts: int
+    """Counting this attempt."""
+    send_key: str | None
+
+
 def take_for_sending(
     session: Session, ids: Sequence[int], now: datetime, lease: timedelta
-) -> list[Delivery]:
-    """queued → sending for the given ids (guarded); returns the rows this worker now owns."""
+) -> list[SendingDelivery]:
+    """queued → sending for the given ids (guarded); returns the rows this worker now owns,
+    as updated, in id order. One statement: UPDATE ... RETURNING (SQLite 3.35+)."""
     if not ids:
         return []
-    owned = list(
-        session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.QUEUED)
-            .values(
-                status=DeliveryStatus.SENDING,
-                lease_expires_at=now + lease,
-                attempts=Delivery.attempts + 1,
-                updated_at=now,
-            )
-            .returning(Delivery.id)
+    rows = session.connection().execute(
+        update(Delivery)
+        .where(Delivery.id.in_(_int_ids("ids", ids)), Delivery.status == DeliveryStatus.QUEUED)
+        .values(
+            status=DeliveryStatus.SENDING,
+            lease_expires_at=now + lease,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Delivery.id,
+            Delivery.enrollment_id,
+            Delivery.contact_id,
+            Delivery.step_id,
+            Delivery.template,
+            Delivery.planned_at,
+            Delivery.attempts,
+            Delivery.send_key,
         )
     )
-    if not owned:
-        return []
-    return list(
-        session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(owned))
-            .order_by(Delivery.id)
-            .execution_options(populate_existing=True)
-        )
-    )
+    # SQLAlchemy types an eight-column RETURNING as eight or more; the slice keeps mypy checking
+    # the fields.
+    taken = [SendingDelivery(*row[:8]) for row in rows.all()]
+    taken.sort(key=lambda d: d.id)  # RETURNING has no order
+    return taken
 
 
 def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
@@ -414,10 +533,14 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
     groups: dict[str, list[int]] = {}
     for delivery_id, key in keys.items():
         groups.setdefault(key, []).append(delivery_id)
+    whens = (
+        (Delivery.id.in_(_int_ids(f"group{n}", ids)), key)
+        for n, (key, ids) in enumerate(groups.items())
+    )
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(list(keys)), Delivery.status == DeliveryStatus.SENDING)
-        .values(send_key=case(*((Delivery.id.in_(ids), key) for key, ids in groups.items())))
+        .where(Delivery.id.in_(_int_ids("ids", keys)), Delivery.status == DeliveryStatus.SENDING)
+        .values(send_key=case(*whens))
         .execution_options(synchronize_session=False)
     )
 
@@ -448,9 +571,31 @@ def finish_deliveries(
 
 
 def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
     return bindparam(name)
+
+
+def _int_ids(name: str, ids: Iterable[int]) -> BindParameter[int]:
+    """``column.in_(_int_ids(...))``: integer ids written into the SQL when it runs.
+
+    A plain ``in_(list)`` sends a bind parameter per id, and the statement's text changes with
+    the count, so SQLAlchemy expands and psycopg converts it in Python on every execution:
+    4.4 ms for 500 ids against 1.4 ms inlined. Inlining is safe only for numbers, hence
+    ``int()`` on every value. (``= ANY(array)`` was measured slower still.)
+    """
+    return bindparam(name, [int(i) for i in ids], expanding=True, literal_execute=True)
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _hex_digests(name: str, digests: Iterable[str]) -> BindParameter[str]:
+    """Like ``_int_ids``, for ``email_hash`` values: lowercase hex, checked, so inlining them
+    is as safe as inlining numbers (never use it for other strings)."""
+    values = list(digests)
+    for value in values:
+        if not _HEX_DIGEST.fullmatch(value):
+            raise ValueError(f"not a hex digest: {value!r}")
+    return bindparam(name, values, expanding=True, literal_execute=True)
 
 
 # --- discount codes -----------------------------------------------------------------------
@@ -462,7 +607,9 @@ def codes_for_enrollments(
     ids = set(enrollment_ids)
     if not ids:
         return {}
-    rows = session.scalars(select(DiscountCode).where(DiscountCode.enrollment_id.in_(ids)))
+    rows = session.scalars(
+        select(DiscountCode).where(DiscountCode.enrollment_id.in_(_int_ids("ids", ids)))
+    )
     return {(c.enrollment_id, c.step_id or ""): c for c in rows if c.enrollment_id is not None}
 
 

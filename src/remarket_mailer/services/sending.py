@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -36,7 +37,8 @@ from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
-from remarket_mailer.db.models import Contact, Delivery, DiscountCode, Enrollment
+from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.repository import CartFacts, ContactFacts, EnrollmentFacts, SendingDelivery
 from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
@@ -64,7 +66,6 @@ from remarket_mailer.errors import TemplateError, ValidationError
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
-from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
@@ -114,12 +115,14 @@ class SendReport:
 class _Ready:
     """A delivery that passed every check and has its template context."""
 
-    delivery: Delivery
+    delivery: SendingDelivery
     workflow: Workflow
     step: Step
-    contact: Contact
+    contact: ContactFacts
     context: dict[str, Any]
     code: str | None
+    subject: str | None = None
+    """Set once rendered."""
 
 
 @dataclass(frozen=True)
@@ -215,17 +218,17 @@ class DeliveryService:
         if not rows:
             return []
         enrollments = repo.enrollments_by_id(session, (d.enrollment_id for d in rows))
-        contacts = repo.contacts_by_id(session, (d.contact_id for d in rows))
+        contacts = repo.contact_facts_by_id(session, (d.contact_id for d in rows))
         workflows = {
-            (e.workflow_id, e.workflow_version): resolve_workflow(
-                session, self.workflows, e.workflow_id, e.workflow_version
-            )
-            for e in enrollments.values()
+            (workflow_id, version): resolve_workflow(session, self.workflows, workflow_id, version)
+            for workflow_id, version in {
+                (e.workflow_id, e.workflow_version) for e in enrollments.values()
+            }
         }
-        carts = repo.carts_by_id(
+        carts = repo.carts_of_enrollments(
             session,
             (
-                e.key
+                e.id
                 for e in enrollments.values()
                 if (wf := workflows.get((e.workflow_id, e.workflow_version)))
                 and wf.trigger.key == "cart_id"
@@ -421,7 +424,7 @@ class DeliveryService:
         }
 
     def _new_code(
-        self, enrollment: Enrollment, step: Step, contact: Contact, now: datetime
+        self, enrollment: EnrollmentFacts, step: Step, contact: ContactFacts, now: datetime
     ) -> DiscountCode:
         spec = step.discount
         assert spec is not None
@@ -442,12 +445,12 @@ class DeliveryService:
 
     def _context(
         self,
-        enrollment: Enrollment,
-        contact: Contact,
+        enrollment: EnrollmentFacts,
+        contact: ContactFacts,
         workflow: Workflow,
         step: Step,
-        delivery: Delivery,
-        carts: dict[str, Any],
+        delivery: SendingDelivery,
+        carts: dict[str, CartFacts],
     ) -> dict[str, Any]:
         token = self.links.unsubscribe_token(contact.id, workflow.category, delivery.id)
         cart = carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
@@ -461,7 +464,7 @@ class DeliveryService:
                 "timezone": contact.timezone,
                 "attributes": contact.attributes,
             },
-            "cart": cart_view(cart) if cart is not None else None,
+            "cart": _cart_view(cart) if cart is not None else None,
             "event": (enrollment.context or {}).get("event", {}),
             "discount": None,
             "links": {
@@ -489,7 +492,7 @@ class DeliveryService:
                 log.error("delivery=%d template failed: %s", item.delivery.id, exc)
                 failures[item.delivery.id] = Permanent(f"template: {exc}")
                 continue
-            item.delivery.subject = email.subject
+            item.subject = email.subject
             html = email.html
             if self.config.click_tracking or self.config.open_tracking:
                 html = self.tracking.rewrite(
@@ -592,7 +595,7 @@ class DeliveryService:
                     "sent_at": now,
                     "provider": used.get(delivery_id),
                     "provider_message_id": None,
-                    "subject": (delivery.subject or "")[:998],
+                    "subject": (item.subject or "")[:998],
                     "discount_code": item.code,
                     "lease_expires_at": None,
                     "send_key": None,
@@ -654,12 +657,14 @@ def _is_push_back(result: Transient) -> bool:
     )
 
 
-def _priority(workflows: dict[tuple[str, str], Workflow | None], enrollment: Enrollment) -> int:
+def _priority(
+    workflows: dict[tuple[str, str], Workflow | None], enrollment: EnrollmentFacts
+) -> int:
     workflow = workflows.get((enrollment.workflow_id, enrollment.workflow_version))
     return workflow.priority if workflow is not None else 0
 
 
-def _skip(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
+def _skip(delivery: SendingDelivery, reason: str, detail: str) -> dict[str, Any]:
     return {
         "id": delivery.id,
         "status": DeliveryStatus.SKIPPED,
@@ -670,7 +675,7 @@ def _skip(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
     }
 
 
-def _fail(delivery: Delivery, reason: str, detail: str) -> dict[str, Any]:
+def _fail(delivery: SendingDelivery, reason: str, detail: str) -> dict[str, Any]:
     return {
         "id": delivery.id,
         "status": DeliveryStatus.FAILED,
@@ -692,7 +697,19 @@ def _latest_code(
     return max(mine, key=lambda c: c.created_at) if mine else None
 
 
-def _display(contact: Contact) -> str:
+def _cart_view(cart: CartFacts) -> dict[str, Any]:
+    """A cart as templates and expressions see it: the same as ``ingest.cart_view`` of the ORM
+    row (a unit test holds the two together)."""
+    return {
+        "id": cart.cart_id,
+        "items": list((cart.items or {}).get("items", [])),
+        "currency": cart.currency,
+        "total": cart.total if cart.total is not None else Decimal(0),
+        "checkout_url": cart.checkout_url,
+    }
+
+
+def _display(contact: ContactFacts) -> str:
     from email.utils import formataddr
 
     assert contact.email is not None
