@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     or_,
     select,
     text,
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import BindParameter
 
 from remarket_mailer.db.models import (
+    Base,
     Cart,
     Consent,
     Contact,
@@ -776,32 +778,48 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
 # --- batch prefetch for ingest --------------------------------------------------------------
 
 
+# The ingest prefetch runs for every request, often for a single event: its statements are
+# built once (building a select costs more than PostgreSQL takes to answer it) and, where no
+# ORM object is wanted, run on the connection, which skips the ORM's execution path.
+_EVENT_HASHES = select(Event.event_id, Event.body_hash).where(
+    Event.event_id.in_(bindparam("ids", expanding=True))
+)
+_CONTACTS_BY_REFS = select(Contact).where(
+    or_(
+        Contact.external_id.in_(bindparam("ext", expanding=True)),
+        Contact.email.in_(bindparam("emails", expanding=True)),
+    )
+)
+_CARTS_FOR_UPDATE = (
+    select(Cart)
+    .where(Cart.cart_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Cart.cart_id)
+    .with_for_update()
+)
+
+
 def event_hashes(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
-    ids = set(event_ids)
+    ids = list(set(event_ids))
     if not ids:
         return {}
-    rows = session.execute(select(Event.event_id, Event.body_hash).where(Event.event_id.in_(ids)))
+    rows = session.connection().execute(_EVENT_HASHES, {"ids": ids})
     return {str(row[0]): str(row[1]) for row in rows}
 
 
 def contacts_by_refs(
     session: Session, external_ids: Iterable[str], emails: Iterable[str]
 ) -> list[Contact]:
-    ext, mails = set(external_ids), set(emails)
+    ext, mails = list(set(external_ids)), list(set(emails))
     if not ext and not mails:
         return []
-    condition = or_(Contact.external_id.in_(ext), Contact.email.in_(mails))
-    return list(session.scalars(select(Contact).where(condition)))
+    return list(session.scalars(_CONTACTS_BY_REFS, {"ext": ext, "emails": mails}))
 
 
 def carts_for_update(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
     ids = sorted(set(cart_ids))
     if not ids:
         return {}
-    rows = session.scalars(
-        select(Cart).where(Cart.cart_id.in_(ids)).order_by(Cart.cart_id).with_for_update()
-    )
-    return {c.cart_id: c for c in rows}
+    return {c.cart_id: c for c in session.scalars(_CARTS_FOR_UPDATE, {"ids": ids})}
 
 
 def enrollments_for(
@@ -849,6 +867,16 @@ def latest_starts(
         .group_by(Enrollment.workflow_id, Enrollment.contact_id)
     )
     return {(w, c): at for w, c, at in rows if at is not None}
+
+
+def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Plain INSERTs of many rows (every dict with the same keys), ids from the table's
+    default: one executemany of a short statement, which psycopg pipelines - no ORM objects,
+    no RETURNING."""
+    if rows:
+        # Core, not the ORM's bulk insert: the same executemany without its per-call setup,
+        # which cost more than the statement for a single event.
+        session.connection().execute(insert(model), list(rows))
 
 
 def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:

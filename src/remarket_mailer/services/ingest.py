@@ -108,7 +108,9 @@ def ingest_batch(
     for attempt in range(_ATTEMPTS):
         try:
             with uow() as session:
-                results = _Batch(session, workflows, clock.now(), prepared).run()
+                batch = _Batch(session, workflows, clock.now(), prepared)
+                results = batch.run()
+            workflows.stored |= batch.stored_versions  # committed now
             for (event, _, _), result in zip(prepared, results, strict=True):
                 outcome = (
                     "conflict"
@@ -143,7 +145,10 @@ class _Batch:
         self.stored_versions: set[tuple[str, str]] = set()
         self.skip_enrollments: list[tuple[int, str]] = []
         self.reschedules: list[dict[str, Any]] = []
-        self.new_deliveries: dict[int, list[Delivery]] = {}
+        # Events and new deliveries are plain rows, inserted at the end in one executemany
+        # each: building and flushing ORM objects for them was most of a batch's time.
+        self.new_events: list[dict[str, Any]] = []
+        self.new_deliveries: dict[int, tuple[Enrollment, list[dict[str, Any]]]] = {}
         self._load_contacts()
         events = [e for e, _, _ in items]
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
@@ -293,16 +298,16 @@ class _Batch:
     def apply(self, event: AnyEvent, raw: dict[str, Any], digest: str) -> IngestResult:
         result = IngestResult(event.event_id)
         contact = self.contact_for(event)
-        self.session.add(
-            Event(
-                event_id=event.event_id,
-                type=event.type,
-                occurred_at=event.occurred_at,
-                received_at=self.now,
-                contact_id=contact.id,
-                body_hash=digest,
-                payload=json.loads(json.dumps(raw, default=str)),
-            )
+        self.new_events.append(
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "occurred_at": event.occurred_at,
+                "received_at": self.now,
+                "contact_id": contact.id,
+                "body_hash": digest,
+                "payload": json.loads(json.dumps(raw, default=str)),
+            }
         )
         facts = _apply_facts(self, contact, event)
         result.exited = _apply_exits(self, contact, event)
@@ -317,17 +322,26 @@ class _Batch:
             enrollment.ended_at = self.now
             pending = self.new_deliveries.get(id(enrollment))
             if pending is not None:
-                for delivery in pending:
-                    if delivery.status == DeliveryStatus.SCHEDULED:
-                        delivery.status = DeliveryStatus.SKIPPED
-                        delivery.reason, delivery.detail = "exited", reason
+                for delivery in pending[1]:
+                    if delivery["status"] == DeliveryStatus.SCHEDULED:
+                        delivery["status"] = DeliveryStatus.SKIPPED
+                        delivery["reason"], delivery["detail"] = "exited", reason
             else:
                 self.skip_enrollments.append((enrollment.id, reason))
         return len(enrollments)
 
     def finish(self) -> None:
-        """The writes that are not plain inserts: one statement each, for the whole batch."""
+        """Every write of the batch: the ORM flush (contacts, facts, enrollments, which gets the
+        enrollments their ids), then events and deliveries as one executemany each, then the
+        updates - one statement each, for the whole batch."""
         self.session.flush()
+        deliveries: list[dict[str, Any]] = []
+        for enrollment, rows in self.new_deliveries.values():
+            for row in rows:
+                row["enrollment_id"] = enrollment.id
+                deliveries.append(row)
+        repo.insert_rows(self.session, Event, self.new_events)
+        repo.insert_rows(self.session, Delivery, deliveries)
         by_reason: dict[str, list[int]] = {}
         for enrollment_id, reason in self.skip_enrollments:
             by_reason.setdefault(reason, []).append(enrollment_id)
@@ -611,7 +625,8 @@ def _apply_triggers(
 
 def _start(batch: _Batch, workflow: Workflow, contact: Contact, key: str, event: AnyEvent) -> None:
     session, now = batch.session, batch.now
-    if (workflow.id, workflow.version) not in batch.stored_versions:
+    version = (workflow.id, workflow.version)
+    if version not in batch.stored_versions and version not in batch.workflows.stored:
         repo.remember_workflow_version(
             session, workflow.id, workflow.version, batch.workflows.sources[workflow.id], now
         )
@@ -637,27 +652,27 @@ def _start(batch: _Batch, workflow: Workflow, contact: Contact, key: str, event:
     session.add(enrollment)
     contact_key = contact.external_id or contact.email or str(contact.id)
     deliveries = [
-        Delivery(
-            enrollment=enrollment,
-            contact_id=contact.id,
-            workflow_id=workflow.id,
-            step_id=step.id,
-            variant=variant,
-            template=template,
-            status=DeliveryStatus.SCHEDULED,
-            due_at=due,
-            planned_at=due,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+        {
+            "contact_id": contact.id,
+            "workflow_id": workflow.id,
+            "step_id": step.id,
+            "variant": variant,
+            "template": template,
+            "status": DeliveryStatus.SCHEDULED,
+            "due_at": due,
+            "planned_at": due,
+            "attempts": 0,
+            "reason": None,
+            "detail": None,
+            "created_at": now,
+            "updated_at": now,
+        }
         for step, due in plan_due_times(
             workflow.steps, event.occurred_at, _date_facts(event), contact.timezone
         )
         for variant, template in [step.pick(contact_key, workflow.id)]
     ]
-    session.add_all(deliveries)
-    batch.new_deliveries[id(enrollment)] = deliveries
+    batch.new_deliveries[id(enrollment)] = (enrollment, deliveries)
     batch.latest_start[(workflow.id, contact.id)] = event.occurred_at
     batch._remember(enrollment)
 
@@ -677,9 +692,9 @@ def _refresh(
     pending = batch.new_deliveries.get(id(enrollment))
     if pending is not None:
         due = {step.id: when for step, when in planned}
-        for delivery in pending:
-            if delivery.status == DeliveryStatus.SCHEDULED and delivery.step_id in due:
-                delivery.due_at = delivery.planned_at = due[delivery.step_id]
+        for delivery in pending[1]:
+            if delivery["status"] == DeliveryStatus.SCHEDULED and delivery["step_id"] in due:
+                delivery["due_at"] = delivery["planned_at"] = due[delivery["step_id"]]
         return
     batch.reschedules.extend(
         {"enrollment_id": enrollment.id, "step_id": step.id, "due": when} for step, when in planned

@@ -174,6 +174,9 @@ class WorkflowSet:
     workflows: dict[str, Workflow] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     _versions: dict[tuple[str, str], Workflow] = field(default_factory=dict)
+    stored: set[tuple[str, str]] = field(default_factory=set)
+    """(workflow, version) pairs this process has seen committed to workflow_versions: ingest
+    writes each version's source once per process, not once per event."""
 
     def add(self, workflow: Workflow, source: str) -> None:
         if workflow.id in self.workflows:

@@ -1,0 +1,43 @@
+"""Many new rows of a table in one flush take their ids from its sequence first (one round
+trip for every table), so the INSERT needs no RETURNING; ids stay unique and the sequence
+goes on from there."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, select
+
+from remarket_mailer.db.engine import PREASSIGN_FROM
+from remarket_mailer.db.models import Contact
+from tests.conftest import T0, AppFactory
+
+
+def test_bulk_flush_ids_come_from_the_sequence(make_app: AppFactory) -> None:
+    app = make_app()
+    statements: list[str] = []
+
+    @event.listens_for(app.engine, "before_cursor_execute")
+    def record(_c: object, _cur: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    many = [
+        Contact(email=f"bulk{n}@example.org", attributes={}, created_at=T0, updated_at=T0)
+        for n in range(PREASSIGN_FROM + 2)
+    ]
+    with app.uow() as session:
+        session.add_all(many)
+        session.flush()
+        assert all(c.id is not None for c in many)
+    with app.uow() as session:
+        one = Contact(email="single@example.org", attributes={}, created_at=T0, updated_at=T0)
+        session.add(one)
+        session.flush()
+    ids = [c.id for c in many]
+    assert len(set(ids)) == len(ids) and one.id not in ids
+    with app.uow() as session:
+        stored = set(session.scalars(select(Contact.id)))
+    assert stored == {*ids, one.id}
+    inserts = [s for s in statements if s.startswith("INSERT INTO contacts")]
+    if app.engine.dialect.name == "postgresql":
+        assert any("nextval" in s for s in statements)
+        # The bulk insert names the ids and returns nothing; the single one still returns.
+        assert "RETURNING" not in inserts[0] and "RETURNING" in inserts[1]
