@@ -204,26 +204,29 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-def measure(base: str, seconds: float, label: str) -> dict[str, float]:
+def measure(base: str, seconds: float, label: str, rates: list[int]) -> dict[str, float]:
+    """Single posts at each fixed rate (the issue's 200 req/s, and lower ones, to show where
+    the latency target still holds), then closed-loop throughput, single and batched."""
     run = f"{label}-{uuid.uuid4().hex[:6]}"
-    latencies = _in_process(fixed_rate, base, 200, seconds, run + "-rate")
-    single = _in_process(throughput, base, 1, 16, 2000, run + "-single")
-    batch = _in_process(throughput, base, 500, 4, 20000, run + "-batch")
-    return {
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "single_eps": single,
-        "batch_eps": batch,
-    }
+    figures: dict[str, float] = {}
+    for rate in rates:
+        latencies = _in_process(fixed_rate, base, rate, seconds, f"{run}-rate{rate}")
+        figures[f"p50_{rate}"] = statistics.median(latencies) * 1000
+        figures[f"p99_{rate}"] = percentile(latencies, 0.99) * 1000
+    figures["single_eps"] = _in_process(throughput, base, 1, 16, 2000, run + "-single")
+    figures["batch_eps"] = _in_process(throughput, base, 500, 4, 20000, run + "-batch")
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rates", default="50,100,200", help="fixed rates for single posts")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
     with server("benchmarks.noop_app:app", {}) as base:
-        baseline = measure(base, args.seconds, "noop")
+        baseline = measure(base, args.seconds, "noop", rates)
     with database(args.postgres) as url:
         env = {
             "REMARKET_DATABASE_URL": url,
@@ -232,11 +235,14 @@ def main() -> None:
             "REMARKET_TEMPLATES_DIR": str(ROOT / "templates"),
         }
         with server("remarket_mailer.entrypoints.asgi:create_app", env, factory=True) as base:
-            ours = measure(base, args.seconds, "remarket")
+            ours = measure(base, args.seconds, "remarket", rates)
     print(f"{'':34}{'remarket':>12}{'no-op FastAPI':>16}{'ratio':>9}")
     rows = [
-        ("single post p50 at 200 req/s (ms)", "p50_ms"),
-        ("single post p99 at 200 req/s (ms)", "p99_ms"),
+        *(
+            (f"single post {p} at {rate} req/s (ms)", f"{p}_{rate}")
+            for rate in rates
+            for p in ("p50", "p99")
+        ),
         ("single posts, 16 clients (ev/s)", "single_eps"),
         ("batches of 500, 4 clients (ev/s)", "batch_eps"),
     ]
@@ -244,7 +250,8 @@ def main() -> None:
         print(f"{label:34}{ours[key]:12.1f}{baseline[key]:16.1f}{ours[key] / baseline[key]:9.2f}")
     print(
         f"targets: batch >= 2000 ev/s: {'met' if ours['batch_eps'] >= 2000 else 'NOT met'}; "
-        f"single p99 < 50 ms: {'met' if ours['p99_ms'] < 50 else 'NOT met'}"
+        f"single p99 < 50 ms at 200 req/s: "
+        f"{'met' if ours.get('p99_200', 1e9) < 50 else 'NOT met'}"
     )
 
 
