@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from remarket_mailer.delivery.base import (
     KeyConflict,
@@ -745,3 +747,21 @@ def test_results_match_messages_one_to_one_for_every_provider() -> None:
         results: list[SendResult] = provider.send_many(batch)
         assert len(results) == len(batch) and all(isinstance(r, Transient) for r in results)
         provider.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_request_bodies_are_compact_utf8_json(value: object) -> None:
+    """ESP bodies (orjson) read back as the same value with the stdlib, and are the same
+    bytes the stdlib's compact UTF-8 form gives - SES signs them."""
+    from remarket_mailer.delivery.providers.http_base import json_bytes
+
+    data = json_bytes(value)
+    assert json.loads(data) == value
+    assert data == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
