@@ -61,3 +61,22 @@ def test_tokens_are_what_itsdangerous_makes_and_compressed_ones_still_load() -> 
     compressed = reference.dumps([7, "marketing" * 20, None])
     assert compressed.startswith(".")
     assert signer.read_unsubscribe_token(compressed).contact_id == 7
+
+
+def test_a_token_stamped_with_a_moment_is_the_same_every_time() -> None:
+    """Sending stamps a delivery's token with its planned time: re-rendering the delivery
+    (a replay under an idempotency key) gives the same bytes, and itsdangerous reads the
+    stamp back as the token's time."""
+    from datetime import UTC, datetime
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    at = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    signer = LinkSigner("k" * 32, "https://mail.shop.example")
+    first = signer.unsubscribe_token(5, "marketing", 77, at=at)
+    assert first == signer.unsubscribe_token(5, "marketing", 77, at=at)
+    assert first != signer.unsubscribe_token(5, "marketing", 78, at=at)
+    reference = URLSafeTimedSerializer("k" * 32, salt="remarket.unsubscribe")
+    payload, stamped = reference.loads(first, return_timestamp=True)
+    assert payload == [5, "marketing", 77] and stamped == at
+    assert signer.read_unsubscribe_token(first).delivery_id == 77

@@ -452,7 +452,11 @@ class DeliveryService:
         delivery: SendingDelivery,
         carts: dict[str, CartFacts],
     ) -> dict[str, Any]:
-        token = self.links.unsubscribe_token(contact.id, workflow.category, delivery.id)
+        # Stamped with the planned time: a re-render of this delivery (a replay under its
+        # idempotency key) produces the very same links and bytes.
+        token = self.links.unsubscribe_token(
+            contact.id, workflow.category, delivery.id, at=delivery.planned_at
+        )
         cart = carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
         return {
             "shop": self.config.shop,

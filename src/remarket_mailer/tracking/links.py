@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from itsdangerous.encoding import base64_encode
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
@@ -35,14 +41,41 @@ class _UncompressedTimedSerializer(URLSafeTimedSerializer):
         return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
 
 
+class _SignerAt(TimestampSigner):
+    """itsdangerous's timestamp signer, stamping a given moment instead of now."""
+
+    def __init__(self, secret_key: str, salt: str, at: int) -> None:
+        super().__init__(secret_key, salt=salt)
+        self._at = at
+
+    def get_timestamp(self) -> int:
+        return self._at
+
+
+_UNSUBSCRIBE_SALT = "remarket.unsubscribe"
+
+
 class LinkSigner:
     def __init__(self, secret_key: str, public_url: str) -> None:
         self.public_url = public_url.rstrip("/")
-        self._unsubscribe = _UncompressedTimedSerializer(secret_key, salt="remarket.unsubscribe")
+        self._secret_key = secret_key
+        self._unsubscribe = _UncompressedTimedSerializer(secret_key, salt=_UNSUBSCRIBE_SALT)
 
-    def unsubscribe_token(self, contact_id: int, topic: str, delivery_id: int | None = None) -> str:
+    def unsubscribe_token(
+        self,
+        contact_id: int,
+        topic: str,
+        delivery_id: int | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """A signed token; ``at`` stamps it with that moment instead of now, so every
+        rendering of one delivery carries the same token (and the same bytes: a replay under
+        an idempotency key must repeat the first request exactly)."""
         payload: list[int | str | None] = [contact_id, topic, delivery_id]
-        return str(self._unsubscribe.dumps(payload))
+        if at is None:
+            return str(self._unsubscribe.dumps(payload))
+        signer = _SignerAt(self._secret_key, _UNSUBSCRIBE_SALT, int(at.timestamp()))
+        return signer.sign(self._unsubscribe.dump_payload(payload)).decode("ascii")
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.public_url}/u/{token}"
