@@ -108,6 +108,46 @@ def test_scan_writes_awkward_text_exactly(make_app: AppFactory, clock: VirtualCl
     assert report.enrolled == 1
     (enrollment,) = enrollments(app)
     assert enrollment.key == f"{subscription_id}@{(T0 + timedelta(days=10)).date().isoformat()}"
-    assert enrollment.context["event"]["plan"] == plan
     assert enrollment.context["event"]["subscription_id"] == subscription_id
     assert {d.step_id for d in deliveries(app)} == {"days_7", "days_1"}
+
+
+def test_a_reminder_quotes_the_subscription_as_it_is_when_sent(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """The scan stores only the subscription id and renewal date; the email reads plan and
+    price at send time, so a price change after the scan is what the customer is told."""
+    from sqlalchemy import update
+
+    from remarket_mailer.delivery.providers.memory import MemoryProvider
+    from tests.helpers import run_due
+
+    provider = MemoryProvider()
+    app = make_app(provider=provider, consent_rule="opt_out")
+    renews = T0 + timedelta(days=10)
+    with app.uow() as session:
+        contact = Contact(email="tea@example.org", attributes={}, created_at=T0, updated_at=T0)
+        session.add(contact)
+        session.flush()
+        session.add(
+            Subscription(
+                subscription_id="sub-price",
+                contact_id=contact.id,
+                plan="Tea club",
+                status="active",
+                renews_at=renews,
+                price=Decimal("9.00"),
+                currency="EUR",
+                updated_at=T0,
+            )
+        )
+    assert scan_renewals(app.uow, app.workflows, app.clock).enrolled == 1
+    with app.uow() as session:
+        session.execute(
+            update(Subscription).values(plan="Tea club deluxe", price=Decimal("11.50"))
+        )
+    clock.set(renews - timedelta(days=7) + timedelta(hours=12))
+    run_due(app)
+    (message,) = provider.outbox
+    assert "Tea club deluxe" in message.text
+    assert "11.50" in message.text and "9.00" not in message.text

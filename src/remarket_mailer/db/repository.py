@@ -197,6 +197,35 @@ def carts_of_enrollments(session: Session, enrollment_ids: Iterable[int]) -> dic
     return {row[0]: CartFacts(*row) for row in rows.all()}
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionFacts:
+    """What sending reads of a subscription, as it is now."""
+
+    subscription_id: str
+    plan: str | None
+    status: str | None
+    price: Decimal | None
+    currency: str | None
+
+
+def subscription_facts_by_id(
+    session: Session, subscription_ids: Iterable[str]
+) -> dict[str, SubscriptionFacts]:
+    ids = list(set(subscription_ids))
+    if not ids:
+        return {}
+    rows = session.connection().execute(
+        select(
+            Subscription.subscription_id,
+            Subscription.plan,
+            Subscription.status,
+            Subscription.price,
+            Subscription.currency,
+        ).where(Subscription.subscription_id.in_(ids))
+    )
+    return {row[0]: SubscriptionFacts(*row) for row in rows.all()}
+
+
 def subscriptions_by_id(session: Session, ids: Iterable[str]) -> dict[str, Subscription]:
     ids = set(ids)
     if not ids:

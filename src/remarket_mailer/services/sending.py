@@ -38,7 +38,13 @@ from sqlalchemy.orm import Session
 from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import DiscountCode
-from remarket_mailer.db.repository import CartFacts, ContactFacts, EnrollmentFacts, SendingDelivery
+from remarket_mailer.db.repository import (
+    CartFacts,
+    ContactFacts,
+    EnrollmentFacts,
+    SendingDelivery,
+    SubscriptionFacts,
+)
 from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
@@ -234,6 +240,15 @@ class DeliveryService:
                 and wf.trigger.key == "cart_id"
             ),
         )
+        subscriptions = repo.subscription_facts_by_id(
+            session,
+            (
+                e.key.partition("@")[0]
+                for e in enrollments.values()
+                if (wf := workflows.get((e.workflow_id, e.workflow_version)))
+                and wf.trigger.key == "subscription_id"
+            ),
+        )
         # Caps: lock the contacts, then count what they were sent (and what is in flight), so
         # two workers never both decide a contact has a free slot.
         repo.lock_contacts(session, contacts)
@@ -314,7 +329,9 @@ class DeliveryService:
                     }
                 )
                 continue
-            context = self._context(enrollment, contact, workflow, step, delivery, carts)
+            context = self._context(
+                enrollment, contact, workflow, step, delivery, carts, subscriptions
+            )
             if step.condition is not None:
                 try:
                     if not evaluate(step.condition, context):
@@ -451,7 +468,12 @@ class DeliveryService:
         step: Step,
         delivery: SendingDelivery,
         carts: dict[str, CartFacts],
+        subscriptions: dict[str, SubscriptionFacts],
     ) -> dict[str, Any]:
+        """What a template sees. ``event`` is the event that started the enrollment; for a
+        subscription workflow its plan, status, price and currency are the subscription's as
+        they are now (a reminder quotes today's price), and the renewal scan stores only the
+        subscription id and renewal date in the first place."""
         # Stamped with the planned time: a re-render of this delivery (a replay under its
         # idempotency key) produces the very same links and bytes.
         token = self.links.unsubscribe_token(
@@ -469,7 +491,7 @@ class DeliveryService:
                 "attributes": contact.attributes,
             },
             "cart": _cart_view(cart) if cart is not None else None,
-            "event": (enrollment.context or {}).get("event", {}),
+            "event": _event_view(enrollment, workflow, subscriptions),
             "discount": None,
             "links": {
                 "unsubscribe": self.links.unsubscribe_url(token),
@@ -688,6 +710,26 @@ def _fail(delivery: SendingDelivery, reason: str, detail: str) -> dict[str, Any]
         "lease_expires_at": None,
         "send_key": None,
     }
+
+
+def _event_view(
+    enrollment: EnrollmentFacts,
+    workflow: Workflow,
+    subscriptions: dict[str, SubscriptionFacts],
+) -> dict[str, Any]:
+    event: dict[str, Any] = (enrollment.context or {}).get("event", {})
+    if workflow.trigger.key != "subscription_id":
+        return event
+    now = subscriptions.get(enrollment.key.partition("@")[0])
+    if now is None:
+        return event
+    current = {
+        "plan": now.plan,
+        "status": now.status,
+        "price": None if now.price is None else str(now.price),
+        "currency": now.currency,
+    }
+    return {**event, **{k: v for k, v in current.items() if v is not None}}
 
 
 def _find_step(workflow: Workflow, step_id: str) -> Step | None:
