@@ -11,7 +11,6 @@ from sqlalchemy import ColumnElement, select
 from remarket_mailer.db.models import Cart, Suppression
 from remarket_mailer.db.repository import CartFacts, _hex_digests, _int_ids, email_hash
 from remarket_mailer.services.ingest import cart_view
-from remarket_mailer.services.sending import _cart_view
 
 ITEMS = {"items": [{"name": "Mug", "quantity": 2, "unit_price": "12.50"}]}
 
@@ -28,7 +27,7 @@ def test_sending_sees_a_cart_as_ingest_does(
 ) -> None:
     row = Cart(cart_id="c1", items=items, currency=currency, total=total, checkout_url=url)
     facts = CartFacts(cart_id="c1", currency=currency, total=total, items=items, checkout_url=url)
-    assert _cart_view(facts) == cart_view(row)
+    assert cart_view(facts) == cart_view(row)
 
 
 def inlined(condition: ColumnElement[bool]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -572,8 +572,24 @@ def _context(contact: Contact, event: AnyEvent, cart: Cart | None) -> dict[str, 
     }
 
 
-def cart_view(cart: Cart) -> dict[str, Any]:
-    """A cart as templates and expressions see it (money as Decimal)."""
+class CartLike(Protocol):
+    """A cart row: the ORM object here, the plain row sending reads."""
+
+    @property
+    def cart_id(self) -> str: ...
+    @property
+    def items(self) -> dict[str, Any] | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def total(self) -> Decimal | None: ...
+    @property
+    def checkout_url(self) -> str | None: ...
+
+
+def cart_view(cart: CartLike) -> dict[str, Any]:
+    """A cart as templates and expressions see it (money as Decimal), in triggers, exit
+    conditions and emails alike."""
     return {
         "id": cart.cart_id,
         "items": list((cart.items or {}).get("items", [])),

@@ -29,7 +29,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -72,6 +71,7 @@ from remarket_mailer.errors import TemplateError, ValidationError
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
+from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
@@ -490,7 +490,7 @@ class DeliveryService:
                 "timezone": contact.timezone,
                 "attributes": contact.attributes,
             },
-            "cart": _cart_view(cart) if cart is not None else None,
+            "cart": cart_view(cart) if cart is not None else None,
             "event": _event_view(enrollment, workflow, subscriptions),
             "discount": None,
             "links": {
@@ -741,18 +741,6 @@ def _latest_code(
 ) -> DiscountCode | None:
     mine = [c for (eid, _), c in codes.items() if eid == enrollment_id]
     return max(mine, key=lambda c: c.created_at) if mine else None
-
-
-def _cart_view(cart: CartFacts) -> dict[str, Any]:
-    """A cart as templates and expressions see it: the same as ``ingest.cart_view`` of the ORM
-    row (a unit test holds the two together)."""
-    return {
-        "id": cart.cart_id,
-        "items": list((cart.items or {}).get("items", [])),
-        "currency": cart.currency,
-        "total": cart.total if cart.total is not None else Decimal(0),
-        "checkout_url": cart.checkout_url,
-    }
 
 
 def _display(contact: ContactFacts) -> str:
