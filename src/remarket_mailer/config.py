@@ -107,7 +107,10 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: int = Field(default=300, ge=10)
-    worker_threads: int = Field(default=4, ge=1, le=64)
+    worker_threads: int = Field(default=8, ge=1, le=64)
+    """Send batches one worker process handles at once (Dramatiq's own default). Sending waits
+    on SMTP round trips, HTTP calls and the database: 8 overlap them (SMTP sink benchmark:
+    579 emails/s with 8, 470 with 4, 436 with 2), each holding one SMTP connection."""
     ingest_threads: int = Field(default=2, ge=1, le=64)
     """Ingest transactions one API process runs at once. Ingest is CPU-bound Python between
     short database waits: two overlap one's wait with the other's work; more only contend for
