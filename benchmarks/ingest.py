@@ -113,15 +113,33 @@ class RawClient:
         ).encode()
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        writer.write(
+        request = (
             b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
             + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
-        status = int((await reader.readline()).split()[1])
+        )  # fmt: skip
+        while self.idle:
+            # A kept-alive connection the server has closed meanwhile reads as EOF: next one.
+            reader, writer = self.idle.pop()
+            answer = await self._exchange(reader, writer, request)
+            if answer is not None:
+                return answer
+            writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        answer = await self._exchange(reader, writer, request)
+        assert answer is not None, "the server closed a new connection"
+        return answer
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> tuple[int, bytes] | None:
+        try:
+            writer.write(request)
+            status_line = await reader.readline()
+        except ConnectionError:
+            return None
+        if not status_line:
+            return None
+        status = int(status_line.split()[1])
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             if line[:15].lower() == b"content-length:":
