@@ -14,7 +14,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,36 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, free_port, scratch_database  # noqa: E402
+
 KEY = "bench-key"
 WORKERS = 2  # one per core of the 2-core reference machine, for both servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"remarket_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        from remarket_mailer.db.migrate import upgrade
-
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -247,7 +223,7 @@ def main() -> None:
     rates = [int(r) for r in args.rates.split(",")]
     with server("benchmarks.noop_app:app", {}) as base:
         baseline = measure(base, args.seconds, "noop", rates)
-    with database(args.postgres) as url:
+    with scratch_database(args.postgres) as url:
         env = {
             "REMARKET_DATABASE_URL": url,
             "REMARKET_API_KEYS": KEY,
