@@ -592,17 +592,13 @@ def finish_deliveries(
     for keys, rows in groups.items():
         statement = (
             update(Delivery)
-            .where(Delivery.id == _bind("b_id"), Delivery.status == from_status)
-            .values({k: _bind(f"b_{k}") for k in keys} | {"updated_at": now})
+            .where(Delivery.id == bindparam("b_id"), Delivery.status == from_status)
+            .values({k: bindparam(f"b_{k}") for k in keys} | {"updated_at": now})
         )
         params = [{f"b_{k}": row[k] for k in (*keys, "id")} for row in rows]
         result = session.connection().execute(statement, params)
         done += int(result.rowcount)
     return done
-
-
-def _bind(name: str) -> Any:
-    return bindparam(name)
 
 
 def _int_ids(name: str, ids: Iterable[int]) -> BindParameter[int]:
@@ -912,8 +908,6 @@ def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datet
     """Move still-scheduled deliveries: rows of {enrollment_id, step_id, due}, in order."""
     if not rows:
         return
-    from sqlalchemy import bindparam
-
     statement = (
         update(Delivery)
         .where(
