@@ -165,3 +165,32 @@ def test_win_back_after_90_days_restarts_with_each_order(
     assert len(codes) == 2 and all(c.startswith("BACK-") for c in codes)
     exited = [e for e in enrollments(app) if e.workflow_id == "win_back" and e.status == "exited"]
     assert len(exited) == 1
+
+
+def test_renewal_exit_matches_its_own_subscription_only(app: App, client: TestClient) -> None:
+    # '_' and '%' are LIKE wildcards: the exit's "key before '@'" match must treat them as text.
+    renews = datetime(2026, 12, 15, 6, 0, tzinfo=UTC)
+    for sub_id in ("sub_1", "subX1", "sub%"):
+        started = post(
+            client,
+            event(
+                "subscription.upserted",
+                T0,
+                subscription_id=sub_id,
+                plan="Tea club",
+                status="active",
+                renews_at=renews.isoformat(),
+                price="9.00",
+                currency="EUR",
+            ),
+        )
+        assert started["enrollments_started"] == ["renewal_reminder"]
+    for sub_id in ("sub_1", "sub%"):
+        renewed = event("subscription.renewed", T0 + timedelta(days=1), subscription_id=sub_id)
+        assert post(client, renewed)["enrollments_exited"] == 1
+    statuses = {
+        e.key.partition("@")[0]: e.status
+        for e in enrollments(app)
+        if e.workflow_id == "renewal_reminder"
+    }
+    assert statuses == {"sub_1": "exited", "subX1": "active", "sub%": "exited"}

@@ -855,42 +855,80 @@ def enrollments_for(
 ) -> list[Enrollment]:
     """Enrollments a batch of events may touch: by (workflow, key), by (workflow, key prefix
     before '@') and the active ones of (workflow, contact)."""
-    conditions: list[Any] = []
-    pairs = set(keys)
-    if pairs:
-        conditions.append(tuple_(Enrollment.workflow_id, Enrollment.key).in_(sorted(pairs)))
-    for workflow_id, prefix in set(prefixes):
-        conditions.append(
-            and_(
-                Enrollment.workflow_id == workflow_id,
-                Enrollment.key.startswith(prefix + "@", autoescape=True),
-            )
-        )
+    pairs = sorted(set(keys))
+    starts = sorted(set(prefixes))
     by_contact = set(active_contacts)
+    if not pairs and not starts and not by_contact:
+        return []
+    params: dict[str, Any] = {}
+    if pairs:
+        params["pairs"] = pairs
+    for i, (workflow_id, prefix) in enumerate(starts):
+        params[f"pw{i}"] = workflow_id
+        params[f"pk{i}"] = _like_escape(prefix) + "@%"
+    if by_contact:
+        params["contacts"] = sorted({c for _, c in by_contact})
+        params["workflows"] = sorted({w for w, _ in by_contact})
+    statement = _enrollments_statement(bool(pairs), len(starts), bool(by_contact))
+    return list(session.scalars(statement, params))
+
+
+_ENROLLMENT_STATEMENTS: dict[tuple[bool, int, bool], Any] = {}
+
+
+def _enrollments_statement(pairs: bool, prefixes: int, by_contact: bool) -> Any:
+    """One statement per shape of the question, built once: building a select with its
+    conditions cost more than PostgreSQL takes to answer it."""
+    shape = (pairs, prefixes, by_contact)
+    statement = _ENROLLMENT_STATEMENTS.get(shape)
+    if statement is not None:
+        return statement
+    conditions: list[Any] = []
+    if pairs:
+        conditions.append(
+            tuple_(Enrollment.workflow_id, Enrollment.key).in_(bindparam("pairs", expanding=True))
+        )
+    conditions.extend(
+        and_(
+            Enrollment.workflow_id == bindparam(f"pw{i}"),
+            Enrollment.key.like(bindparam(f"pk{i}"), escape="/"),
+        )
+        for i in range(prefixes)
+    )
     if by_contact:
         conditions.append(
             and_(
                 Enrollment.status == EnrollmentStatus.ACTIVE,
-                Enrollment.contact_id.in_({c for _, c in by_contact}),
-                Enrollment.workflow_id.in_({w for w, _ in by_contact}),
+                Enrollment.contact_id.in_(bindparam("contacts", expanding=True)),
+                Enrollment.workflow_id.in_(bindparam("workflows", expanding=True)),
             )
         )
-    if not conditions:
-        return []
-    return list(session.scalars(select(Enrollment).where(or_(*conditions))))
+    statement = select(Enrollment).where(or_(*conditions))
+    _ENROLLMENT_STATEMENTS[shape] = statement
+    return statement
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+_LATEST_STARTS = (
+    select(Enrollment.workflow_id, Enrollment.contact_id, func.max(Enrollment.started_at))
+    .where(
+        Enrollment.workflow_id.in_(bindparam("workflows", expanding=True)),
+        Enrollment.contact_id.in_(bindparam("contacts", expanding=True)),
+    )
+    .group_by(Enrollment.workflow_id, Enrollment.contact_id)
+)
 
 
 def latest_starts(
     session: Session, workflow_ids: Iterable[str], contact_ids: Iterable[int]
 ) -> dict[tuple[str, int], datetime]:
-    wf, contacts = set(workflow_ids), set(contact_ids)
+    wf, contacts = sorted(set(workflow_ids)), sorted(set(contact_ids))
     if not wf or not contacts:
         return {}
-    rows = session.execute(
-        select(Enrollment.workflow_id, Enrollment.contact_id, func.max(Enrollment.started_at))
-        .where(Enrollment.workflow_id.in_(wf), Enrollment.contact_id.in_(contacts))
-        .group_by(Enrollment.workflow_id, Enrollment.contact_id)
-    )
+    rows = session.connection().execute(_LATEST_STARTS, {"workflows": wf, "contacts": contacts})
     return {(w, c): at for w, c, at in rows if at is not None}
 
 
