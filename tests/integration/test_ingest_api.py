@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.db.engine import PREASSIGN_FROM
+from remarket_mailer.db.models import Cart, Contact
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.errors import ConflictError
 from remarket_mailer.schemas import parse_event
 from remarket_mailer.services.ingest import IngestResult, ingest_event
 from tests.conftest import T0, AppFactory
-from tests.helpers import AUTH, cart_event, consent_event, deliveries, enrollments
+from tests.helpers import (
+    AUTH,
+    cart_event,
+    consent_event,
+    deliveries,
+    enrollments,
+    order_event,
+    profile_event,
+)
 
 
 def test_batch_reports_each_event_and_keeps_the_good_ones(make_app: AppFactory) -> None:
@@ -99,3 +111,62 @@ def test_conflicting_replay_changes_nothing(make_app: AppFactory, clock: Virtual
     else:
         raise AssertionError("a changed body under the same event_id was accepted")
     assert len(deliveries(app)) == 3
+
+
+def test_one_batch_creates_and_changes_new_rows(make_app: AppFactory) -> None:
+    """New contacts, carts and enrollments written as plain rows keep every change the batch
+    made to them: a profile after the contact's first event, a second cart update, an exit."""
+    app = make_app()
+    client = TestClient(create_api(app))
+    batch = [
+        cart_event(T0, cart_id="cart-a", email="new@example.org"),
+        profile_event(T0 + timedelta(minutes=1), email="new@example.org", first_name="Nia"),
+        cart_event(
+            T0 + timedelta(minutes=2), cart_id="cart-a", total="80.00", email="new@example.org"
+        ),
+        cart_event(T0 + timedelta(minutes=3), cart_id="cart-b", email="new@example.org"),
+        order_event(T0 + timedelta(minutes=4), cart_id="cart-b", email="new@example.org"),
+    ]
+    response = client.post("/v1/events/batch", json={"events": batch}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 5
+    with app.uow() as session:
+        contact = session.scalars(select(Contact)).one()
+        carts = {c.cart_id: c for c in session.scalars(select(Cart))}
+    assert (contact.email, contact.first_name, contact.locale) == ("new@example.org", "Nia", "nl")
+    assert carts["cart-a"].total == Decimal("80.00")
+    assert carts["cart-a"].contact_id == carts["cart-b"].contact_id == contact.id
+    assert carts["cart-b"].order_id is not None
+    by_key = {e.key: e for e in enrollments(app) if e.workflow_id == "abandoned_cart"}
+    assert {k: e.status for k, e in by_key.items()} == {"cart-a": "exited", "cart-b": "exited"}
+    rows = [d for d in deliveries(app) if d.workflow_id == "abandoned_cart"]
+    assert len(rows) == 6
+    assert {d.enrollment_id for d in rows} == {e.id for e in by_key.values()}
+    assert {d.status for d in rows} == {"skipped"}
+    # cart-a's reminders count from its second update
+    first_a = min(d.due_at for d in rows if d.enrollment_id == by_key["cart-a"].id)
+    assert first_a > T0 + timedelta(minutes=2)
+
+
+def test_many_new_enrollments_get_their_own_deliveries(make_app: AppFactory) -> None:
+    """Enough new rows of a table that PostgreSQL takes their ids from the sequence first."""
+    app = make_app()
+    client = TestClient(create_api(app))
+    count = PREASSIGN_FROM + 3
+    batch = [
+        cart_event(T0, cart_id=f"cart-{n}", email=f"shopper{n}@example.org") for n in range(count)
+    ]
+    response = client.post("/v1/events/batch", json={"events": batch}, headers=AUTH)
+    assert response.json()["accepted"] == count
+    with app.uow() as session:
+        emails = {c.id: c.email for c in session.scalars(select(Contact))}
+    by_id = {e.id: e for e in enrollments(app)}
+    assert len(by_id) == count
+    rows = deliveries(app)
+    assert len(rows) == 3 * count
+    for row in rows:
+        enrollment = by_id[row.enrollment_id]
+        assert row.contact_id == enrollment.contact_id
+        assert (
+            emails[row.contact_id] == f"shopper{enrollment.key.removeprefix('cart-')}@example.org"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, text
+from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event, text
 from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -72,13 +72,21 @@ def _preassign_ids(session: Session, _flush: UOWTransaction, _instances: Any) ->
     wanted = {name: rows for name, rows in pending.items() if len(rows) >= PREASSIGN_FROM}
     if not wanted:
         return
-    names = sorted(wanted)
+    ids = next_ids(session.connection(), {name: len(rows) for name, rows in wanted.items()})
+    for name, instances in wanted.items():
+        for instance, value in zip(instances, ids[name], strict=True):
+            instance.id = value
+
+
+def next_ids(connection: Connection, counts: dict[str, int]) -> dict[str, list[int]]:
+    """``counts[table]`` new ids from each table's sequence (PostgreSQL), in one round trip."""
+    names = sorted(counts)
     values = ", ".join(f"(:t{i}, :n{i})" for i in range(len(names)))
     params: dict[str, Any] = {}
     for i, name in enumerate(names):
         params[f"t{i}"] = name
-        params[f"n{i}"] = len(wanted[name])
-    rows = session.connection().execute(
+        params[f"n{i}"] = counts[name]
+    rows = connection.execute(
         text(
             "SELECT t.name, nextval(s.seq) FROM (VALUES "
             + values
@@ -91,6 +99,4 @@ def _preassign_ids(session: Session, _flush: UOWTransaction, _instances: Any) ->
     ids: defaultdict[str, list[int]] = defaultdict(list)
     for name, value in rows:
         ids[name].append(int(value))
-    for name, instances in wanted.items():
-        for instance, value in zip(instances, ids[name], strict=True):
-            instance.id = value
+    return dict(ids)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
@@ -27,9 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.sql.expression import BindParameter
 
+from remarket_mailer.db.engine import PREASSIGN_FROM, next_ids
 from remarket_mailer.db.models import (
     Base,
     Cart,
@@ -940,6 +942,71 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         # Core, not the ORM's bulk insert: the same executemany without its per-call setup,
         # which cost more than the statement for a single event.
         session.connection().execute(insert(model), list(rows))
+
+
+def insert_new(session: Session, model: type[Base], objects: Sequence[Any]) -> None:
+    """INSERT new, not yet added, ORM objects as plain rows; objects with an integer ``id``
+    column get theirs, in order.
+
+    The ORM's flush of a new cart and enrollment cost twice the two INSERTs run directly (850
+    vs 430 us for a single event); ingest builds its new rows as objects (the code that
+    applies events reads and changes them like loaded ones) and writes them here at the end.
+    """
+    if not objects:
+        return
+    keys, has_id = _insert_keys(model)
+    rows = [{key: getattr(obj, key) for key in keys} for obj in objects]
+    if not has_id:
+        insert_rows(session, model, rows)
+        return
+    for obj, new_id in zip(objects, insert_returning_ids(session, model, rows), strict=True):
+        obj.id = new_id
+
+
+def insert_returning_ids(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """INSERT ``rows`` (without ids) and give back the new ids in the same order: one
+    statement however many rows, its ids from the sequence first when there are many (see
+    engine.next_ids: a RETURNING statement with a parameter per column per row is slow to
+    convert)."""
+    if not rows:
+        return []
+    connection = session.connection()
+    table = model.__table__.name  # type: ignore[attr-defined]
+    if connection.dialect.name == "postgresql" and len(rows) >= PREASSIGN_FROM:
+        ids = next_ids(connection, {table: len(rows)})[table]
+        with_ids = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+        connection.execute(insert(model), with_ids)
+        return ids
+    statement = _RETURNING_ID.get(model)
+    if statement is None:
+        statement = _RETURNING_ID[model] = insert(model).returning(
+            model.id,  # type: ignore[attr-defined]
+            sort_by_parameter_order=True,
+        )
+    return [int(row[0]) for row in connection.execute(statement, list(rows))]
+
+
+_RETURNING_ID: dict[type[Base], Any] = {}
+_INSERT_KEYS: dict[type[Base], tuple[tuple[str, ...], bool]] = {}
+
+
+def _insert_keys(model: type[Base]) -> tuple[tuple[str, ...], bool]:
+    found = _INSERT_KEYS.get(model)
+    if found is None:
+        columns = inspect(model).column_attrs
+        keys = tuple(attr.key for attr in columns if attr.key != "id")
+        found = _INSERT_KEYS[model] = (keys, len(keys) != len(columns))
+    return found
+
+
+def track(session: Session, objects: Iterable[Any]) -> None:
+    """Let the session track objects whose rows were just inserted with their ids and every
+    column set, as if they had been loaded: later changes flush as UPDATEs."""
+    for obj in objects:
+        make_transient_to_detached(obj)
+        session.add(obj)
 
 
 def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
