@@ -940,8 +940,14 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     no RETURNING."""
     if rows:
         # Core, not the ORM's bulk insert: the same executemany without its per-call setup,
-        # which cost more than the statement for a single event.
-        session.connection().execute(insert(model), list(rows))
+        # which cost more than the statement for a single event; built once per table.
+        statement = _INSERT.get(model)
+        if statement is None:
+            statement = _INSERT[model] = insert(model)
+        session.connection().execute(statement, list(rows))
+
+
+_INSERT: dict[type[Base], Any] = {}
 
 
 def insert_new(session: Session, model: type[Base], objects: Sequence[Any]) -> None:
@@ -976,8 +982,7 @@ def insert_returning_ids(
     table = model.__table__.name  # type: ignore[attr-defined]
     if connection.dialect.name == "postgresql" and len(rows) >= PREASSIGN_FROM:
         ids = next_ids(connection, {table: len(rows)})[table]
-        with_ids = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
-        connection.execute(insert(model), with_ids)
+        insert_rows(session, model, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
         return ids
     statement = _RETURNING_ID.get(model)
     if statement is None:
