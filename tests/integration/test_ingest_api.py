@@ -170,3 +170,33 @@ def test_many_new_enrollments_get_their_own_deliveries(make_app: AppFactory) -> 
         assert (
             emails[row.contact_id] == f"shopper{enrollment.key.removeprefix('cart-')}@example.org"
         )
+
+
+def test_concurrent_single_posts_each_get_their_own_answer(make_app: AppFactory) -> None:
+    """Posts that arrive together may share a transaction; each still gets its own answer."""
+    app = make_app()
+    client = TestClient(create_api(app))
+    posts = [cart_event(T0, cart_id=f"cart-{n}", email=f"s{n}@example.org") for n in range(24)]
+    posts += [posts[0], dict(posts[1], total="99.00")]  # a replay and a conflict among them
+    answers: dict[int, tuple[int, dict[str, object]]] = {}
+    start = threading.Barrier(len(posts))
+
+    def send(n: int) -> None:
+        start.wait()
+        response = client.post("/v1/events", json=posts[n], headers=AUTH)
+        answers[n] = (response.status_code, response.json())
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(posts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n in range(2, 24):
+        status, body = answers[n]
+        assert status == 202, body
+        assert body["event_id"] == posts[n]["event_id"]
+        assert body["enrollments_started"] == ["abandoned_cart"]
+    # Whichever of each pair came first was applied; the other is a replay or a conflict.
+    assert sorted(answers[n][0] for n in (0, 24)) == [200, 202]
+    assert sorted(answers[n][0] for n in (1, 25)) == [202, 409]
+    assert len({e.key for e in enrollments(app) if e.workflow_id == "abandoned_cart"}) == 24

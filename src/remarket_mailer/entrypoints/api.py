@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
 from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.entrypoints.coalesce import GroupCommit
 from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
 from remarket_mailer.entrypoints.http import (
@@ -35,7 +36,7 @@ from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
-from remarket_mailer.services.ingest import ingest_batch, ingest_event
+from remarket_mailer.services.ingest import IngestResult, ingest_batch
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.services.webhooks import record_engagement
 from remarket_mailer.tracking.links import PIXEL_GIF, TrackingLinks
@@ -61,6 +62,14 @@ def create_api(app: App) -> FastAPI:
     async def in_ingest_thread(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=ingest_slots)
 
+    # Single events that queue up behind a running transaction share the next one.
+    # Its slots are its own: with the batch endpoint's, at most twice ingest_threads run.
+    single_events: GroupCommit[tuple[AnyEvent, dict[str, Any]], IngestResult | ConflictError] = (
+        GroupCommit(
+            lambda items: ingest_batch(app.uow, app.workflows, app.clock, items),
+            app.settings.ingest_threads,
+        )
+    )
     tracking = TrackingLinks(app.settings.secret_key, app.settings.public_url)
     event_schema, definitions = _event_schemas()
 
@@ -94,12 +103,9 @@ def create_api(app: App) -> FastAPI:
             raise ApiError(
                 422, "validation_error", "the event is not valid", pydantic_problems(exc)
             ) from None
-        try:
-            result = await in_ingest_thread(
-                ingest_event, app.uow, app.workflows, app.clock, event, data
-            )
-        except ConflictError as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
+        result = await run_in_threadpool(single_events.submit, (event, data))
+        if isinstance(result, ConflictError):
+            raise ApiError(409, "conflict", str(result))
         body = {
             "event_id": result.event_id,
             "duplicate": result.duplicate,
