@@ -18,9 +18,7 @@ def test_a_stored_key_works_at_once_and_a_revoked_unseen_one_never(make_app: App
     live, revoked = new_key(), new_key()
     with app.uow() as session:
         session.add(ApiKey(name="live", key_hash=hash_key(live), created_at=T0))
-        session.add(
-            ApiKey(name="gone", key_hash=hash_key(revoked), created_at=T0, revoked_at=T0)
-        )
+        session.add(ApiKey(name="gone", key_hash=hash_key(revoked), created_at=T0, revoked_at=T0))
     client = TestClient(create_api(app))
     for n in range(3):
         response = client.post(

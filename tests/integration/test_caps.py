@@ -101,9 +101,7 @@ def test_two_workers_ten_due_one_contact_exactly_one_sent(
 def test_caps_in_three_scopes(make_app: AppFactory, clock: VirtualClock) -> None:
     """Global 10/1h lets both go; the marketing category's 1/16h holds the second back."""
     provider = MemoryProvider()
-    app = make_app(
-        provider=provider, frequency_caps="10/1h", category_caps={"marketing": "1/16h"}
-    )
+    app = make_app(provider=provider, frequency_caps="10/1h", category_caps={"marketing": "1/16h"})
     client = TestClient(create_api(app))
     post(client, profile_event(T0 - timedelta(minutes=5)))
     post(client, consent_event(T0 - timedelta(minutes=5)))

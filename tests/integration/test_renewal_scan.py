@@ -87,9 +87,7 @@ def test_scan_writes_awkward_text_exactly(make_app: AppFactory, clock: VirtualCl
     plan = 'Tea\tclub\\n "deluxe"\nbrew \\ café ☕'
     subscription_id = "sub\\x\ty"
     with app.uow() as session:
-        contact = Contact(
-            email="awkward@example.org", attributes={}, created_at=T0, updated_at=T0
-        )
+        contact = Contact(email="awkward@example.org", attributes={}, created_at=T0, updated_at=T0)
         session.add(contact)
         session.flush()
         session.add(
@@ -143,9 +141,7 @@ def test_a_reminder_quotes_the_subscription_as_it_is_when_sent(
         )
     assert scan_renewals(app.uow, app.workflows, app.clock).enrolled == 1
     with app.uow() as session:
-        session.execute(
-            update(Subscription).values(plan="Tea club deluxe", price=Decimal("11.50"))
-        )
+        session.execute(update(Subscription).values(plan="Tea club deluxe", price=Decimal("11.50")))
     clock.set(renews - timedelta(days=7) + timedelta(hours=12))
     run_due(app)
     (message,) = provider.outbox

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event, text
 from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -17,7 +18,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings each backend needs for concurrent workers."""
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
-        options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        options: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": 30},
+            "json_serializer": json_text,
+            "json_deserializer": orjson.loads,
+        }
         if in_memory:
             options["poolclass"] = StaticPool
         options.update(kwargs)
@@ -39,9 +44,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "json_serializer": json_bytes,  # psycopg takes bytes
+        "json_deserializer": orjson.loads,
+    }
     options.update(kwargs)
     return create_engine(url, **options)
+
+
+# JSON columns (event payloads, contexts, cart items) through orjson: ~5x faster than the
+# stdlib both ways; int keys become strings as json.dumps would make them.
+def json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_text(value: Any) -> str:
+    return json_bytes(value).decode()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

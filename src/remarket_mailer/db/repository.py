@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
+    Connection,
+    TypeDecorator,
     and_,
     bindparam,
     case,
@@ -31,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.sql.expression import BindParameter
 
-from remarket_mailer.db.engine import PREASSIGN_FROM, next_ids
+from remarket_mailer.db.engine import PREASSIGN_FROM, json_text, next_ids
 from remarket_mailer.db.models import (
     Base,
     Cart,
@@ -938,16 +941,52 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     """Plain INSERTs of many rows (every dict with the same keys), ids from the table's
     default: one executemany of a short statement, which psycopg pipelines - no ORM objects,
     no RETURNING."""
-    if rows:
-        # Core, not the ORM's bulk insert: the same executemany without its per-call setup,
-        # which cost more than the statement for a single event; built once per table.
-        statement = _INSERT.get(model)
-        if statement is None:
-            statement = _INSERT[model] = insert(model)
-        session.connection().execute(statement, list(rows))
+    if not rows:
+        return
+    connection = session.connection()
+    if len(rows) >= COPY_FROM and connection.dialect.name == "postgresql":
+        _copy_rows(connection, model, rows)
+        return
+    # Core, not the ORM's bulk insert: the same executemany without its per-call setup,
+    # which cost more than the statement for a single event; built once per table.
+    statement = _INSERT.get(model)
+    if statement is None:
+        statement = _INSERT[model] = insert(model)
+    connection.execute(statement, list(rows))
 
+
+COPY_FROM = 64
+"""Rows of one INSERT from which PostgreSQL gets them through COPY: an executemany costs
+~25 us of psycopg's Python per row (a batch of 500 cart events writes 2,000 rows)."""
 
 _INSERT: dict[type[Base], Any] = {}
+
+
+def _copy_rows(connection: Connection, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` through COPY, each value as the column's type would bind it (UTC times,
+    JSON as text); psycopg escapes the text format."""
+    table = Base.metadata.tables[model.__tablename__]
+    keys = list(rows[0])
+    convert = [_copy_converter(table.c[key].type, connection.dialect) for key in keys]
+    pairs = list(zip(keys, convert, strict=True))
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(keys)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [row[key] if fn is None or row[key] is None else fn(row[key]) for key, fn in pairs]
+            )
+
+
+def _copy_converter(column_type: Any, dialect: Any) -> Any:
+    if isinstance(column_type, JSON):
+        return json_text
+    if isinstance(column_type, TypeDecorator):
+        return lambda value: column_type.process_bind_param(value, dialect)
+    return None
 
 
 def insert_new(session: Session, model: type[Base], objects: Sequence[Any]) -> None:
@@ -979,7 +1018,7 @@ def insert_returning_ids(
     if not rows:
         return []
     connection = session.connection()
-    table = model.__table__.name  # type: ignore[attr-defined]
+    table = model.__tablename__
     if connection.dialect.name == "postgresql" and len(rows) >= PREASSIGN_FROM:
         ids = next_ids(connection, {table: len(rows)})[table]
         insert_rows(session, model, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
