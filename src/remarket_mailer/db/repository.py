@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -26,9 +27,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.expression import BindParameter
+from sqlalchemy.sql.expression import BindParameter, TextClause
 
 from remarket_mailer.db.models import (
     Base,
@@ -579,11 +581,17 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:
-    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded.
+    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded:
+    only rows still in ``from_status`` change. Columns a change does not name keep their
+    values; ``updated_at`` becomes ``now``. Returns the rows changed.
 
-    Rows are grouped by the set of columns they change and written with one executemany per
-    group, so a batch costs a few statements, not one per email.
+    PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole batch. Elsewhere rows are
+    grouped by the columns they change, one executemany per group.
     """
+    if not changes:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _finish_in_one_statement(session, from_status, changes, now)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         keys = tuple(sorted(k for k in change if k != "id"))
@@ -599,6 +607,71 @@ def finish_deliveries(
         result = session.connection().execute(statement, params)
         done += int(result.rowcount)
     return done
+
+
+def _finish_in_one_statement(
+    session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
+) -> int:
+    """``finish_deliveries`` on PostgreSQL: one array per column, so the statement's text
+    depends only on which columns change. The executemany ran one UPDATE per row, about 25 us
+    of client CPU per email."""
+    rows: dict[int, dict[str, Any]] = {}
+    for change in changes:
+        # An id changed twice: the first change wins, as with one guarded UPDATE after another.
+        rows.setdefault(int(change["id"]), change)
+    named = {k for row in rows.values() for k in row} - {"id", "updated_at"}
+    columns = tuple(sorted(named))
+    every = frozenset(k for k in columns if all(k in row for row in rows.values()))
+    dialect = session.get_bind().dialect
+    stamp = Delivery.__table__.c.updated_at.type.bind_processor(dialect)
+    params: dict[str, Any] = {
+        "ids": list(rows),
+        "from_status": str(from_status),
+        "now": stamp(now) if stamp else now,
+    }
+    for key in columns:
+        process = Delivery.__table__.c[key].type.bind_processor(dialect)
+        values = [row.get(key) for row in rows.values()]
+        params[f"v_{key}"] = [process(v) for v in values] if process else values
+        if key not in every:
+            params[f"s_{key}"] = [key in row for row in rows.values()]
+    statement = _finish_statement(dialect, columns, every)
+    result = session.connection().execute(statement, params)
+    return int(result.rowcount)
+
+
+_TYPE_LENGTH = re.compile(r"\(\d+\)")
+
+
+@lru_cache(maxsize=64)
+def _finish_statement(
+    dialect: Dialect, columns: tuple[str, ...], every: frozenset[str]
+) -> TextClause:
+    """UPDATE deliveries from unnest(): ``v_<column>`` holds each row's new value, and for a
+    column only some rows change, ``s_<column>`` whether this row changes it."""
+    table = Delivery.__table__
+    sources = ["CAST(:ids AS bigint[])"]
+    names = ["id"]
+    assignments = []
+    for key in columns:
+        column = table.c[key]  # only real column names get into the SQL text
+        # The column's type without its length: a cast to VARCHAR(16) would cut a longer
+        # value silently, where assigning it to the column fails as the executemany did.
+        element = _TYPE_LENGTH.sub("", column.type.compile(dialect=dialect))
+        sources.append(f"CAST(:v_{key} AS {element}[])")
+        names.append(f"v_{key}")
+        if key in every:
+            assignments.append(f"{key} = v.v_{key}")
+        else:
+            sources.append(f"CAST(:s_{key} AS boolean[])")
+            names.append(f"s_{key}")
+            assignments.append(f"{key} = CASE WHEN v.s_{key} THEN v.v_{key} ELSE d.{key} END")
+    assignments.append("updated_at = :now")
+    return text(
+        f"UPDATE deliveries AS d SET {', '.join(assignments)} "
+        f"FROM unnest({', '.join(sources)}) AS v({', '.join(names)}) "
+        "WHERE d.id = v.id AND d.status = :from_status"
+    )
 
 
 def _int_ids(name: str, ids: Iterable[int]) -> BindParameter[int]:
