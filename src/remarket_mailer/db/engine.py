@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, text
 from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 PREASSIGN_FROM = 8
 """New rows of one table in a flush from which their ids are taken from the sequence first."""
+
+
+# Digits as zeros, to find a run of 19 (an integer past 64 bits, which orjson reads as a
+# float) with a substring search: a regex took longer than the stdlib's decoding.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
+def json_loads(data: str | bytes) -> Any:
+    """``json.loads``, through orjson wherever that gives the same value: a third of the time
+    on the enrollment contexts sending reads for every email (PostgreSQL's JSON columns, which
+    psycopg hands over as bytes). Texts with long numbers, and those orjson refuses (NaN, a
+    lone surrogate, 1e400), go to the stdlib, as does ``str``."""
+    if isinstance(data, bytes) and _LONG_NUMBER not in data.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -39,7 +60,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "json_deserializer": json_loads,
+    }
     options.update(kwargs)
     return create_engine(url, **options)
 
