@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     and_,
     bindparam,
@@ -612,9 +613,10 @@ def finish_deliveries(
 def _finish_in_one_statement(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:
-    """``finish_deliveries`` on PostgreSQL: one array per column, so the statement's text
-    depends only on which columns change. The executemany ran one UPDATE per row, about 25 us
-    of client CPU per email."""
+    """``finish_deliveries`` on PostgreSQL: the rows go as one JSON array (orjson writes it in
+    C), read back by ``json_to_recordset``; the statement's text depends only on which columns
+    change. The executemany ran one UPDATE per row, about 25 us of client CPU per email, and
+    one array parameter per column still cost 14 us in psycopg's Python list dumper."""
     rows: dict[int, dict[str, Any]] = {}
     for change in changes:
         # An id changed twice: the first change wins, as with one guarded UPDATE after another.
@@ -623,18 +625,23 @@ def _finish_in_one_statement(
     columns = tuple(sorted(named))
     every = frozenset(k for k in columns if all(k in row for row in rows.values()))
     dialect = session.get_bind().dialect
-    stamp = Delivery.__table__.c.updated_at.type.bind_processor(dialect)
-    params: dict[str, Any] = {
-        "ids": list(rows),
+    table = Delivery.__table__
+    processors = [(key, table.c[key].type.bind_processor(dialect)) for key in columns]
+    records = []
+    for delivery_id, row in rows.items():
+        record: dict[str, Any] = {"id": delivery_id}
+        for key, process in processors:
+            value = row.get(key)
+            record[f"v_{key}"] = process(value) if process is not None else value
+            if key not in every:
+                record[f"s_{key}"] = key in row
+        records.append(record)
+    stamp = table.c.updated_at.type.bind_processor(dialect)
+    params = {
+        "rows": orjson.dumps(records).decode(),
         "from_status": str(from_status),
         "now": stamp(now) if stamp else now,
     }
-    for key in columns:
-        process = Delivery.__table__.c[key].type.bind_processor(dialect)
-        values = [row.get(key) for row in rows.values()]
-        params[f"v_{key}"] = [process(v) for v in values] if process else values
-        if key not in every:
-            params[f"s_{key}"] = [key in row for row in rows.values()]
     statement = _finish_statement(dialect, columns, every)
     result = session.connection().execute(statement, params)
     return int(result.rowcount)
@@ -647,29 +654,25 @@ _TYPE_LENGTH = re.compile(r"\(\d+\)")
 def _finish_statement(
     dialect: Dialect, columns: tuple[str, ...], every: frozenset[str]
 ) -> TextClause:
-    """UPDATE deliveries from unnest(): ``v_<column>`` holds each row's new value, and for a
+    """UPDATE deliveries from the JSON rows: ``v_<column>`` holds a row's new value, and for a
     column only some rows change, ``s_<column>`` whether this row changes it."""
     table = Delivery.__table__
-    sources = ["CAST(:ids AS bigint[])"]
-    names = ["id"]
+    fields = ["id bigint"]
     assignments = []
     for key in columns:
         column = table.c[key]  # only real column names get into the SQL text
-        # The column's type without its length: a cast to VARCHAR(16) would cut a longer
-        # value silently, where assigning it to the column fails as the executemany did.
-        element = _TYPE_LENGTH.sub("", column.type.compile(dialect=dialect))
-        sources.append(f"CAST(:v_{key} AS {element}[])")
-        names.append(f"v_{key}")
+        # The column's type without its length: reading a longer value as VARCHAR(16) would
+        # fail or cut it here, where assigning it to the column fails as the executemany did.
+        fields.append(f"v_{key} {_TYPE_LENGTH.sub('', column.type.compile(dialect=dialect))}")
         if key in every:
             assignments.append(f"{key} = v.v_{key}")
         else:
-            sources.append(f"CAST(:s_{key} AS boolean[])")
-            names.append(f"s_{key}")
+            fields.append(f"s_{key} boolean")
             assignments.append(f"{key} = CASE WHEN v.s_{key} THEN v.v_{key} ELSE d.{key} END")
     assignments.append("updated_at = :now")
     return text(
         f"UPDATE deliveries AS d SET {', '.join(assignments)} "
-        f"FROM unnest({', '.join(sources)}) AS v({', '.join(names)}) "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({', '.join(fields)}) "
         "WHERE d.id = v.id AND d.status = :from_status"
     )
 
