@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from remarket_mailer.bootstrap import App
@@ -65,6 +66,11 @@ def start_carts(app: App, clock: VirtualClock, emails: Sequence[str]) -> None:
     clock.set(T0 + timedelta(hours=1))
 
 
+def counted(outcome: str) -> float:
+    labels = {"workflow": "abandoned_cart", "outcome": outcome}
+    return REGISTRY.get_sample_value("remarket_deliveries_total", labels) or 0.0
+
+
 def by_email(app: App) -> dict[str, Delivery]:
     with app.uow() as session:
         contacts = repo.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
@@ -86,10 +92,16 @@ def test_sent_retried_and_failed_rows_of_one_batch_each_end_right(
     provider = Scripted(answers)
     app = make_app(provider=provider, workflows_dir=cart_only)
     start_carts(app, clock, list(answers))
+    before = {outcome: counted(outcome) for outcome in ("sent", "transient", "permanent")}
 
     report = run_due(app)
 
     assert report.claimed == 5
+    assert {outcome: counted(outcome) - n for outcome, n in before.items()} == {
+        "sent": 2,
+        "transient": 1,
+        "permanent": 2,
+    }
     assert len(provider.batches) == 1 and len(provider.batches[0]) == 5
     rows = by_email(app)
     for email in ("ann@example.org", "ed@example.org"):
