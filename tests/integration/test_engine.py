@@ -225,6 +225,9 @@ def test_one_click_unsubscribe_stops_the_next_reminder(
     header = provider.outbox[0].headers["List-Unsubscribe"]
     url = header.split(">")[0].lstrip("<")
     path = url.removeprefix("https://mail.shop.example")
+    # The mailto form carries the same token, in a subject that reads "unsubscribe <token>".
+    token = path.removeprefix("/u/")
+    assert header.endswith(f"?subject=unsubscribe%20{token}>")
     # What Gmail sends (RFC 8058): a POST with no cookies and no auth.
     response = client.post(
         path,

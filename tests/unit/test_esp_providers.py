@@ -111,6 +111,49 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after(None) is None
 
 
+_address_chars = st.sampled_from(list("aZ09.-_+'!#%&*/=?^`{|}~ <>@\"(),:;[]\\\t\né"))
+_addresses = st.one_of(
+    st.text(_address_chars, max_size=30),
+    st.builds(
+        "{}{}@{}".format,
+        st.sampled_from(["", "Ann Lee <", "Ann  Lee <", "A.B <", "Shop <", '"Shop" <']),
+        st.text(_address_chars, min_size=1, max_size=12)
+        | st.text(st.sampled_from(list("aZ9.-_+'")), min_size=1, max_size=8),
+        st.sampled_from(["shop.example", "x.org", "x", "a..b", "-a.b", "b.c>", "b.c> ", "b.c>x"]),
+    ),
+)
+
+
+@given(_addresses)
+def test_plain_addresses_split_as_parseaddr_splits_them(value: str) -> None:
+    """The shortcut for plain addresses gives what the full parse gives, or leaves it to it."""
+    import email.utils
+
+    from remarket_mailer.delivery.message import clean_header
+    from remarket_mailer.delivery.providers.http_base import split_address
+
+    name, address = email.utils.parseaddr(clean_header(value))
+    if not address or "@" not in address:
+        with pytest.raises(ValueError):
+            split_address(value)
+    else:
+        assert split_address(value) == (name, address)
+
+
+def test_format_address_keeps_plain_addresses_and_quotes_the_others() -> None:
+    from remarket_mailer.delivery.providers.http_base import format_address
+
+    assert format_address("shopper1@example.org") == "shopper1@example.org"
+    assert format_address("Shop <news@shop.example>") == "Shop <news@shop.example>"
+    assert format_address("Ann Lee <ann.lee+x@mail.example.org>") == (
+        "Ann Lee <ann.lee+x@mail.example.org>"
+    )
+    assert format_address("A.B <ab@x.org>") == '"A.B" <ab@x.org>'
+    assert "\n" not in format_address("Ann\r\nBcc: x@y.org <ann@x.org>")
+    with pytest.raises(ValueError):
+        format_address("nobody")
+
+
 # -- Postmark --------------------------------------------------------------------------------
 
 

@@ -69,7 +69,7 @@ def test_a_token_stamped_with_a_moment_is_the_same_every_time() -> None:
     stamp back as the token's time."""
     from datetime import UTC, datetime
 
-    from itsdangerous import URLSafeTimedSerializer
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
     at = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     signer = LinkSigner("k" * 32, "https://mail.shop.example")
@@ -80,3 +80,11 @@ def test_a_token_stamped_with_a_moment_is_the_same_every_time() -> None:
     payload, stamped = reference.loads(first, return_timestamp=True)
     assert payload == [5, "marketing", 77] and stamped == at
     assert signer.read_unsubscribe_token(first).delivery_id == 77
+
+    class SignsAt(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(at.timestamp())
+
+    # Byte for byte what itsdangerous itself signs at that moment (tokens already sent).
+    plain = SignsAt("k" * 32, salt="remarket.unsubscribe")
+    assert first == plain.sign(reference.dump_payload([5, "marketing", 77])).decode()

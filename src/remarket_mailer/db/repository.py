@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Connection,
@@ -30,9 +32,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
-from sqlalchemy.sql.expression import BindParameter
+from sqlalchemy.sql.expression import BindParameter, TextClause
 
 from remarket_mailer.db.engine import PREASSIGN_FROM, json_text, next_ids
 from remarket_mailer.db.models import (
@@ -584,11 +587,17 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:
-    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded.
+    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded:
+    only rows still in ``from_status`` change. Columns a change does not name keep their
+    values; ``updated_at`` becomes ``now``. Returns the rows changed.
 
-    Rows are grouped by the set of columns they change and written with one executemany per
-    group, so a batch costs a few statements, not one per email.
+    PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole batch. Elsewhere rows are
+    grouped by the columns they change, one executemany per group.
     """
+    if not changes:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _finish_in_one_statement(session, from_status, changes, now)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         keys = tuple(sorted(k for k in change if k != "id"))
@@ -604,6 +613,73 @@ def finish_deliveries(
         result = session.connection().execute(statement, params)
         done += int(result.rowcount)
     return done
+
+
+def _finish_in_one_statement(
+    session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
+) -> int:
+    """``finish_deliveries`` on PostgreSQL: the rows go as one JSON array (orjson writes it in
+    C), read back by ``json_to_recordset``; the statement's text depends only on which columns
+    change. The executemany ran one UPDATE per row, about 25 us of client CPU per email, and
+    one array parameter per column still cost 14 us in psycopg's Python list dumper."""
+    rows: dict[int, dict[str, Any]] = {}
+    for change in changes:
+        # An id changed twice: the first change wins, as with one guarded UPDATE after another.
+        rows.setdefault(int(change["id"]), change)
+    named = {k for row in rows.values() for k in row} - {"id", "updated_at"}
+    columns = tuple(sorted(named))
+    every = frozenset(k for k in columns if all(k in row for row in rows.values()))
+    dialect = session.get_bind().dialect
+    table = Delivery.__table__
+    processors = [(key, table.c[key].type.bind_processor(dialect)) for key in columns]
+    records = []
+    for delivery_id, row in rows.items():
+        record: dict[str, Any] = {"id": delivery_id}
+        for key, process in processors:
+            value = row.get(key)
+            record[f"v_{key}"] = process(value) if process is not None else value
+            if key not in every:
+                record[f"s_{key}"] = key in row
+        records.append(record)
+    stamp = table.c.updated_at.type.bind_processor(dialect)
+    params = {
+        "rows": orjson.dumps(records).decode(),
+        "from_status": str(from_status),
+        "now": stamp(now) if stamp else now,
+    }
+    statement = _finish_statement(dialect, columns, every)
+    result = session.connection().execute(statement, params)
+    return int(result.rowcount)
+
+
+_TYPE_LENGTH = re.compile(r"\(\d+\)")
+
+
+@lru_cache(maxsize=64)
+def _finish_statement(
+    dialect: Dialect, columns: tuple[str, ...], every: frozenset[str]
+) -> TextClause:
+    """UPDATE deliveries from the JSON rows: ``v_<column>`` holds a row's new value, and for a
+    column only some rows change, ``s_<column>`` whether this row changes it."""
+    table = Delivery.__table__
+    fields = ["id bigint"]
+    assignments = []
+    for key in columns:
+        column = table.c[key]  # only real column names get into the SQL text
+        # The column's type without its length: reading a longer value as VARCHAR(16) would
+        # fail or cut it here, where assigning it to the column fails as the executemany did.
+        fields.append(f"v_{key} {_TYPE_LENGTH.sub('', column.type.compile(dialect=dialect))}")
+        if key in every:
+            assignments.append(f"{key} = v.v_{key}")
+        else:
+            fields.append(f"s_{key} boolean")
+            assignments.append(f"{key} = CASE WHEN v.s_{key} THEN v.v_{key} ELSE d.{key} END")
+    assignments.append("updated_at = :now")
+    return text(
+        f"UPDATE deliveries AS d SET {', '.join(assignments)} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({', '.join(fields)}) "
+        "WHERE d.id = v.id AND d.status = :from_status"
+    )
 
 
 def _int_ids(name: str, ids: Iterable[int]) -> BindParameter[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, int_to_bytes
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from remarket_mailer.errors import ValidationError
@@ -41,25 +42,18 @@ class _UncompressedTimedSerializer(URLSafeTimedSerializer):
         return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
 
 
-class _SignerAt(TimestampSigner):
-    """itsdangerous's timestamp signer, stamping a given moment instead of now."""
-
-    def __init__(self, secret_key: str, salt: str, at: int) -> None:
-        super().__init__(secret_key, salt=salt)
-        self._at = at
-
-    def get_timestamp(self) -> int:
-        return self._at
-
-
 _UNSUBSCRIBE_SALT = "remarket.unsubscribe"
 
 
 class LinkSigner:
     def __init__(self, secret_key: str, public_url: str) -> None:
         self.public_url = public_url.rstrip("/")
-        self._secret_key = secret_key
         self._unsubscribe = _UncompressedTimedSerializer(secret_key, salt=_UNSUBSCRIBE_SALT)
+        # itsdangerous derives the key from secret and salt for every token it signs: derive it
+        # once, and copy the keyed HMAC per token (a third of a stamped token's cost).
+        signer = TimestampSigner(secret_key, salt=_UNSUBSCRIBE_SALT)
+        self._sep = signer.sep
+        self._unsubscribe_mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
 
     def unsubscribe_token(
         self,
@@ -74,8 +68,12 @@ class LinkSigner:
         payload: list[int | str | None] = [contact_id, topic, delivery_id]
         if at is None:
             return str(self._unsubscribe.dumps(payload))
-        signer = _SignerAt(self._secret_key, _UNSUBSCRIBE_SALT, int(at.timestamp()))
-        return signer.sign(self._unsubscribe.dump_payload(payload)).decode("ascii")
+        # TimestampSigner.sign, with the given moment for the stamp.
+        stamp = base64_encode(int_to_bytes(int(at.timestamp())))
+        value = self._unsubscribe.dump_payload(payload) + self._sep + stamp
+        mac = self._unsubscribe_mac.copy()
+        mac.update(value)
+        return (value + self._sep + base64_encode(mac.digest())).decode("ascii")
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.public_url}/u/{token}"
