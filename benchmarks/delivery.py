@@ -40,7 +40,7 @@ from remarket_mailer.delivery.message import to_bytes  # noqa: E402
 from remarket_mailer.delivery.providers.postmark import PostmarkProvider  # noqa: E402
 from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings  # noqa: E402
 from remarket_mailer.domain.clock import VirtualClock  # noqa: E402
-from remarket_mailer.entrypoints.worker import tune_gc  # noqa: E402
+from remarket_mailer.entrypoints.gc_tuning import tune_gc  # noqa: E402
 from remarket_mailer.schemas import parse_event  # noqa: E402
 from remarket_mailer.services.dispatch import dispatch_due  # noqa: E402
 from remarket_mailer.services.ingest import ingest_batch  # noqa: E402

@@ -1,10 +1,10 @@
-"""The worker process tunes the garbage collector once everything long-lived is loaded."""
+"""Long-running processes tune the garbage collector once everything long-lived is loaded."""
 
 from __future__ import annotations
 
 import gc
 
-from remarket_mailer.entrypoints.worker import tune_gc
+from remarket_mailer.entrypoints.gc_tuning import tune_gc
 
 
 def test_tune_gc_freezes_the_loaded_heap_and_collects_in_larger_rounds() -> None:

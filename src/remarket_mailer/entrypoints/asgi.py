@@ -14,7 +14,10 @@ from fastapi import FastAPI
 from remarket_mailer.bootstrap import build_app
 from remarket_mailer.config import load_settings
 from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.entrypoints.gc_tuning import tune_gc
 
 
 def create_app() -> FastAPI:
-    return create_api(build_app(load_settings()))
+    api = create_api(build_app(load_settings()))
+    tune_gc()
+    return api
