@@ -12,6 +12,7 @@ from sqlalchemy import select
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.engine import PREASSIGN_FROM
 from remarket_mailer.db.models import Cart, Contact
+from remarket_mailer.db.repository import COPY_FROM
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.errors import ConflictError
@@ -149,10 +150,11 @@ def test_one_batch_creates_and_changes_new_rows(make_app: AppFactory) -> None:
 
 
 def test_many_new_enrollments_get_their_own_deliveries(make_app: AppFactory) -> None:
-    """Enough new rows of a table that PostgreSQL takes their ids from the sequence first."""
+    """Enough new rows of each table that PostgreSQL takes the enrollments' ids from the
+    sequence first and writes carts, events and deliveries through COPY."""
     app = make_app()
     client = TestClient(create_api(app))
-    count = PREASSIGN_FROM + 3
+    count = max(PREASSIGN_FROM, COPY_FROM) + 3
     batch = [
         cart_event(T0, cart_id=f"cart-{n}", email=f"shopper{n}@example.org") for n in range(count)
     ]
@@ -160,6 +162,11 @@ def test_many_new_enrollments_get_their_own_deliveries(make_app: AppFactory) -> 
     assert response.json()["accepted"] == count
     with app.uow() as session:
         emails = {c.id: c.email for c in session.scalars(select(Contact))}
+        carts = list(session.scalars(select(Cart)))
+    assert len(carts) == count
+    assert {(c.total, c.currency, c.items["items"][0]["name"]) for c in carts} == {
+        (Decimal("74.50"), "EUR", "Stoneware mug")
+    }
     by_id = {e.id: e for e in enrollments(app)}
     assert len(by_id) == count
     rows = deliveries(app)
