@@ -15,7 +15,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     JSON,
     Connection,
@@ -643,7 +642,7 @@ def _finish_in_one_statement(
         records.append(record)
     stamp = table.c.updated_at.type.bind_processor(dialect)
     params = {
-        "rows": orjson.dumps(records).decode(),
+        "rows": json_text(records),
         "from_status": str(from_status),
         "now": stamp(now) if stamp else now,
     }
@@ -1058,6 +1057,7 @@ def _copy_rows(connection: Connection, model: type[Base], rows: Sequence[dict[st
 
 
 def _copy_converter(column_type: Any, dialect: Any) -> Any:
+    # Not the type's bind_processor: psycopg's Json wrapper goes into COPY as bytes.
     if isinstance(column_type, JSON):
         return json_text
     if isinstance(column_type, TypeDecorator):
