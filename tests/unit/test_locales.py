@@ -6,6 +6,7 @@ import shutil
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,8 @@ def test_contact_gets_their_language_everywhere(renderer: Renderer, language: st
     assert email.locale == language
     assert email.subject == SUBJECTS[language]
     assert f'lang="{language}"' in email.html
-    assert f">{UNSUBSCRIBE[language]}</a>" in email.html
+    # HTML goes out in ASCII, its other characters as references (test_renderer.py).
+    assert f">{UNSUBSCRIBE[language]}</a>" in unescape(email.html)
     assert (
         UNSUBSCRIBE[language].replace("&#39;", "'") + ": https://mail.example/u/tok" in email.text
     )
@@ -206,7 +208,7 @@ def test_russian_plural_forms(renderer: Renderer, count: int, sentence: str) -> 
     ctx["cart"]["items"] = [{**ctx["cart"]["items"][0], "quantity": count}]
     email = renderer.render("abandoned_cart/reminder_1", ctx)
     assert f"В вашей корзине {sentence}" in email.text
-    assert f"В вашей корзине {sentence}" in email.html
+    assert f"В вашей корзине {sentence}" in unescape(email.html)
 
 
 @pytest.mark.parametrize(("count", "word"), [(1, "item"), (2, "items")])

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 from decimal import Decimal
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,51 @@ def test_ordinary_template_logic_still_works_in_the_sandbox(tmp_path: Path) -> N
     assert email.subject == "mug, tea"
     assert "5 ababab 1024 2" in email.html
     assert email.text == "MUG [0, 1, 2]"
+
+
+# -- HTML goes out in ASCII -------------------------------------------------------------------
+
+
+def test_html_is_ascii_and_reads_the_same(renderer: Renderer) -> None:
+    """Every character outside ASCII (Babel's no-break space and €, the template's ×, a
+    contact's name) is a numeric reference in the HTML: the same text to a reader, and an
+    ASCII string is its own UTF-8 (no transcoding per payload). The text part keeps them."""
+    email = renderer.render(
+        "abandoned_cart/reminder_1",
+        context(contact={"first_name": "Zoë & <b>", "locale": "nl", "timezone": None}),
+    )
+    assert email.html.isascii()
+    assert "&#8364;&#160;12,50" in email.html  # € and the no-break space, once each
+    assert "Zo&#235; &amp; &lt;b&gt;" in email.html  # escaped, then written in ASCII
+    assert "2 × €\xa012,50" in unescape(email.html)
+    assert "Zoë" in email.text and "×" in email.text and "€\xa012,50" in email.text
+
+
+def test_style_and_script_keep_their_characters(tmp_path: Path) -> None:
+    """References are not decoded inside <style> (a raw-text element): its characters stay."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.mjml").write_text(
+        "---\nsubject: hi\n---\n<mjml><mj-head><mj-style>.x:before { content: \"→\"; }"
+        "</mj-style></mj-head><mj-body><mj-section><mj-column><mj-text>Grüße {{ name }} →"
+        "</mj-text></mj-column></mj-section></mj-body></mjml>",
+        encoding="utf-8",
+    )
+    (tmp_path / "t" / "a.txt").write_text("Grüße {{ name }}", encoding="utf-8")
+    email = Renderer(tmp_path).render("t/a", {"name": "Jürgen"})
+    assert 'content: "→"' in email.html
+    assert "Gr&#252;&#223;e J&#252;rgen &#8594;" in email.html
+    outside_style = email.html.replace('content: "→"', "")
+    assert outside_style.isascii()
+    assert email.text == "Grüße Jürgen"
+
+
+def test_markup_values_are_written_in_ascii_without_double_escaping(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.mjml").write_text(
+        "---\nsubject: hi\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>"
+        "{{ safe | safe }}|{{ 'é' }}|{{ n }}</mj-text></mj-column></mj-section></mj-body></mjml>",
+        encoding="utf-8",
+    )
+    (tmp_path / "t" / "a.txt").write_text("x", encoding="utf-8")
+    email = Renderer(tmp_path).render("t/a", {"safe": "<i>café</i>", "n": 3})
+    assert "<i>caf&#233;</i>|&#233;|3" in email.html
