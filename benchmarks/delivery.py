@@ -41,6 +41,7 @@ from remarket_mailer.delivery.providers.postmark import PostmarkProvider  # noqa
 from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings  # noqa: E402
 from remarket_mailer.domain.clock import VirtualClock  # noqa: E402
 from remarket_mailer.entrypoints.gc_tuning import tune_gc  # noqa: E402
+from remarket_mailer.entrypoints.worker import warm_templates  # noqa: E402
 from remarket_mailer.schemas import parse_event  # noqa: E402
 from remarket_mailer.services.dispatch import dispatch_due  # noqa: E402
 from remarket_mailer.services.ingest import ingest_batch  # noqa: E402
@@ -90,7 +91,8 @@ def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> 
         ingest_batch(app.uow, app.workflows, app.clock, [(parse_event(e), e) for e in events])
     assert isinstance(app.clock, VirtualClock)
     app.clock.set(T0 + timedelta(hours=1))
-    tune_gc()  # as `remarket worker` does before it takes work
+    warm_templates(app)  # as `remarket worker` does before it takes work
+    tune_gc()
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 import dramatiq
@@ -25,10 +26,30 @@ def start_worker(app: App, threads: int | None = None) -> dramatiq.Worker:
     return worker
 
 
+def warm_templates(app: App) -> int:
+    """Compile every template the loaded workflows send, in every language; returns how many
+    (template, language) pairs are ready. A template that does not compile is logged and left
+    to fail its own deliveries."""
+    names = [
+        template
+        for workflow in app.workflows.workflows.values()
+        for step in workflow.steps
+        for template in (step.template, *(v.template for v in step.variants))
+    ]
+    begin = time.perf_counter()
+    failed = app.renderer.warm(names)
+    for where, exc in failed.items():
+        log.error("template %s does not compile: %s", where, exc)
+    ready = len(set(names)) * len(app.renderer.languages) - len(failed)
+    log.info("templates compiled=%d in %.1fs", ready, time.perf_counter() - begin)
+    return ready
+
+
 def run_worker(app: App) -> None:
     """Block until SIGINT/SIGTERM, then finish the batches in hand and stop."""
     serve_metrics(app.settings.metrics_port)
-    tune_gc()
+    warm_templates(app)
+    tune_gc()  # after warming: the compiled templates are frozen with the rest
     worker = start_worker(app)
     stopping = threading.Event()
 

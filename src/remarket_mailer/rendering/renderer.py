@@ -431,6 +431,20 @@ class Renderer:
                 self._compiled[key] = found
         return found
 
+    def warm(self, names: Iterable[str]) -> dict[str, TemplateError]:
+        """Compile ``names`` in every language now, as a worker does before it takes work, so
+        the first batches do not pay for it (and ``gc.freeze`` afterwards covers the compiled
+        templates). Returns what failed, by ``name [language]``: those fail only their own
+        deliveries when sent, as they would have anyway."""
+        failed: dict[str, TemplateError] = {}
+        for name in dict.fromkeys(names):
+            for language in self.languages:
+                try:
+                    self.compiled(name, language)
+                except TemplateError as exc:
+                    failed[f"{name} [{language}]"] = exc
+        return failed
+
     def render(
         self, name: str, context: Mapping[str, Any], *, locale: str | None = None
     ) -> RenderedEmail:
