@@ -152,7 +152,9 @@ def test_contact_gets_their_language_everywhere(renderer: Renderer, language: st
     assert email.locale == language
     assert email.subject == SUBJECTS[language]
     assert f'lang="{language}"' in email.html
-    # HTML goes out in ASCII, its other characters as references (test_renderer.py).
+    # HTML goes out in ASCII, its other characters as references (test_renderer.py), the
+    # translations folded in when the template compiled included.
+    assert email.html.isascii()
     assert f">{UNSUBSCRIBE[language]}</a>" in unescape(email.html)
     assert (
         UNSUBSCRIBE[language].replace("&#39;", "'") + ": https://mail.example/u/tok" in email.text

@@ -5,9 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import Markup, escape
 
 from remarket_mailer.errors import TemplateError
-from remarket_mailer.rendering.renderer import Renderer
+from remarket_mailer.rendering.renderer import Renderer, html_escape
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,7 +231,7 @@ def test_style_and_script_keep_their_characters(tmp_path: Path) -> None:
     """References are not decoded inside <style> (a raw-text element): its characters stay."""
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "a.mjml").write_text(
-        "---\nsubject: hi\n---\n<mjml><mj-head><mj-style>.x:before { content: \"→\"; }"
+        '---\nsubject: hi\n---\n<mjml><mj-head><mj-style>.x:before { content: "→"; }'
         "</mj-style></mj-head><mj-body><mj-section><mj-column><mj-text>Grüße {{ name }} →"
         "</mj-text></mj-column></mj-section></mj-body></mjml>",
         encoding="utf-8",
@@ -252,3 +255,29 @@ def test_markup_values_are_written_in_ascii_without_double_escaping(tmp_path: Pa
     (tmp_path / "t" / "a.txt").write_text("x", encoding="utf-8")
     email = Renderer(tmp_path).render("t/a", {"safe": "<i>café</i>", "n": 3})
     assert "<i>caf&#233;</i>|&#233;|3" in email.html
+
+
+# C1 controls are excluded: HTML maps references to them onto Windows-1252 (&#128; reads as €),
+# and they have no place in an email's text anyway.
+_TEXT = st.text(
+    st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters="".join(chr(c) for c in range(0x80, 0xA0)),
+    )
+)
+
+
+@given(_TEXT)
+def test_html_escape_reads_as_markupsafe_escape_in_ascii(value: str) -> None:
+    out = html_escape(value)
+    assert isinstance(out, Markup) and out.isascii()
+    assert unescape(out) == unescape(str(escape(value))) == value
+
+
+@given(_TEXT)
+def test_html_escape_keeps_markup_unescaped_and_writes_it_in_ascii(value: str) -> None:
+    safe = Markup(value)
+    out = html_escape(safe)
+    assert out.isascii() and unescape(out) == unescape(value)
+    assert html_escape(3) == "3" and html_escape(Decimal("1.50")) == "1.50"
+    assert html_escape(None) == "None"  # as markupsafe's escape (StrictUndefined raises first)

@@ -149,8 +149,26 @@ def _money_formatter(locale: str | None, currency: str) -> Callable[[Decimal], s
     return currency_formatter(str(locale_of(locale)), currency)
 
 
+_MONEY_OF_TEXT: dict[tuple[str, str, str | None], str] = {}
+"""(amount as text, currency, locale) → formatted: prices arrive as JSON strings, and making a
+Decimal of one (and hashing it for ``_money``'s cache) cost more than the formatting."""
+
+
 def money(amount: Any, currency: str, locale: str | None = None) -> str:
     """``money(42.5, 'EUR', 'nl')`` → ``€ 42,50``; a non-number comes back as it was."""
+    if type(amount) is str:
+        key = (amount, currency, locale)
+        found = _MONEY_OF_TEXT.get(key)
+        if found is None:
+            found = _money_of(amount, currency, locale)
+            if len(_MONEY_OF_TEXT) >= 8192:
+                _MONEY_OF_TEXT.clear()
+            _MONEY_OF_TEXT[key] = found
+        return found
+    return _money_of(amount, currency, locale)
+
+
+def _money_of(amount: Any, currency: str, locale: str | None) -> str:
     value = _decimal(amount)
     if value is None or not value.is_finite():
         return str(amount)

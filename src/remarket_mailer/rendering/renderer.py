@@ -49,6 +49,11 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
+try:  # markupsafe's own escaping, without the Markup its public escape() wraps it in
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - markupsafe built without its C extension
+    from markupsafe._native import _escape_inner
+
 from remarket_mailer.errors import TemplateError
 from remarket_mailer.rendering import filters
 from remarket_mailer.rendering.errors import TemplateSourceError
@@ -171,15 +176,16 @@ def char_refs(text: str) -> str:
     return text if text.isascii() else text.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def ascii_template_data(tree: nodes.Template) -> None:
+def ascii_template_data(tree: nodes.Template, environment: _Sandbox) -> None:
     """Write the literal HTML of a parsed send-time template in ASCII, in place, except inside
     ``<style>`` and ``<script>``, where a reference would be read literally.
 
-    Why: an email's HTML is then ASCII whenever its values are (see ``_ascii_output``), and an
+    Why: an email's HTML is then ASCII whenever its values are (see ``html_escape``), and an
     ASCII ``str`` is its own UTF-8. One ``€`` or ``×`` made the whole 20 KB HTML a two-byte
     string that every ESP payload (orjson) and SMTP body had to transcode character by
     character: 12 % of the instructions of a send to an HTTP ESP.
     """
+    _ascii_constants(tree, environment)
     raw = False
     for node in tree.find_all(nodes.TemplateData):
         data = node.data
@@ -198,25 +204,54 @@ def ascii_template_data(tree: nodes.Template) -> None:
         node.data = "".join(pieces)
 
 
+def _ascii_constants(tree: nodes.Template, environment: _Sandbox) -> None:
+    """Constant output (``{{ 'é' }}``, a translation folded in) is escaped when the template
+    compiles, never by ``html_escape``: write it as literal ASCII HTML now instead."""
+    if any(tree.find_all(nodes.EvalContextModifier)):
+        return  # {% autoescape %} blocks: leave escaping to the compiler, as written
+    eval_ctx = nodes.EvalContext(environment)
+    for output in tree.find_all(nodes.Output):
+        for index, child in enumerate(output.nodes):
+            if isinstance(child, nodes.TemplateData):
+                continue
+            try:
+                value = child.as_const(eval_ctx)
+            except Exception:  # not constant (the compiler leaves it to run time, too)
+                continue
+            text = str(escape(value))
+            if not text.isascii():
+                output.nodes[index] = nodes.TemplateData(char_refs(text), lineno=child.lineno)
+
+
 _ASCII_MARKUP: dict[str, Markup] = {}
 """Plain str value → its escaped ASCII form. The values that need one are mostly the same few
 per batch (prices from the cached money filter, names in subject and greeting)."""
 
 
-def _ascii_output(value: Any) -> Any:
-    """The HTML environment's ``finalize``: a non-ASCII value is escaped and written in ASCII
-    (a value that is already Markup is only written in ASCII), as its literal HTML is."""
-    if isinstance(value, str) and not value.isascii():
-        if type(value) is not str:  # Markup (escaped already) or another str subclass
-            return Markup(char_refs(escape(value)))
+def _markup(text: str) -> Markup:
+    # Markup's own __new__ is Python code (it looks for __html__ and an encoding); ``text``
+    # is escaped already, so the str constructor alone makes the same object.
+    return str.__new__(Markup, text)
+
+
+def html_escape(value: Any) -> Markup:
+    """What compiled HTML templates call for every ``{{ }}``, in place of markupsafe's
+    ``escape``: the same escaping, with the result written in ASCII as the literal HTML is
+    (``ascii_template_data``). One call where there were three (escape, Markup's __new__ and
+    an ASCII ``finalize``): ~35 per email."""
+    if type(value) is str:
+        if value.isascii():
+            return _markup(_escape_inner(value))
         found = _ASCII_MARKUP.get(value)
         if found is None:
-            found = Markup(char_refs(escape(value)))
+            found = _markup(char_refs(_escape_inner(value)))
             if len(_ASCII_MARKUP) >= 10_000:
                 _ASCII_MARKUP.clear()
             _ASCII_MARKUP[value] = found
         return found
-    return value
+    # As markupsafe: __html__ first (Markup, a safe object), else the escaped str().
+    text = value.__html__() if hasattr(value, "__html__") else _escape_inner(str(value))
+    return _markup(char_refs(text))
 
 
 def _runtime_env(autoescape: bool, language: str, catalog: LocaleCatalog | None) -> _Sandbox:
@@ -231,8 +266,6 @@ def _runtime_env(autoescape: bool, language: str, catalog: LocaleCatalog | None)
         # Send-time templates include nothing: an empty loader turns {% include '/etc/passwd' %}
         # into TemplateNotFound instead of reading the file.
         loader=DictLoader({}),
-        # HTML goes out in ASCII (see ascii_template_data); text parts keep their characters.
-        finalize=_ascii_output if autoescape else None,
     )
     env.policies["ext.i18n.trimmed"] = True
     translations: Any = catalog.translations if catalog is not None else _NullTranslations()
@@ -280,7 +313,9 @@ def _runtime_env(autoescape: bool, language: str, catalog: LocaleCatalog | None)
     def utm(
         context: Context, url: Any, campaign: str | None = None, content: str | None = None
     ) -> str:
-        return filters.utm_from_context(context, str(url), campaign, content)
+        # get_all(): the template's data as one dict (no copy unless it {% set %}s names);
+        # Context.get resolves through four Python calls per lookup.
+        return filters.utm_from_context(context.get_all(), str(url), campaign, content)
 
     env.filters.update(
         money=money, number=number, date=date, datetime=datetime_, plural=plural, utm=utm
@@ -676,12 +711,18 @@ class Renderer:
             parsed = env.parse(source, name=filename, filename=filename)
             parsed = fold_translations(parsed, env, env.translations, _PLURAL_FILTER)
             if env.autoescape is True:
-                ascii_template_data(parsed)
+                ascii_template_data(parsed, env)
             code = env.compile(parsed, name=filename, filename=filename)
             self._code[key] = code
         # A plain dict, not Jinja's ChainMap: every render copies the globals, and copying a
         # ChainMap runs in Python. The environments' globals never change after creation.
-        return env.template_class.from_code(env, code, dict(env.make_globals(None)), None)
+        template = env.template_class.from_code(env, code, dict(env.make_globals(None)), None)
+        if env.autoescape is True:
+            # Generated code calls the module-level name ``escape`` for every ``{{ }}``.
+            namespace = template.root_render_func.__globals__
+            assert namespace.get("escape") is escape, "Jinja's generated code changed"
+            namespace["escape"] = html_escape
+        return template
 
     def _send_time(
         self, env: _Sandbox, source: str, mjml_file: str, front: FrontMatter, key: str
