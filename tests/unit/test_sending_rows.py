@@ -6,10 +6,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, create_engine, select
+from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import Cart, Suppression
-from remarket_mailer.db.repository import CartFacts, _hex_digests, _int_ids, email_hash
+from remarket_mailer.db.repository import (
+    CartFacts,
+    _in_hex_digests,
+    _in_ids,
+    _not_in_ids,
+    email_hash,
+)
 from remarket_mailer.services.ingest import cart_view
 
 ITEMS = {"items": [{"name": "Mug", "quantity": 2, "unit_price": "12.50"}]}
@@ -35,11 +42,40 @@ def inlined(condition: ColumnElement[bool]) -> str:
     return str(statement.compile(compile_kwargs={"render_postcompile": True}))
 
 
-def test_only_numbers_and_hex_digests_are_inlined_into_sql() -> None:
-    assert "IN (3, 1)" in inlined(Suppression.id.in_(_int_ids("ids", [3, 1])))
+SQLITE = Session(create_engine("sqlite://"))
+POSTGRES = Session(create_engine("postgresql+psycopg://"))  # never connects: compiling only
+
+
+def test_sqlite_inlines_only_numbers_and_hex_digests() -> None:
+    assert "IN (3, 1)" in inlined(_in_ids(SQLITE, Suppression.id, "ids", [3, 1]))
+    assert "NOT IN (3)" in inlined(_not_in_ids(SQLITE, Suppression.id, "ids", [3]))
     with pytest.raises(ValueError):
-        _int_ids("ids", ["1) OR (1=1"])  # type: ignore[list-item]
+        _in_ids(SQLITE, Suppression.id, "ids", ["1) OR (1=1"])  # type: ignore[list-item]
     digest = email_hash("Ann@Example.org")
-    assert f"IN ('{digest}')" in inlined(Suppression.email_hash.in_(_hex_digests("h", [digest])))
+    assert f"IN ('{digest}')" in inlined(
+        _in_hex_digests(SQLITE, Suppression.email_hash, "h", [digest])
+    )
     with pytest.raises(ValueError):
-        _hex_digests("hashes", ["') OR ('1'='1"])
+        _in_hex_digests(SQLITE, Suppression.email_hash, "h", ["') OR ('1'='1"])
+
+
+def test_postgres_sends_one_array_literal_whatever_the_count() -> None:
+    """The statement's text stays the same from batch to batch; the ids travel as one string."""
+    texts = set()
+    for ids in ([3, 1], list(range(500))):
+        compiled = (
+            select(Suppression.id)
+            .where(_in_ids(POSTGRES, Suppression.id, "ids", ids))
+            .compile(dialect=POSTGRES.get_bind().dialect)
+        )
+        texts.add(str(compiled))
+        assert compiled.params["ids"] == "{" + ",".join(map(str, ids)) + "}"
+    assert len(texts) == 1
+    text = texts.pop()
+    assert "= ANY (CAST(%(ids)s" in text and "AS BIGINT[]))" in text
+    excluded = select(Suppression.id).where(_not_in_ids(POSTGRES, Suppression.id, "x", [7]))
+    assert "!= ALL (CAST(%(x)s" in str(excluded.compile(dialect=POSTGRES.get_bind().dialect))
+    with pytest.raises(ValueError):
+        _in_ids(POSTGRES, Suppression.id, "ids", ["1}"])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        _in_hex_digests(POSTGRES, Suppression.email_hash, "h", ["a,b"])
