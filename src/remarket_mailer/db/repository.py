@@ -20,7 +20,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Connection,
-    String,
+    Text,
     TypeDecorator,
     all_,
     and_,
@@ -41,6 +41,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, make_transient_to_detached
 from sqlalchemy.sql.expression import BindParameter, ColumnElement, TextClause
+from sqlalchemy.sql.sqltypes import NullType
 
 from remarket_mailer.db.engine import PREASSIGN_FROM, json_text, next_ids
 from remarket_mailer.db.models import (
@@ -716,10 +717,15 @@ def _in_ids(
     literals (``_int_ids``) cost SQLAlchemy five Python calls per id and psycopg a parse of the
     whole text per statement: ~10k instructions per email for each lookup of a send batch.
     (Binding a Python list instead dumps it element by element.)
+
+    The parameter goes untyped (``NullType``: no ``::VARCHAR`` on it), so PostgreSQL reads it
+    as a ``bigint[]`` when it binds. Typed as text, the cast is a text-to-array conversion the
+    executor redid for every row of a sequential scan (what the planner picks for freshly
+    loaded tables): 50 ms per lookup of 500 ids in 2,000 rows.
     """
     if _on_postgres(session):
         values = "{" + ",".join([str(int(i)) for i in ids]) + "}"
-        return column == any_(cast(bindparam(name, values, type_=String), ARRAY(BigInteger)))
+        return column == any_(cast(bindparam(name, values, type_=NullType()), ARRAY(BigInteger)))
     return column.in_(_int_ids(name, ids))
 
 
@@ -729,7 +735,7 @@ def _not_in_ids(
     """``column NOT IN ids``, as ``_in_ids`` (``<> ALL(...)`` on PostgreSQL)."""
     if _on_postgres(session):
         values = "{" + ",".join([str(int(i)) for i in ids]) + "}"
-        return column != all_(cast(bindparam(name, values, type_=String), ARRAY(BigInteger)))
+        return column != all_(cast(bindparam(name, values, type_=NullType()), ARRAY(BigInteger)))
     return column.not_in(_int_ids(name, ids))
 
 
@@ -744,7 +750,7 @@ def _in_hex_digests(
             raise ValueError(f"not a hex digest: {value!r}")
     if _on_postgres(session):
         literal = "{" + ",".join(values) + "}"
-        return column == any_(cast(bindparam(name, literal, type_=String), ARRAY(String)))
+        return column == any_(cast(bindparam(name, literal, type_=NullType()), ARRAY(Text)))
     return column.in_(bindparam(name, values, expanding=True, literal_execute=True))
 
 
