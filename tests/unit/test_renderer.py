@@ -281,3 +281,24 @@ def test_html_escape_keeps_markup_unescaped_and_writes_it_in_ascii(value: str) -
     assert out.isascii() and unescape(out) == unescape(value)
     assert html_escape(3) == "3" and html_escape(Decimal("1.50")) == "1.50"
     assert html_escape(None) == "None"  # as markupsafe's escape (StrictUndefined raises first)
+
+
+def test_plural_translation_with_more_variables_escapes_them_once(tmp_path: Path) -> None:
+    """The folded {% pluralize %} evaluates its count once and keeps the other variables."""
+    (tmp_path / "t").mkdir()
+    trans = (
+        "{% trans count=items | sum(attribute='n'), name=who %}{{ name }} has {{ count }} "
+        "thing{% pluralize %}{{ name }} has {{ count }} things{% endtrans %}"
+    )
+    (tmp_path / "t" / "a.mjml").write_text(
+        f"---\nsubject: hi\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>{trans}"
+        "</mj-text></mj-column></mj-section></mj-body></mjml>",
+        encoding="utf-8",
+    )
+    (tmp_path / "t" / "a.txt").write_text(trans, encoding="utf-8")
+    renderer = Renderer(tmp_path)
+    one = renderer.render("t/a", {"items": [{"n": 1}], "who": "<Zoë>"})
+    assert "&lt;Zo&#235;&gt; has 1 thing<" in one.html
+    assert one.text == "<Zoë> has 1 thing"
+    many = renderer.render("t/a", {"items": [{"n": 2}, {"n": 3}], "who": "Al"})
+    assert "Al has 5 things" in many.html and many.text == "Al has 5 things"

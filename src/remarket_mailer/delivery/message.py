@@ -27,6 +27,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def clean_header(value: str) -> str:
     """Header values never carry CR/LF (or other control characters) from user data."""
+    if value.isprintable():  # no control character in it: nothing to replace (C, no regex)
+        return value.strip()
     return _CONTROL.sub(" ", value).strip()
 
 

@@ -230,11 +230,26 @@ class _FoldTranslations(NodeTransformer):
                 return nodes.MarkSafeIfAutoescape(constant, lineno=node.lineno)
             text: nodes.Expr = nodes.MarkSafeIfAutoescape(nodes.Const(translated))
         elif name == "ngettext" and len(args) == 3 and len(literals) == 2:
+            # One filter call evaluates the count once: ``{% trans count=cart['items'] |
+            # sum(attribute='quantity') %}`` repeats the expression as ngettext's argument,
+            # as ``count`` and as ``num``, and it ran three times per message.
             count = args[2]
+            bound = [k.key for k in node.kwargs if k.value == count]
             if not any(k.key == "num" for k in node.kwargs):
-                variables.append(nodes.Pair(nodes.Const("num"), count))
-            chosen = nodes.Filter(count, self.plural_filter, list(args[:2]), [], None, None)
-            text = nodes.MarkSafeIfAutoescape(chosen)
+                bound.append("num")
+            others = [
+                nodes.Pair(nodes.Const(k.key), k.value) for k in node.kwargs if k.key not in bound
+            ]
+            folded_plural = nodes.Filter(
+                count,
+                self.plural_filter,
+                [*args[:2], nodes.Dict(others), nodes.Const(tuple(bound))],
+                [],
+                None,
+                None,
+            )
+            folded_plural.set_lineno(node.lineno)
+            return folded_plural
         else:
             return node
         folded = nodes.Mod(text, nodes.Dict(variables))
@@ -250,9 +265,10 @@ def fold_translations(
 ) -> nodes.Template:
     """Resolve the literal translations in a parsed template for one language, in place.
 
-    ``plural_filter`` names a filter of ``environment`` taking ``(n, singular, plural)`` and
-    returning the catalog's form for ``n``. A template that assigns ``_``, ``gettext`` or
-    ``ngettext`` itself is left alone.
+    ``plural_filter`` names a filter of ``environment`` taking ``(n, singular, plural,
+    variables, names)`` and returning the catalog's form for ``n`` (marked safe when
+    autoescaping) ``%`` the variables, with each of ``names`` bound to ``n``. A template that
+    assigns ``_``, ``gettext`` or ``ngettext`` itself is left alone.
     """
     for name in template.find_all(nodes.Name):
         if name.ctx != "load" and name.name in _TRANSLATION_NAMES:

@@ -42,9 +42,11 @@ from jinja2 import (
     TemplateSyntaxError,
     nodes,
     pass_context,
+    pass_eval_context,
 )
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
@@ -275,8 +277,19 @@ def _runtime_env(autoescape: bool, language: str, catalog: LocaleCatalog | None)
     # translated when a template is compiled (fold_translations); these serve the rest.
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
 
-    def translated_plural(count: Any, singular: str, plural_form: str) -> str:
-        return str(translations.ngettext(singular, plural_form, count))
+    @pass_eval_context
+    def translated_plural(
+        eval_ctx: EvalContext,
+        count: Any,
+        singular: str,
+        plural_form: str,
+        variables: dict[str, Any],
+        names: tuple[str, ...],
+    ) -> str:
+        # What a folded {% trans count=... %}{% pluralize %} runs (fold_translations).
+        form = str(translations.ngettext(singular, plural_form, count))
+        text = Markup(form) if eval_ctx.autoescape else form
+        return text % {**variables, **dict.fromkeys(names, count)}
 
     def money(amount: Any, currency: str, locale: str | None = None) -> str:
         return filters.money(amount, currency, locale or language)
