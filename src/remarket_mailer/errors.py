@@ -8,7 +8,8 @@ RemarketError                 root: catch this to catch everything we raise on p
 ├── DeliveryError             a provider refused or failed a message
 │   ├── TransientDeliveryError   try again later (SMTP 4xx, HTTP 429/5xx, timeouts)
 │   └── PermanentDeliveryError   do not try this message again (SMTP 5xx, HTTP 4xx)
-└── ConflictError             the same idempotency key came with a different body
+├── ConflictError             the same idempotency key came with a different body
+└── UnavailableError          a service we need (the database) cannot be reached: try again
 """
 
 from __future__ import annotations
@@ -67,3 +68,13 @@ class PermanentDeliveryError(DeliveryError):
 
 class ConflictError(RemarketError):
     """An idempotency key (event_id, order id) was reused with a different body."""
+
+
+class UnavailableError(RemarketError):
+    """A service we depend on (the database) did not answer; the request may be retried as is.
+
+    ``retry_after`` is a suggested pause in seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -7,6 +7,7 @@ Money is a decimal string, never a float; currencies are ISO 4217; time zones ar
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -63,7 +64,44 @@ def _no_float(value: Any) -> Any:
     return value
 
 
+# Dates far outside any shop's life are typos or probes: 9999-12-31T23:59:59-14:00 cannot even be
+# converted to UTC, and year 1 breaks date arithmetic. The bounds leave room for renewals.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        ok = _EARLIEST <= value < _LATEST
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValueError("must be a date between 1970 and 2199")
+    return value
+
+
+def _first_nul(value: Any) -> str | None:
+    """The path of the first string (key or value) in ``value`` holding a NUL, else None.
+    Iterative: the body's depth was already bounded, but no recursion is needed at all."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "(body)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return where
+                stack.append((child, where))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}.{i}") for i, child in enumerate(item))
+    return None
+
+
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 Currency = Annotated[str, StringConstraints(min_length=3, max_length=3), AfterValidator(_currency)]
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 Money = Annotated[
@@ -74,7 +112,11 @@ Money = Annotated[
 Id = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(max_length=255)]
 Url = Annotated[HttpUrl, Field(max_length=2048)]
-Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+# BCP 47 tags fit in 35 characters (RFC 5646 section 4.4.1), as does the column.
+Locale = Annotated[
+    str,
+    StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"),
+]
 
 
 class _Model(BaseModel):
@@ -118,8 +160,18 @@ class ProductRef(_Model):
 
 class _Event(_Model):
     event_id: Id
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     contact: ContactRef
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL stores no NUL in text or JSON: refuse it here, naming the field, rather
+        # than fail the insert.
+        where = _first_nul(data)
+        if where is not None:
+            raise ValueError(f"{where}: text must not contain the NUL character (\\u0000)")
+        return data
 
 
 class ContactUpserted(_Event):
@@ -196,7 +248,7 @@ class SubscriptionUpserted(_Event):
     subscription_id: Id
     plan: Name | None = None
     status: Literal["active", "trialing", "past_due", "paused", "cancelled"] = "active"
-    renews_at: AwareDatetime | None = None
+    renews_at: Timestamp | None = None
     price: Money | None = None
     currency: Currency | None = None
 
@@ -204,7 +256,7 @@ class SubscriptionUpserted(_Event):
 class SubscriptionRenewed(_Event):
     type: Literal["subscription.renewed"]
     subscription_id: Id
-    renews_at: AwareDatetime | None = None
+    renews_at: Timestamp | None = None
 
 
 class SubscriptionCancelled(_Event):

@@ -194,7 +194,7 @@ class Enrollment(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workflow_id: Mapped[str] = mapped_column(String(128))
     workflow_version: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(320))  # migration 0006 says why
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     exit_reason: Mapped[str | None] = mapped_column(String(255))

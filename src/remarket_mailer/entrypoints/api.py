@@ -29,6 +29,7 @@ from remarket_mailer.entrypoints.http import (
     ApiError,
     install_error_handlers,
     pydantic_problems,
+    read_body,
     read_json,
     require_api_key,
 )
@@ -36,7 +37,7 @@ from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
-from remarket_mailer.services.ingest import IngestResult, ingest_batch
+from remarket_mailer.services.ingest import IngestOutcome, ingest_batch
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.services.webhooks import record_engagement
 from remarket_mailer.tracking.links import PIXEL_GIF, TrackingLinks
@@ -46,6 +47,8 @@ T = TypeVar("T")
 
 BATCH_MAX_EVENTS = 1_000
 BATCH_MAX_BYTES = 8_000_000
+# An unsubscribe form is a few fields; anything larger is not one.
+UNSUBSCRIBE_MAX_BYTES = 16_000
 
 
 def create_api(app: App) -> FastAPI:
@@ -64,11 +67,9 @@ def create_api(app: App) -> FastAPI:
 
     # Single events that queue up behind a running transaction share the next one.
     # Its slots are its own: with the batch endpoint's, at most twice ingest_threads run.
-    single_events: GroupCommit[tuple[AnyEvent, dict[str, Any]], IngestResult | ConflictError] = (
-        GroupCommit(
-            lambda items: ingest_batch(app.uow, app.workflows, app.clock, items),
-            app.settings.ingest_threads,
-        )
+    single_events: GroupCommit[tuple[AnyEvent, dict[str, Any]], IngestOutcome] = GroupCommit(
+        lambda items: ingest_batch(app.uow, app.workflows, app.clock, items),
+        app.settings.ingest_threads,
     )
     tracking = TrackingLinks(app.settings.secret_key, app.settings.public_url)
     event_schema, definitions = _event_schemas()
@@ -82,10 +83,12 @@ def create_api(app: App) -> FastAPI:
             202: {"description": "Accepted and applied"},
             400: {"description": "Body is not JSON"},
             401: {"description": "Missing or invalid API key"},
+            408: {"description": "The body did not arrive in time"},
             409: {"description": "event_id reused with a different body"},
             413: {"description": "Body over 1 MB"},
             415: {"description": "Not application/json"},
             422: {"description": "The event is invalid; the body names each field"},
+            503: {"description": "The database is unreachable; retry after Retry-After"},
         },
     )
     async def post_event(request: Request, _auth: None = api_key) -> JSONResponse:
@@ -106,6 +109,13 @@ def create_api(app: App) -> FastAPI:
         result = await run_in_threadpool(single_events.submit, (event, data))
         if isinstance(result, ConflictError):
             raise ApiError(409, "conflict", str(result))
+        if isinstance(result, ValidationError):
+            raise ApiError(
+                422,
+                "not_applied",
+                str(result),
+                [{"field": result.field or "(event)", "message": str(result)}],
+            )
         body = {
             "event_id": result.event_id,
             "duplicate": result.duplicate,
@@ -138,9 +148,11 @@ def create_api(app: App) -> FastAPI:
             200: {"description": "Per-event results: accepted, duplicate or rejected"},
             400: {"description": "Body is not JSON"},
             401: {"description": "Missing or invalid API key"},
+            408: {"description": "The body did not arrive in time"},
             413: {"description": "Body over 8 MB"},
             415: {"description": "Not application/json"},
             422: {"description": "Not an object with an 'events' list of 1 to 1,000 items"},
+            503: {"description": "The database is unreachable; retry after Retry-After"},
         },
     )
     async def post_batch(request: Request, _auth: None = api_key) -> JSONResponse:
@@ -176,6 +188,9 @@ def create_api(app: App) -> FastAPI:
         for (index, _event, _raw), outcome in zip(valid, outcomes, strict=True):
             if isinstance(outcome, ConflictError):
                 problems = [{"field": "event_id", "message": str(outcome)}]
+                results[index].update(status="rejected", errors=problems)
+            elif isinstance(outcome, ValidationError):
+                problems = [{"field": outcome.field or "(event)", "message": str(outcome)}]
                 results[index].update(status="rejected", errors=problems)
             else:
                 results[index].update(
@@ -214,7 +229,7 @@ def create_api(app: App) -> FastAPI:
             parsed = app.links.read_unsubscribe_token(token)
         except ValidationError as exc:
             return HTMLResponse(_page("Link not valid", str(exc)), status_code=400)
-        body = await request.body()
+        body = await read_body(request, UNSUBSCRIBE_MAX_BYTES)
         # Gmail posts "List-Unsubscribe=One-Click" urlencoded; RFC 8058 also allows multipart.
         # Any POST to this URL unsubscribes from the token's topic; the preference page may
         # send "scope=all" or a list of "topics".

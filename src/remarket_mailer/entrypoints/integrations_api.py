@@ -7,7 +7,6 @@ is a no-op.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -15,12 +14,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
+from remarket_mailer.entrypoints.http import (
+    ApiError,
+    parse_json_off_loop,
+    pydantic_problems,
+    read_body,
+)
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.integrations import shopify, woocommerce
-from remarket_mailer.schemas import parse_event
+from remarket_mailer.schemas import AnyEvent, parse_event
 from remarket_mailer.services.ingest import ingest_batch
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -28,6 +33,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Body is not JSON or lacks what the topic requires"},
     401: {"description": "Signature missing or wrong"},
     404: {"description": "This integration has no secret configured"},
+    408: {"description": "The body did not arrive in time"},
     413: {"description": "Body over 1 MB"},
 }
 
@@ -41,19 +47,12 @@ def integrations_router(app: App) -> APIRouter:
 
     @router.post("/woocommerce", summary="WooCommerce webhooks", responses=_RESPONSES)
     async def woocommerce_webhook(request: Request) -> JSONResponse:
-        body = await _body(request)
+        body = await read_body(request)
         if woocommerce.is_woocommerce_ping(request.headers.get("content-type"), body):
             return JSONResponse({"status": "ok", "ping": True})
         return await _handle(app, request, woocommerce, app.settings.woocommerce_webhook_secrets)
 
     return router
-
-
-async def _body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    return body
 
 
 async def _handle(
@@ -62,13 +61,10 @@ async def _handle(
     name = shop.__name__.rsplit(".", 1)[-1]
     if not secrets:
         raise ApiError(404, "not_configured", f"the {name} integration has no webhook secret set")
-    body = await _body(request)
+    body = await read_body(request)
     if not shop.verify_signature(body, request.headers.get(shop.SIGNATURE_HEADER), secrets):
         raise ApiError(401, "bad_signature", f"{shop.SIGNATURE_HEADER} does not sign this body")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    payload = await parse_json_off_loop(body)
     topic = request.headers.get(shop.TOPIC_HEADER, "")
     try:
         events: list[dict[str, Any]] = shop.map_webhook(topic, payload, dict(request.headers))
@@ -79,13 +75,26 @@ async def _handle(
         ) from None
     if not events:
         return JSONResponse({"status": "ignored", "topic": topic, "events": []})
-    outcomes = await run_in_threadpool(
-        ingest_batch, app.uow, app.workflows, app.clock, [(parse_event(e), e) for e in events]
-    )
-    results = []
-    for raw, outcome in zip(events, outcomes, strict=True):
+    # A field the shop filled beyond our limits rejects that event, not the whole delivery.
+    parsed: list[AnyEvent | list[dict[str, str]]] = []
+    for raw in events:
+        try:
+            parsed.append(parse_event(raw))
+        except PydanticValidationError as exc:
+            parsed.append(pydantic_problems(exc))
+    valid = [(e, raw) for e, raw in zip(parsed, events, strict=True) if not isinstance(e, list)]
+    outcomes = iter(await run_in_threadpool(ingest_batch, app.uow, app.workflows, app.clock, valid))
+    results: list[dict[str, Any]] = []
+    for raw, event in zip(events, parsed, strict=True):
+        if isinstance(event, list):
+            results.append({"event_id": raw.get("event_id"), "status": "rejected", "errors": event})
+            continue
+        outcome = next(outcomes)
         if isinstance(outcome, ConflictError):
             results.append({"event_id": raw["event_id"], "status": "conflict"})
+        elif isinstance(outcome, ValidationError):
+            problems = [{"field": outcome.field or "(event)", "message": str(outcome)}]
+            results.append({"event_id": raw["event_id"], "status": "rejected", "errors": problems})
         else:
             status = "duplicate" if outcome.duplicate else "accepted"
             results.append({"event_id": raw["event_id"], "type": raw["type"], "status": status})

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from remarket_mailer.bootstrap import App
 from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
 from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
-from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
+from remarket_mailer.entrypoints.http import ApiError, read_body
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.webhooks import apply_tracking_events
 
@@ -44,6 +44,7 @@ def webhooks_router(app: App) -> APIRouter:
             401: {"description": "Signature or credentials wrong"},
             404: {"description": "Unknown provider, or no secret configured for it"},
             406: {"description": "Mailgun: rejected, do not retry"},
+            408: {"description": "The body did not arrive in time"},
             413: {"description": "Body over 1 MB"},
         },
     )
@@ -54,9 +55,7 @@ def webhooks_router(app: App) -> APIRouter:
         secret = app.settings.webhook_secrets.get(provider)
         if not secret:
             raise ApiError(404, "not_configured", f"no webhook secret set for {provider}")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        body = await read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         subscribe_url: str | None = None
         try:

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
@@ -35,7 +35,7 @@ from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.policy import in_holdout
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
-from remarket_mailer.errors import ConflictError, ValidationError
+from remarket_mailer.errors import ConflictError, UnavailableError, ValidationError
 from remarket_mailer.schemas import (
     AnyEvent,
     CartEmptied,
@@ -75,6 +75,11 @@ def body_hash(raw: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+IngestOutcome = IngestResult | ConflictError | ValidationError
+"""Per event: applied (or a duplicate), a conflicting replay, or an event that could not be
+applied (nothing of it was written)."""
+
+
 def ingest_event(
     uow: UnitOfWork,
     workflows: WorkflowSet,
@@ -83,9 +88,10 @@ def ingest_event(
     raw: dict[str, Any],
 ) -> IngestResult:
     """Record ``event`` and apply it. Raises ConflictError when the event_id was used before
-    with a different body."""
+    with a different body, ValidationError when the event cannot be applied, UnavailableError
+    when the database cannot be reached."""
     (result,) = ingest_batch(uow, workflows, clock, [(event, raw)])
-    if isinstance(result, ConflictError):
+    if isinstance(result, ConflictError | ValidationError):
         raise result
     return result
 
@@ -95,7 +101,7 @@ def ingest_batch(
     workflows: WorkflowSet,
     clock: Clock,
     items: Sequence[tuple[AnyEvent, dict[str, Any]]],
-) -> list[IngestResult | ConflictError]:
+) -> list[IngestOutcome]:
     """Ingest events in order, in one transaction: a batch of 1,000 costs one commit and a
     fixed number of queries, not a dozen round trips per event.
 
@@ -103,8 +109,51 @@ def ingest_batch(
     enrollments); every write is flushed together. A conflicting replay is reported in its
     slot and changes nothing; a race with a concurrent batch (the same new contact, cart or
     enrollment) rolls the whole batch back and runs it again.
+
+    An event that fails in a way validation did not foresee (a value the database refuses, a
+    bug) must not take the others down with it: the batch is split in halves until the
+    failing events stand alone, and each of those is reported as a ValidationError in its
+    slot. ``UnavailableError`` (the database is down) is raised: no event can be applied.
     """
     prepared = [(event, raw, body_hash(raw)) for event, raw in items]
+    return _ingest_isolating(uow, workflows, clock, prepared)
+
+
+def _ingest_isolating(
+    uow: UnitOfWork,
+    workflows: WorkflowSet,
+    clock: Clock,
+    prepared: list[tuple[AnyEvent, dict[str, Any], str]],
+) -> list[IngestOutcome]:
+    try:
+        return list(_ingest_prepared(uow, workflows, clock, prepared))
+    except UnavailableError:
+        raise
+    except Exception as exc:
+        if len(prepared) == 1:
+            event = prepared[0][0]
+            log.exception("event %s (%s) could not be applied", event.event_id, event.type)
+            metrics.EVENTS.labels(event.type, "failed").inc()
+            return [ValidationError(_not_applied(exc), field="(event)")]
+        middle = len(prepared) // 2
+        # Events are applied in order: the first half goes first, as it would have.
+        first = _ingest_isolating(uow, workflows, clock, prepared[:middle])
+        return first + _ingest_isolating(uow, workflows, clock, prepared[middle:])
+
+
+def _not_applied(exc: Exception) -> str:
+    if isinstance(exc, DataError):
+        # The database refused a value (too long, out of range): say so, not which SQL.
+        return "the event could not be stored: a value is out of range for its field"
+    return "the event could not be applied; the error was logged"
+
+
+def _ingest_prepared(
+    uow: UnitOfWork,
+    workflows: WorkflowSet,
+    clock: Clock,
+    prepared: list[tuple[AnyEvent, dict[str, Any], str]],
+) -> list[IngestResult | ConflictError]:
     for attempt in range(_ATTEMPTS):
         try:
             with uow() as session:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from remarket_mailer.errors import UnavailableError
 
 
 class UnitOfWork:
@@ -14,5 +17,32 @@ class UnitOfWork:
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
-        with self.session_factory.begin() as session:
-            yield session
+        """A transaction; ``UnavailableError`` when the database cannot be reached or the
+        connection died under it (nothing was committed: the caller may retry as is)."""
+        try:
+            with self.session_factory.begin() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            if not _lost_connection(exc):
+                raise
+            raise UnavailableError("the database is not reachable; retry shortly") from exc
+
+
+def _lost_connection(exc: DBAPIError) -> bool:
+    """A connection refused, dropped or terminated, as opposed to a query the database refused.
+
+    SQLite reports a missing table as OperationalError too: that is a bug, not an outage."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        sign in text
+        for sign in (
+            "connection",
+            "terminating",
+            "server closed",
+            "could not connect",
+            "database is locked",
+            "the database system is",
+        )
+    )
