@@ -74,8 +74,10 @@ def cart(n: int) -> dict[str, Any]:
 
 
 def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> App:
-    # One send_batch carries as many messages as the provider takes in one call.
-    batch_size = min(provider.max_batch, 500)
+    # The worker's default batch, or as many messages as a batch ESP takes in one call (up to
+    # 500). SMTP requests are smaller than a batch (results are recorded per request), so
+    # its batches stay at the default rather than shrinking to one request.
+    batch_size = max(Settings.model_fields["batch_size"].default, min(provider.max_batch, 500))
     settings = load_settings(
         database_url=url,
         broker_url="stub://",

@@ -7,6 +7,8 @@ Dramatiq actors, which look up the current ``App`` (set once per process by ``bu
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,10 +16,12 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from remarket_mailer.config import Settings
 from remarket_mailer.db.engine import make_engine, make_session_factory
+from remarket_mailer.db.migrate import schema_problem
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.delivery.dkim import DkimSigner
 from remarket_mailer.delivery.registry import provider_from_url
@@ -210,10 +214,42 @@ def build_app(
 
 
 def check_database(app: App) -> str | None:
-    """None when the database answers, else the error text."""
+    """None when the database answers and is migrated to this code's schema, else the
+    problem in one line (for the log: it may name the host)."""
     try:
         with app.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+            return schema_problem(connection)
     except Exception as exc:
         return str(exc).splitlines()[0]
-    return None
+
+
+def wait_for_database(app: App, stopping: threading.Event | None = None) -> None:
+    """Block until the database answers (a process may start before it), logging once when
+    it is unreachable and once when it is back, then check its schema.
+
+    Raises ConfigError when the schema is not this code's (run ``remarket db upgrade``): a
+    process on the wrong schema would fail every request. Returns early if ``stopping`` is set.
+    """
+    pause, down_since = 1.0, None
+    while True:
+        try:
+            with app.engine.connect() as connection:
+                problem = schema_problem(connection)
+            break
+        except (OperationalError, InterfaceError) as exc:
+            if down_since is None:
+                down_since = time.monotonic()
+                log.warning(
+                    "database unreachable, retrying with backoff: %s",
+                    str(exc.orig or exc).splitlines()[0],
+                )
+            if stopping is not None and stopping.wait(pause):
+                return
+            if stopping is None:
+                time.sleep(pause)
+            pause = min(pause * 2, 30.0)
+    if down_since is not None:
+        log.info("database reachable after %.0fs", time.monotonic() - down_since)
+    if problem:
+        raise ConfigError(problem)

@@ -80,16 +80,20 @@ def api(
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (events, health, one-click unsubscribe)."""
-    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.bootstrap import build_app, wait_for_database
     from remarket_mailer.entrypoints.serve import serve
 
     _logging()
     if workers < 1:
         raise _fail("--workers must be at least 1")
-    # Build once here so a bad setting or an unreachable database is one clear line and exit
-    # code 2, not a traceback in every worker; the workers build their own from the same
-    # environment.
-    build_app(_settings()).close()
+    # Build once here so a bad setting or a database on another schema is one clear line and
+    # exit code 2, not a traceback (or a 500 on every request) in every worker; the workers
+    # build their own from the same environment. A database not up yet is waited for.
+    built = build_app(_settings())
+    try:
+        wait_for_database(built)
+    finally:
+        built.close()
     serve(
         "remarket_mailer.entrypoints.asgi:create_app",
         host=host,

@@ -28,6 +28,11 @@ ALREADY_SENT = Counter(
     "changed since): marked sent, provider id unknown",
     ["provider"],
 )
+RECORD_FAILURES = Counter(
+    "remarket_record_failures_total",
+    "Provider results that could not be recorded (database unreachable after retries): those "
+    "deliveries are sent again when their lease ends",
+)
 TRACKING = Counter("remarket_tracking_events_total", "ESP and own tracking events", ["kind"])
 
 

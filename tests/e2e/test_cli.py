@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import REDIS_URL, ROOT
 
 REMARKET = [sys.executable, "-m", "remarket_mailer.cli"]
 
@@ -205,3 +205,39 @@ def test_api_refuses_zero_workers() -> None:
     result = run("api", "--workers", "0")
     assert result.returncode == 2
     assert "--workers must be at least 1" in result.stderr
+
+
+def test_the_worker_refuses_a_lease_too_short_for_its_provider(tmp_path: Path) -> None:
+    """One request to a 60 s SMTP server may take two minutes; a 60 s lease would let the
+    sweeper hand its rows to another worker mid-request."""
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("db", "upgrade", env={"REMARKET_DATABASE_URL": database}).returncode == 0
+    result = run(
+        "worker",
+        env={
+            "REMARKET_DATABASE_URL": database,
+            "REMARKET_BROKER_URL": REDIS_URL,
+            "REMARKET_PROVIDER_URL": "smtp://127.0.0.1:2525?timeout=60",
+            "REMARKET_LEASE_SECONDS": "60",
+            "REMARKET_SECRET_KEY": "k" * 40,
+        },
+    )
+    assert result.returncode == 2, result.stderr
+    assert "REMARKET_LEASE_SECONDS=60 is too short" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_api_worker_and_scheduler_refuse_a_database_that_was_never_migrated(
+    tmp_path: Path,
+) -> None:
+    """They used to start, answer health 200 and fail every POST with a plain-text 500."""
+    env = {
+        "REMARKET_DATABASE_URL": f"sqlite:///{tmp_path / 'never-migrated.db'}",
+        "REMARKET_BROKER_URL": REDIS_URL,
+        "REMARKET_SECRET_KEY": "k" * 40,
+    }
+    for command in (["api", "--port", "1"], ["worker"], ["scheduler"]):
+        result = run(*command, env=env)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "not migrated" in result.stderr and "remarket db upgrade" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -38,14 +38,3 @@ def test_enrollment_ends_once() -> None:
         check_enrollment_transition(EnrollmentStatus.EXITED, EnrollmentStatus.ACTIVE)
     with pytest.raises(IllegalTransition):
         check_enrollment_transition(EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)
-
-
-def test_a_batch_is_stopped_before_its_lease_runs_out() -> None:
-    from dramatiq.brokers.stub import StubBroker
-
-    from remarket_mailer.entrypoints.actors import declare
-
-    broker = StubBroker()
-    declare(broker, lease_seconds=300)
-    time_limit_ms = broker.get_actor("send_batch").options["time_limit"]
-    assert time_limit_ms <= 270_000  # the sweeper re-takes rows only after 300 s

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,3 +25,28 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def schema_problem(connection: Connection) -> str | None:
+    """None when the database is migrated to this code's head, else a sentence saying what
+    to do. Raises the driver's error when the database cannot be reached."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = head_revision()
+    if current == head:
+        return None
+    found = f"at revision {current}" if current else "not migrated (no revision)"
+    return (
+        f"the database schema is {found}, this version expects {head}: "
+        "run `remarket db upgrade` (with the same REMARKET_DATABASE_URL)"
+    )

@@ -107,6 +107,12 @@ class Provider(abc.ABC):
         size = self.max_batch
         return [list(messages[start : start + size]) for start in range(0, len(messages), size)]
 
+    def request_seconds(self) -> float:
+        """The longest one request of ``max_batch`` messages may take before the provider gives
+        up on it (its timeouts), so the worker can size leases and time limits. Providers that
+        talk to nothing remote answer a second."""
+        return 1.0
+
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections."""
 

@@ -16,16 +16,16 @@ def send_batch(delivery_ids: list[int]) -> None:
     current_app().delivery.send([int(i) for i in delivery_ids])
 
 
-def declare(broker: dramatiq.Broker, lease_seconds: int = 300) -> None:
+def declare(broker: dramatiq.Broker, time_limit_seconds: float = 900) -> None:
     """Register the actors on ``broker`` (idempotent).
 
-    A batch must end before its rows' lease does: past the lease the sweeper hands the rows
-    to another worker, and a batch still sending would mail them twice. So the actor's time
-    limit stops a batch 30 s (at least a tenth) before the lease runs out.
+    A batch renews its rows' lease before any request that might outlast it, so the time
+    limit need not fit inside the lease: it is the longest a batch may take with every request
+    using its whole timeout (``DeliveryService.time_limit_seconds``), so it stops a batch that
+    hangs without cutting one that is slow but progressing.
     """
     if "send_batch" in broker.actors:
         return
-    margin = max(30, lease_seconds // 10)
     dramatiq.actor(
         actor_name="send_batch",
         queue_name=SEND_QUEUE,
@@ -33,5 +33,5 @@ def declare(broker: dramatiq.Broker, lease_seconds: int = 300) -> None:
         max_retries=5,
         min_backoff=1_000,
         max_backoff=60_000,
-        time_limit=max(lease_seconds - margin, 5) * 1000,
+        time_limit=int(time_limit_seconds * 1000),
     )(send_batch)

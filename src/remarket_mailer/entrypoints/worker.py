@@ -10,7 +10,7 @@ from types import FrameType
 
 import dramatiq
 
-from remarket_mailer.bootstrap import App
+from remarket_mailer.bootstrap import App, wait_for_database
 from remarket_mailer.entrypoints import actors
 from remarket_mailer.entrypoints.gc_tuning import tune_gc
 from remarket_mailer.metrics import serve as serve_metrics
@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def start_worker(app: App, threads: int | None = None) -> dramatiq.Worker:
-    """Start worker threads in this process (the demo and tests call this too)."""
-    actors.declare(app.broker, app.settings.lease_seconds)
+    """Start worker threads in this process (the demo and tests call this too). Raises
+    ConfigError when the lease is too short for the configured providers."""
+    app.delivery.check_lease()
+    actors.declare(app.broker, app.delivery.time_limit_seconds(app.settings.batch_size))
     worker = dramatiq.Worker(app.broker, worker_threads=threads or app.settings.worker_threads)
     worker.start()
     return worker
@@ -46,11 +48,8 @@ def warm_templates(app: App) -> int:
 
 
 def run_worker(app: App) -> None:
-    """Block until SIGINT/SIGTERM, then finish the batches in hand and stop."""
-    serve_metrics(app.settings.metrics_port)
-    warm_templates(app)
-    tune_gc()  # after warming: the compiled templates are frozen with the rest
-    worker = start_worker(app)
+    """Block until SIGINT/SIGTERM, then finish the batches in hand and stop. Raises
+    ConfigError (exit 2) for a lease too short or a database on another schema."""
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -58,6 +57,15 @@ def run_worker(app: App) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    app.delivery.check_lease()
+    wait_for_database(app, stopping)
+    if stopping.is_set():
+        app.close()
+        return
+    serve_metrics(app.settings.metrics_port)
+    warm_templates(app)
+    tune_gc()  # after warming: the compiled templates are frozen with the rest
+    worker = start_worker(app)
     log.info("worker started threads=%d", app.settings.worker_threads)
     stopping.wait()
     log.info("worker stopping")

@@ -6,9 +6,12 @@
 3. ``provider.plan`` cuts each route's messages into requests; for an idempotent provider
    (Resend) one statement stores every request's key on its rows and commits before any call,
    so a worker that dies mid-request leaves the key behind;
-4. ``provider.send_many`` per request;
-5. one transaction: record every result (sent / retry later / failed), suppress hard bounces,
-   complete enrollments with nothing left to send.
+4. ``provider.send_many`` per request, and after each request one transaction that records
+   its results (sent / retry later / failed), suppresses hard bounces and completes the
+   enrollments with nothing left to send. Recording as we go bounds what a crash re-sends to
+   the request in flight (SMTP requests are small for that reason), not the whole batch. A
+   recording that loses its database connection is retried on a fresh one
+   (``RECORD_RETRY_PAUSES``); only then are the rows left to their lease.
 
 A row that comes back with a ``send_key`` (its worker died, or a timeout is being retried) is
 sent again in the same request: same key, same group (the sweeper keeps the group in one
@@ -67,7 +70,7 @@ from remarket_mailer.domain.policy import (
 )
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Step, Workflow
-from remarket_mailer.errors import TemplateError, ValidationError
+from remarket_mailer.errors import ConfigError, TemplateError, UnavailableError, ValidationError
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
@@ -81,6 +84,17 @@ log = logging.getLogger(__name__)
 
 MAX_THROTTLE_SLEEP = 5.0
 """Longer waits put the batch back (transient, retry_after) rather than block a worker."""
+
+PREPARE_SECONDS = 10.0
+"""Budget for taking a batch, loading its facts and rendering it (well under a second when
+healthy; PostgreSQL under load or a cold template cache take longer)."""
+
+RECORD_SECONDS = 5.0
+"""Budget for one recording transaction, besides its retry pauses."""
+
+RECORD_RETRY_PAUSES = (0.2, 1.0, 3.0)
+"""Seconds between attempts to record results the provider already gave. The results are
+known: losing them to a dropped connection would send those emails again once the lease ends."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,16 @@ class SendReport:
 
     def count(self, reason: str) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def add(self, other: SendReport) -> None:
+        """Add the outcomes of ``other`` (one recorded request) to this report."""
+        self.sent += other.sent
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.retried += other.retried
+        self.failed += other.failed
+        for reason, count in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
 
 
 @dataclass
@@ -167,6 +191,7 @@ class DeliveryService:
     def send(self, delivery_ids: Sequence[int]) -> SendReport:
         """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
         report = SendReport()
+        taken_at = self.clock.now()  # no later than the lease's start: a safe reckoning
         with self.uow() as session:
             ready = self._prepare(session, delivery_ids, report)
         if not ready:
@@ -194,13 +219,22 @@ class DeliveryService:
         if new_keys:
             with self.uow() as session:
                 repo.set_send_keys(session, new_keys)
-        used: dict[int, str] = {}
-        for route, chunk in requests:
+        # Results not tied to a request (render failures, unknown routes) go with the first.
+        pending: dict[int, SendResult] = results
+        lease_until = taken_at + self.config.lease
+        for index, (route, chunk) in enumerate(requests):
+            if self.clock.now() + timedelta(seconds=self._request_budget(route)) > lease_until:
+                # A slow batch: keep the rows still to go ours for another lease.
+                lease_until = self._renew_lease(
+                    [m.delivery_id for _, later in requests[index:] for m in later]
+                )
+            used = {m.delivery_id: route.provider.name for m in chunk}
             for message, result in zip(chunk, self._send_chunk(route, chunk), strict=True):
-                results[message.delivery_id] = result
-                used[message.delivery_id] = route.provider.name
-        with self.uow() as session:
-            self._record(session, by_id, results, used, report)
+                pending[message.delivery_id] = result
+            self._record_or_leave(by_id, pending, used, report)
+            pending = {}
+        if pending:
+            self._record_or_leave(by_id, pending, {}, report)
         for reason, count in report.reasons.items():
             metrics.SKIPS.labels(reason).inc(count)
         log.info(
@@ -595,6 +629,78 @@ class DeliveryService:
 
     # -- step 4 ------------------------------------------------------------------------------
 
+    # -- leases and time limits ----------------------------------------------------------------
+
+    def _request_budget(self, route: Route) -> float:
+        """Seconds one request on ``route`` and the recording of its results may take."""
+        return route.provider.request_seconds() + RECORD_SECONDS + sum(RECORD_RETRY_PAUSES)
+
+    def lease_needed(self) -> float:
+        """The shortest lease under which a batch can take its rows and finish its slowest
+        request before it renews the lease: the lease must be at least this long."""
+        return PREPARE_SECONDS + max(self._request_budget(r) for r in self.routes.values())
+
+    def check_lease(self) -> None:
+        """ConfigError (one line, naming the setting) when the lease is too short to send."""
+        needed = self.lease_needed()
+        if self.config.lease.total_seconds() < needed:
+            raise ConfigError(
+                f"REMARKET_LEASE_SECONDS={self.config.lease.total_seconds():.0f} is too short: "
+                f"one request to the slowest provider may take {needed:.0f} s with its "
+                f"timeouts; set it to at least {needed:.0f}"
+            )
+
+    def time_limit_seconds(self, batch_size: int) -> float:
+        """The longest a batch of ``batch_size`` may run: every request on the slowest route
+        taking its whole budget. The worker's time limit is this, so it never cuts a batch
+        that is still making progress."""
+        slowest = max(
+            -(-batch_size // r.provider.max_batch) * self._request_budget(r)
+            for r in self.routes.values()
+        )
+        return PREPARE_SECONDS + slowest
+
+    def _renew_lease(self, delivery_ids: list[int]) -> datetime:
+        until = self.clock.now() + self.config.lease
+        changes = [{"id": i, "lease_expires_at": until} for i in delivery_ids]
+        with self.uow() as session:
+            repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, self.clock.now())
+        return until
+
+    def _record_or_leave(
+        self,
+        ready: dict[int, _Ready],
+        results: dict[int, SendResult],
+        used: dict[int, str],
+        report: SendReport,
+    ) -> None:
+        """Record ``results`` in one transaction, retried on a fresh connection when the
+        database connection is lost; after the last attempt the rows stay ``sending`` and the
+        lease hands them out again."""
+        for pause in (*RECORD_RETRY_PAUSES, None):
+            attempt = SendReport()
+            try:
+                with self.uow() as session:
+                    outcomes = self._record(session, ready, results, used, attempt)
+            except UnavailableError:
+                if pause is None:
+                    log.error(
+                        "could not record %d results: the database stayed unreachable; they "
+                        "are sent again when their lease ends",
+                        len(results),
+                    )
+                    metrics.RECORD_FAILURES.inc()
+                    return
+                log.warning(
+                    "recording %d results: database connection lost, retrying", len(results)
+                )
+                time.sleep(pause)
+                continue
+            for (workflow_id, outcome), count in outcomes.items():
+                metrics.DELIVERIES.labels(workflow_id, outcome).inc(count)
+            report.add(attempt)
+            return
+
     def _record(
         self,
         session: Session,
@@ -602,7 +708,9 @@ class DeliveryService:
         results: dict[int, SendResult],
         used: dict[int, str],
         report: SendReport,
-    ) -> None:
+    ) -> dict[tuple[str, str], int]:
+        """Stage the changes for ``results``; returns (workflow, outcome) counts for the
+        metrics, which the caller adds once the transaction has committed."""
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
         # Counted per workflow and outcome, then added once each: a labelled counter costs a
@@ -666,12 +774,11 @@ class DeliveryService:
                 changes.append(_fail(delivery, "permanent", result.error))
                 if result.hard_bounce and item.contact.email:
                     repo.suppress(session, item.contact.email, "hard_bounce", result.error, now)
-        for (workflow_id, outcome), count in outcomes.items():
-            metrics.DELIVERIES.labels(workflow_id, outcome).inc(count)
         repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
         repo.complete_finished_enrollments(
-            session, {item.delivery.enrollment_id for item in ready.values()}, now
+            session, {ready[i].delivery.enrollment_id for i in results}, now
         )
+        return outcomes
 
     def _backoff(self, attempts: int, retry_after: float | None) -> timedelta:
         """Exponential backoff with jitter, never sooner than the provider's Retry-After."""

@@ -168,6 +168,11 @@ class HttpProvider(Provider):
             raise ValueError("concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.concurrency = concurrency
+        self.timeout = timeout
+        if not self.batch_api:
+            # One message per call: results are recorded per request of max_batch messages, so
+            # a crash re-sends at most one request; four rounds of calls keep that small.
+            self.max_batch = min(self.max_batch, 4 * concurrency)
         self._owns_client = client is None
         self._client = client or httpx.Client(
             transport=transport,
@@ -176,6 +181,12 @@ class HttpProvider(Provider):
         )
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+
+    def request_seconds(self) -> float:
+        """A batch call, or ``max_batch`` single calls ``concurrency`` at a time; each may use
+        its connect timeout and then its read timeout."""
+        calls = 1 if self.batch_api else -(-self.max_batch // self.concurrency)
+        return calls * (self.timeout + min(10.0, self.timeout))
 
     # -- what an ESP module implements -----------------------------------------------------
 

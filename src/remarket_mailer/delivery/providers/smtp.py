@@ -70,7 +70,9 @@ def classify_smtp_error(code: int, message: str) -> SendResult:
 
 class SmtpProvider(Provider):
     name = "smtp"
-    max_batch = 100
+    # The worker records results after each request: a crash re-sends at most the request in
+    # flight, so SMTP requests stay small (each message is its own round trips anyway).
+    max_batch = 10
 
     def __init__(
         self,
@@ -84,6 +86,12 @@ class SmtpProvider(Provider):
         self._local = threading.local()
         self._all: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
+
+    def request_seconds(self) -> float:
+        """Connecting may take the timeout, and a stalled reply takes it once more: the
+        connection is then dropped and the rest of the request handed back (``send_many``).
+        Each healthy message is a few round trips; a second each is generous."""
+        return 2 * self.settings.timeout + self.max_batch * 1.0
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
