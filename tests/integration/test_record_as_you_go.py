@@ -120,3 +120,17 @@ def test_results_left_to_the_lease_when_the_database_stays_away(
     run_due(app)  # does not raise: the worker goes on with its next batch
     assert calls[0] == len(sending.RECORD_RETRY_PAUSES) + 1
     assert Counter(d.status for d in first_reminders(app)) == {DeliveryStatus.SENDING: 5}
+
+
+def test_attempts_count_requests_made_not_rows_taken(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A row skipped before any provider call made no attempt; a sent row made one."""
+    wire = Wire()
+    app = make_app(provider=wire)
+    start_carts(app, clock, ["kept@shop.example", "gone@shop.example"])
+    with app.uow() as session:
+        repo.suppress(session, "gone@shop.example", "complaint", "test", clock.now())
+    run_due(app)
+    rows = {d.status: d.attempts for d in first_reminders(app)}
+    assert rows == {DeliveryStatus.SENT: 1, DeliveryStatus.SKIPPED: 0}

@@ -532,7 +532,8 @@ class SendingDelivery:
     template: str
     planned_at: datetime
     attempts: int
-    """Counting this attempt."""
+    """Provider attempts made before this one (the worker adds one when it records a result
+    the provider gave)."""
     send_key: str | None
 
 
@@ -549,7 +550,6 @@ def take_for_sending(
         .values(
             status=DeliveryStatus.SENDING,
             lease_expires_at=now + lease,
-            attempts=Delivery.attempts + 1,
             updated_at=now,
         )
         .returning(

@@ -228,8 +228,9 @@ class DeliveryService:
                 lease_until = self._renew_lease(
                     [m.delivery_id for _, later in requests[index:] for m in later]
                 )
-            used = {m.delivery_id: route.provider.name for m in chunk}
-            for message, result in zip(chunk, self._send_chunk(route, chunk), strict=True):
+            outcome, asked = self._send_chunk(route, chunk)
+            used = {m.delivery_id: route.provider.name for m in chunk} if asked else {}
+            for message, result in zip(chunk, outcome, strict=True):
                 pending[message.delivery_id] = result
             self._record_or_leave(by_id, pending, used, report)
             pending = {}
@@ -601,13 +602,18 @@ class DeliveryService:
             send_key=item.delivery.send_key,
         )
 
-    def _send_chunk(self, route: Route, chunk: list[OutboundMessage]) -> list[SendResult]:
-        """One provider call, paced by the shared throttle and feeding it back."""
+    def _send_chunk(
+        self, route: Route, chunk: list[OutboundMessage]
+    ) -> tuple[list[SendResult], bool]:
+        """One provider call, paced by the shared throttle and feeding it back; the results,
+        and whether the provider was asked at all (not when the throttle handed it back)."""
         provider, throttle = route.provider, route.throttle
         wait = throttle.acquire(len(chunk)) if throttle else 0.0
         if wait > MAX_THROTTLE_SLEEP:
             # Paused or far over the rate: hand the batch back instead of holding a worker.
-            return [Transient("throttled: provider rate limit", retry_after=wait)] * len(chunk)
+            return [Transient("throttled: provider rate limit", retry_after=wait)] * len(
+                chunk
+            ), False
         if wait > 0:
             time.sleep(wait)
         try:
@@ -625,7 +631,7 @@ class DeliveryService:
                 throttle.failed()
             else:
                 throttle.succeeded()
-        return outcome
+        return outcome, True
 
     # -- step 4 ------------------------------------------------------------------------------
 
@@ -762,7 +768,7 @@ class DeliveryService:
                     {
                         "id": delivery_id,
                         "status": DeliveryStatus.SCHEDULED,
-                        "due_at": now + self._backoff(delivery.attempts, result.retry_after),
+                        "due_at": now + self._backoff(delivery.attempts + 1, result.retry_after),
                         "lease_expires_at": None,
                         "reason": "retry",
                         "detail": result.error[:2000],
@@ -774,6 +780,11 @@ class DeliveryService:
                 changes.append(_fail(delivery, "permanent", result.error))
                 if result.hard_bounce and item.contact.email:
                     repo.suppress(session, item.contact.email, "hard_bounce", result.error, now)
+        for change in changes:
+            # Attempts count requests made to a provider: not a skip, a render failure or a
+            # deferral decided before any call.
+            if change["id"] in used:
+                change["attempts"] = ready[change["id"]].delivery.attempts + 1
         repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
         repo.complete_finished_enrollments(
             session, {ready[i].delivery.enrollment_id for i in results}, now
