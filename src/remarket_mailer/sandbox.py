@@ -37,7 +37,7 @@ from typing import Any
 from jinja2 import Environment, Template, pass_environment, pass_eval_context
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import EscapeFormatter, Markup, soft_str
@@ -350,6 +350,20 @@ def _bounded_filters(original: Mapping[str, Callable[..., Any]]) -> dict[str, Ca
     }
 
 
+def _attr_filter(attr: Callable[..., Any]) -> Callable[..., Any]:
+    """``attr`` that fails on an Undefined with *its* reason: in
+    ``''|attr('__class__')|attr('__mro__')`` that the first access is unsafe, not that an
+    Undefined object has no ``__mro__``."""
+
+    @pass_environment
+    def attr_or_fail(environment: Environment, obj: Any, name: str) -> Any:
+        if isinstance(obj, Undefined):
+            obj._fail_with_undefined_error()
+        return attr(environment, obj, name)
+
+    return attr_or_fail
+
+
 def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
     """Jinja's ``lipsum`` with at most 100 paragraphs of at most 1,000 words."""
     if _int_arg(n) > 100 or _int_arg(max) > 1000 or _int_arg(min) > 1000:
@@ -415,6 +429,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.filters.update(_bounded_filters(self.filters))
+        self.filters["attr"] = _attr_filter(self.filters["attr"])
         self.globals["lipsum"] = lipsum
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:

@@ -375,3 +375,18 @@ def test_bounded_filters_and_methods_work_as_before(tmp_path: Path) -> None:
     email = Renderer(tmp_path).render("t/evil", {"x": "ab", "y": "<"})
     assert "[  ab  |ab&lt;&lt;|&lt;b|ab&lt;]" in email.html
     assert email.text == "[  ok  |a  | ab|1024|ab&<|<b|ab<|ab!|  ab|a\nb\nc]"
+
+
+INTERNALS = "{{ '' | attr('__class__') | attr('__mro__') }}"
+
+
+@pytest.mark.parametrize("part", ["subject", "body", "text"])
+def test_python_internals_through_attr_compile_and_fail_as_template_errors(
+    tmp_path: Path, part: str
+) -> None:
+    """Compiling this raised a bare UndefinedError, out of a worker's warm-up."""
+    _evil_template(tmp_path, **{part: INTERNALS})
+    renderer = Renderer(tmp_path)
+    assert renderer.warm(["t/evil"]) == {}
+    with pytest.raises(TemplateError, match="attribute '__class__' of 'str' object is unsafe"):
+        renderer.render("t/evil", {})

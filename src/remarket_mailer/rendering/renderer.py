@@ -201,9 +201,9 @@ def _ascii_constants(tree: nodes.Template, environment: _Sandbox) -> None:
                 continue
             try:
                 value = child.as_const(eval_ctx)
-            except Exception:  # not constant (the compiler leaves it to run time, too)
-                continue
-            text = str(escape(value))
+                text = str(escape(value))
+            except Exception:  # not constant, or an Undefined: the compiler leaves it to run
+                continue  # time, too, where it fails as a TemplateError with its line
             if not text.isascii():
                 output.nodes[index] = nodes.TemplateData(char_refs(text), lineno=child.lineno)
 
@@ -458,7 +458,16 @@ class Renderer:
         with self._lock:
             found = self._compiled.get(key)
             if found is None:
-                found = self._compile(name, locale)
+                try:
+                    found = self._compile(name, locale)
+                except TemplateError:
+                    raise
+                except Exception as exc:  # a template is user code: any failure is its error
+                    raise TemplateSourceError(
+                        self._display(f"{name}.mjml"),
+                        None,
+                        f"does not compile: {type(exc).__name__}: {exc}",
+                    ) from None
                 self._compiled[key] = found
         return found
 
