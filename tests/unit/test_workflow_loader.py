@@ -139,3 +139,15 @@ def test_ab_variants_are_deterministic_and_weighted() -> None:
     assert dict(picks)["b"] == "abandoned_cart/reminder_2"
     duplicate = edited.replace("{id: b,", "{id: a,")
     assert "variant ids must differ" in str(check_workflow(duplicate, "w.yaml")[0])
+
+
+def test_a_filter_that_always_fails_is_refused_at_validate_time() -> None:
+    broken = STOCK.replace(
+        "filter: cart.total >= 20", "filter: \"cart.total >= 20 and 'x' * 300000000 != ''\""
+    )
+    problems = check_workflow(broken, "abandoned_cart.yaml")
+    line = next(i for i, x in enumerate(broken.splitlines(), 1) if "filter:" in x)
+    assert len(problems) == 1
+    text = str(problems[0])
+    assert text.startswith(f"abandoned_cart.yaml:{line}: trigger.filter: expression")
+    assert "always fails" in text and "the sandbox allows 1,000,000" in text
