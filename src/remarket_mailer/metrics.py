@@ -28,6 +28,12 @@ ALREADY_SENT = Counter(
     "changed since): marked sent, provider id unknown",
     ["provider"],
 )
+EXPRESSION_ERRORS = Counter(
+    "remarket_expression_errors_total",
+    "Workflow filters and conditions that failed at run time (a division by zero, a type "
+    "error): the trigger did not match, the step's delivery failed",
+    ["workflow", "where"],
+)
 TRACKING = Counter("remarket_tracking_events_total", "ESP and own tracking events", ["kind"])
 
 
