@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     format_address,
     message_tags,
     parse_retry_after,
@@ -92,7 +92,7 @@ class MailgunProvider(HttpProvider):
         form: list[tuple[str, str]] = [
             ("from", format_address(message.from_addr)),
             ("to", format_address(message.to_addr)),
-            ("subject", clean_header(message.subject)),
+            ("subject", clean_subject(message)),
         ]
         if message.text:
             form.append(("text", message.text))

@@ -45,11 +45,11 @@ from remarket_mailer.delivery.base import (
     Transient,
     plan_keyed,
 )
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     format_address,
     message_tags,
 )
@@ -118,7 +118,7 @@ class ResendProvider(HttpProvider):
         item: dict[str, Any] = {
             "from": format_address(message.from_addr),
             "to": [format_address(message.to_addr)],
-            "subject": clean_header(message.subject),
+            "subject": clean_subject(message),
         }
         if message.html:
             item["html"] = message.html

@@ -27,11 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     message_tags,
     parse_retry_after,
     split_address,
@@ -104,7 +104,7 @@ class SendGridProvider(HttpProvider):
         payload: dict[str, Any] = {
             "personalizations": [personalization],
             "from": _address_object(message.from_addr),
-            "subject": clean_header(message.subject),
+            "subject": clean_subject(message),
             "content": content,
         }
         if message.reply_to:

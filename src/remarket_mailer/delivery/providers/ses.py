@@ -43,11 +43,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent, Transient
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     message_tags,
     split_address,
 )
@@ -224,7 +224,7 @@ class SesProvider(HttpProvider):
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def build_request(self, message: OutboundMessage) -> ApiRequest:
-        simple: dict[str, Any] = {"Subject": {"Data": clean_header(message.subject)}}
+        simple: dict[str, Any] = {"Subject": {"Data": clean_subject(message)}}
         body: dict[str, Any] = {}
         if message.text:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
