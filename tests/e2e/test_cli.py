@@ -205,3 +205,17 @@ def test_api_refuses_zero_workers() -> None:
     result = run("api", "--workers", "0")
     assert result.returncode == 2
     assert "--workers must be at least 1" in result.stderr
+
+
+def test_workflows_validate_refuses_a_from_email_with_a_line_break(tmp_path: Path) -> None:
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    broken = stock.replace(
+        "name: Abandoned cart",
+        'name: Abandoned cart\nfrom_email: "Shop <news@shop.example>\\r\\nBcc: all@victim.example"',
+    )
+    (tmp_path / "cart.yaml").write_text(broken)
+    result = run("workflows", "validate", str(tmp_path))
+    assert result.returncode == 1
+    line = broken.splitlines().index(next(x for x in broken.splitlines() if "from_email" in x))
+    assert f"{tmp_path / 'cart.yaml'}:{line + 1}: from_email: must be one line" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
