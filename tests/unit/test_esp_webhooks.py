@@ -358,11 +358,13 @@ def test_mailgun_refuses_bad_signatures() -> None:
         mailgun_body(data, key="the-api-key-instead"),
         dumps(tampered),
         dumps({"event-data": data}),
-        b"not json",
         b"[]",
     ):
         with pytest.raises(WebhookSignatureError):
             mailgun.parse_webhook({}, body, MAILGUN_KEY)
+    # Not JSON at all: the body is unreadable before any signature is in question.
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        mailgun.parse_webhook({}, b"not json", MAILGUN_KEY)
 
 
 # -- Resend (Svix) ---------------------------------------------------------------------------
@@ -681,10 +683,11 @@ def test_ses_refuses_forgeries(sns_signer: tuple[rsa.RSAPrivateKey, bytes]) -> N
         (sns_headers(), dumps({**good, "SignatureVersion": "3"})),
         (sns_headers(), stranger_topic),
         (sns_headers("SubscriptionConfirmation"), dumps(good)),
-        (sns_headers(), b"not json"),
     ]
     for headers, body in attempts:
         with pytest.raises(WebhookSignatureError):
             ses.parse_webhook(headers, body, TOPIC, fetch_certificate=lambda url: pem)
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        ses.parse_webhook(sns_headers(), b"not json", TOPIC, fetch_certificate=lambda url: pem)
     with pytest.raises(WebhookSignatureError, match="no webhook secret"):
         ses.parse_webhook(sns_headers(), dumps(good), " ", fetch_certificate=lambda url: pem)

@@ -40,7 +40,7 @@ def webhooks_router(app: App) -> APIRouter:
         summary="ESP delivery events (bounces, complaints, unsubscribes, ...)",
         responses={
             200: {"description": "Verified and applied"},
-            400: {"description": "Signed, but not the payload the ESP documents"},
+            400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
             401: {"description": "Signature or credentials wrong"},
             404: {"description": "Unknown provider, or no secret configured for it"},
             406: {"description": "Mailgun: rejected, do not retry"},
@@ -66,11 +66,19 @@ def webhooks_router(app: App) -> APIRouter:
                     lambda: ses.parse_sns(headers, body, topic_arns=topics)
                 )
                 events, subscribe_url = sns.events, sns.subscribe_url
+            elif provider == "resend":
+                # Freshness on the app's clock, as every other time in the engine.
+                now = app.clock.now().timestamp()
+                events = await run_in_threadpool(
+                    lambda: resend.parse_webhook(headers, body, secret, now=now)
+                )
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:
+            if exc.field == "body":  # not JSON at all, or nested past any ESP's payload
+                raise ApiError(400, "invalid_json", str(exc)) from None
             raise ApiError(
                 406 if provider == "mailgun" else 400, "invalid_payload", str(exc)
             ) from None

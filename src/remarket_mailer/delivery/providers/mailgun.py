@@ -52,7 +52,6 @@ from remarket_mailer.delivery.providers.webhooks import (
     parse_time,
     require_secret,
 )
-from remarket_mailer.errors import ValidationError
 
 PROVIDER = "mailgun"
 US_BASE_URL = "https://api.mailgun.net"
@@ -165,13 +164,11 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> list[
     """Verify a Mailgun webhook (``secret`` = HTTP webhook signing key) and normalize it.
 
     One POST carries one ``event-data``. ``failed`` with severity ``temporary`` is
-    ``deferred``; with ``permanent`` it is ``bounced``. Raises WebhookSignatureError for a body
-    without a valid signature (including one that is not JSON).
+    ``deferred``; with ``permanent`` it is ``bounced``. Raises ValidationError (field ``body``)
+    for a body that is not JSON or nests too deep, WebhookSignatureError for one without a valid
+    signature.
     """
-    try:
-        payload = load_json(body, PROVIDER)
-    except ValidationError as exc:
-        raise WebhookSignatureError("mailgun: body is not JSON, no signature to check") from exc
+    payload = load_json(body, PROVIDER)
     if not isinstance(payload, dict):
         raise WebhookSignatureError("mailgun: body is not a JSON object")
     verify_signature(payload, secret)

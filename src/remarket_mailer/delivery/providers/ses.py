@@ -430,14 +430,12 @@ def parse_sns(
 
     Only messages from ``topic_arns`` are accepted: a valid AWS signature also comes from a
     stranger's topic pointed at our URL. ``fetch_certificate`` returns the PEM bytes for a cert
-    URL (default: HTTPS download, cached). Raises WebhookSignatureError when the message is
-    not provably from one of our topics, ValidationError when a signed notification holds
-    something other than an SES event.
+    URL (default: HTTPS download, cached). Raises ValidationError (field ``body``) when the
+    body is not JSON or nests too deep, WebhookSignatureError when the message is not provably
+    from one of our topics, ValidationError when a signed notification holds something other
+    than an SES event.
     """
-    try:
-        message = load_json(body, PROVIDER)
-    except ValidationError as exc:
-        raise WebhookSignatureError("ses: body is not an SNS message") from exc
+    message = load_json(body, PROVIDER)
     if not isinstance(message, dict) or message.get("Type") not in _SNS_TYPES:
         raise WebhookSignatureError("ses: body is not an SNS message")
     header_type = header(headers, "x-amz-sns-message-type")

@@ -23,13 +23,13 @@ Errors::
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from remarket_mailer import untrusted_json
 from remarket_mailer.errors import RemarketError, ValidationError
 
 EventKind = Literal[
@@ -153,11 +153,13 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def load_json(body: bytes, provider: str) -> Any:
-    """Decode a JSON webhook body; raise ValidationError (field ``body``) when it is not JSON."""
+    """Decode a JSON webhook body; raise ValidationError (field ``body``) when it is not JSON
+    or nests deeper than any ESP payload does (without recursing, so 50,000 ``[`` are a
+    ValidationError, not a RecursionError)."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError(f"{provider}: webhook body is not JSON", field="body") from exc
+        return untrusted_json.loads(body)
+    except ValidationError as exc:
+        raise ValidationError(f"{provider}: {exc}", field="body") from None
 
 
 def as_dict(value: Any) -> dict[str, Any]:
