@@ -6,14 +6,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.db.models import Suppression, TrackingEvent
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import AppFactory
@@ -85,6 +89,60 @@ def signed_request(provider: str, body: bytes, clock: VirtualClock) -> dict[str,
     return {"x-amz-sns-message-type": "Notification"} if provider == "ses" else {}
 
 
+def bounce(
+    provider: str,
+    clock: VirtualClock,
+    *,
+    when: Any = None,
+    delivery_id: str = "17",
+    message_id: str = "msg-1",
+    detail: str = "smtp; 550 5.1.1 user unknown",
+    email: str = "ann@example.org",
+) -> tuple[bytes, dict[str, str]]:
+    """A signed hard bounce from ``provider`` (body and headers); ``when`` is the event's own
+    timestamp as the ESP would write it (default: now)."""
+    at = clock.now() - timedelta(minutes=1)
+    payload: Any
+    if provider == "postmark":
+        payload = {"RecordType": "Bounce", "ID": 1, "Type": "HardBounce", "Email": email,
+                   "BouncedAt": at.isoformat() if when is None else when,
+                   "MessageID": message_id, "Details": detail,
+                   "Metadata": {"delivery_id": delivery_id}}  # fmt: skip
+    elif provider == "sendgrid":
+        payload = [{"event": "bounce", "type": "bounce", "email": email, "status": "5.1.1",
+                    "timestamp": int(at.timestamp()) if when is None else when,
+                    "reason": detail, "sg_event_id": "sg-1", "sg_message_id": message_id,
+                    "delivery_id": delivery_id}]  # fmt: skip
+    elif provider == "resend":
+        payload = {"type": "email.bounced",
+                   "created_at": at.isoformat() if when is None else when,
+                   "data": {"email_id": message_id, "to": [email],
+                            "tags": {"delivery_id": delivery_id},
+                            "bounce": {"type": "Permanent", "message": detail}}}  # fmt: skip
+    else:
+        payload = {"signature": mailgun_signature(str(now_ts(clock))),
+                   "event-data": {"id": "mg-1", "event": "failed", "severity": "permanent",
+                                  "reason": "bounce", "recipient": email,
+                                  "timestamp": at.timestamp() if when is None else when,
+                                  "delivery-status": {"code": 550, "message": detail},
+                                  "message": {"headers": {"message-id": message_id}},
+                                  "user-variables": {"delivery_id": delivery_id}}}  # fmt: skip
+    body = json.dumps(payload).encode()
+    return body, signed_request(provider, body, clock)
+
+
+def tracking_rows(app: App) -> list[TrackingEvent]:
+    with app.uow() as session:
+        rows = list(session.scalars(select(TrackingEvent).order_by(TrackingEvent.id)))
+        session.expunge_all()
+    return rows
+
+
+def suppressed(app: App) -> list[str]:
+    with app.uow() as session:
+        return list(session.scalars(select(Suppression.reason)))
+
+
 def error_of(response: Any) -> tuple[int, str, str]:
     body = response.json()
     return response.status_code, body["error"], body["message"]
@@ -104,3 +162,94 @@ def test_fifty_thousand_levels_of_json_are_a_400_not_a_crash(
     status, error, message = error_of(response)
     assert (status, error) == (400, "invalid_json")
     assert "nests more than 64 levels" in message and provider in message
+
+
+# -- item: huge timestamps, odd ids ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("digits", [400, 12])
+def test_a_svix_timestamp_that_is_not_unix_seconds_is_a_401(
+    hooks: tuple[App, TestClient], clock: VirtualClock, digits: int
+) -> None:
+    app, client = hooks
+    body, _ = bounce("resend", clock)
+    response = client.post(
+        "/v1/webhooks/resend", content=body, headers=svix_headers(body, "9" * digits)
+    )
+    assert error_of(response) == (
+        401,
+        "bad_signature",
+        "resend: the signature timestamp is not Unix seconds",
+    )
+    assert suppressed(app) == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "when"),
+    [
+        ("postmark", "9999-12-31T23:59:59-14:00"),
+        ("postmark", "9" * 400),
+        ("sendgrid", 10**400),
+        ("sendgrid", 1e308),
+        ("resend", "0001-01-01T00:00:00+14:00"),
+        ("mailgun", 10**400),
+        ("mailgun", "1e400"),
+    ],
+    ids=lambda value: str(value)[:24],
+)
+def test_an_event_time_no_datetime_holds_skips_that_event_not_the_request(
+    hooks: tuple[App, TestClient], clock: VirtualClock, provider: str, when: Any
+) -> None:
+    app, client = hooks
+    body, headers = bounce(provider, clock, when=when)
+    response = client.post(f"/v1/webhooks/{provider}", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["received"] == 0
+    assert tracking_rows(app) == [] and suppressed(app) == []
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "resend", "mailgun"])
+def test_ids_that_cannot_be_ours_are_dropped_and_the_bounce_still_counts(
+    hooks: tuple[App, TestClient], clock: VirtualClock, provider: str
+) -> None:
+    app, client = hooks
+    body, headers = bounce(
+        provider,
+        clock,
+        delivery_id="²",
+        message_id="m" * 300,
+        detail="smtp; 550 5.1.1 \x00 no such user",
+    )
+    response = client.post(f"/v1/webhooks/{provider}", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["new"], response.json()["suppressed"]) == (1, 1)
+    [row] = tracking_rows(app)
+    assert (row.delivery_id, row.provider_message_id) == (None, None)
+    assert row.detail is not None and "\x00" not in row.detail and "no such user" in row.detail
+    assert suppressed(app) == ["hard_bounce"]
+
+
+def test_a_delivery_id_beyond_bigint_is_dropped(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    body, headers = bounce("postmark", clock, delivery_id="9" * 30)
+    assert client.post("/v1/webhooks/postmark", content=body, headers=headers).status_code == 200
+    assert [row.delivery_id for row in tracking_rows(app)] == [None]
+
+
+def test_an_event_id_over_255_characters_is_kept_by_hash_so_redelivery_is_still_one(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    at = int((clock.now() - timedelta(minutes=1)).timestamp())
+    events = [{"event": "delivered", "email": "ann@example.org", "timestamp": at,
+               "sg_event_id": "e" * 300 + suffix} for suffix in ("a", "b")]  # fmt: skip
+    body = json.dumps(events).encode()
+    for expected_new in (2, 0):
+        response = client.post(
+            "/v1/webhooks/sendgrid", content=body, headers=signed_request("sendgrid", body, clock)
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["new"] == expected_new
+    assert len({row.raw_id for row in tracking_rows(app)}) == 2

@@ -15,7 +15,11 @@ from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
-from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
+from remarket_mailer.delivery.providers.webhooks import (
+    TrackingEvent,
+    WebhookReplayError,
+    WebhookSignatureError,
+)
 from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.webhooks import apply_tracking_events
@@ -41,9 +45,9 @@ def webhooks_router(app: App) -> APIRouter:
         responses={
             200: {"description": "Verified and applied"},
             400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
-            401: {"description": "Signature or credentials wrong"},
+            401: {"description": "Signature or credentials wrong, or the signature is stale"},
             404: {"description": "Unknown provider, or no secret configured for it"},
-            406: {"description": "Mailgun: rejected, do not retry"},
+            406: {"description": "Mailgun: rejected (stale or replayed signature), do not retry"},
             413: {"description": "Body over 1 MB"},
         },
     )
@@ -74,6 +78,9 @@ def webhooks_router(app: App) -> APIRouter:
                 )
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
+        except WebhookReplayError as exc:
+            # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
+            raise ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc)) from None
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:
