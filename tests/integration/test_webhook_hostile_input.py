@@ -253,3 +253,23 @@ def test_an_event_id_over_255_characters_is_kept_by_hash_so_redelivery_is_still_
         assert response.status_code == 200, response.text
         assert response.json()["new"] == expected_new
     assert len({row.raw_id for row in tracking_rows(app)}) == 2
+
+
+# -- item: SendGrid freshness ----------------------------------------------------------------
+
+
+def test_a_sendgrid_batch_signed_an_hour_ago_is_refused_and_not_applied(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    body, _ = bounce("sendgrid", clock)
+    headers = sendgrid_headers(body, str(now_ts(clock) - 3600))
+    response = client.post("/v1/webhooks/sendgrid", content=body, headers=headers)
+    status, error, message = error_of(response)
+    assert (status, error) == (401, "stale_signature")
+    assert "sendgrid" in message and "3600 s old" in message
+    assert tracking_rows(app) == [] and suppressed(app) == []
+    # Signed now, the same batch is applied.
+    fresh = sendgrid_headers(body, str(now_ts(clock) - 60))
+    assert client.post("/v1/webhooks/sendgrid", content=body, headers=fresh).status_code == 200
+    assert suppressed(app) == ["hard_bounce"]

@@ -24,6 +24,7 @@ from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgr
 from remarket_mailer.delivery.providers.webhooks import (
     EVENT_KINDS,
     TrackingEvent,
+    WebhookReplayError,
     WebhookSignatureError,
     bounce_class_from_code,
     classify_bounce,
@@ -227,7 +228,8 @@ SENDGRID_EVENTS = [
 def test_sendgrid_signed_batch(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     private, public_b64 = sendgrid_key
     body = dumps(SENDGRID_EVENTS)
-    events = sendgrid.parse_webhook(sendgrid_headers(private, body, "1767323045"), body, public_b64)
+    headers = sendgrid_headers(private, body, "1767323045")
+    events = sendgrid.parse_webhook(headers, body, public_b64, now=1767323045.0)
     assert_vocabulary(events)
     summary = [(e.kind, e.email, e.bounce_class, e.raw_id) for e in events]
     assert summary == [
@@ -266,7 +268,23 @@ def test_sendgrid_refuses_tampering(sendgrid_key: tuple[ec.EllipticCurvePrivateK
     ]
     for attempt_headers, attempt_body, key in attempts:
         with pytest.raises(WebhookSignatureError):
-            sendgrid.parse_webhook(attempt_headers, attempt_body, key)
+            sendgrid.parse_webhook(attempt_headers, attempt_body, key, now=1767323045.0)
+
+
+def test_sendgrid_refuses_a_signature_older_or_newer_than_ten_minutes(
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+) -> None:
+    private, public_b64 = sendgrid_key
+    body = dumps(SENDGRID_EVENTS[1:2])
+    headers = sendgrid_headers(private, body, "1767323045")
+    for now in (1767323045.0 + 601, 1767323045.0 - 601):
+        with pytest.raises(WebhookReplayError, match="sendgrid"):
+            sendgrid.parse_webhook(headers, body, public_b64, now=now)
+    for now in (1767323045.0 + 599, 1767323045.0 - 599):
+        assert sendgrid.parse_webhook(headers, body, public_b64, now=now)
+    huge = "9" * 400
+    with pytest.raises(WebhookSignatureError, match="not Unix seconds"):
+        sendgrid.parse_webhook(sendgrid_headers(private, body, huge), body, public_b64)
 
 
 def test_sendgrid_accepts_a_pem_key(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
@@ -278,7 +296,7 @@ def test_sendgrid_accepts_a_pem_key(sendgrid_key: tuple[ec.EllipticCurvePrivateK
     )
     body = dumps(SENDGRID_EVENTS[1:2])
     headers = {k.lower(): v for k, v in sendgrid_headers(private, body, "1").items()}
-    assert [e.kind for e in sendgrid.parse_webhook(headers, body, pem)] == ["delivered"]
+    assert [e.kind for e in sendgrid.parse_webhook(headers, body, pem, now=1.0)] == ["delivered"]
 
 
 # -- Mailgun ---------------------------------------------------------------------------------

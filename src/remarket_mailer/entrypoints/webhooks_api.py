@@ -70,12 +70,11 @@ def webhooks_router(app: App) -> APIRouter:
                     lambda: ses.parse_sns(headers, body, topic_arns=topics)
                 )
                 events, subscribe_url = sns.events, sns.subscribe_url
-            elif provider == "resend":
+            elif provider in ("resend", "sendgrid"):
                 # Freshness on the app's clock, as every other time in the engine.
                 now = app.clock.now().timestamp()
-                events = await run_in_threadpool(
-                    lambda: resend.parse_webhook(headers, body, secret, now=now)
-                )
+                timed = resend.parse_webhook if provider == "resend" else sendgrid.parse_webhook
+                events = await run_in_threadpool(lambda: timed(headers, body, secret, now=now))
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
         except WebhookReplayError as exc:
