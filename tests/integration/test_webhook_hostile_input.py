@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db.models import Suppression, TrackingEvent
+from remarket_mailer.db.migrate import downgrade, upgrade
+from remarket_mailer.db.models import Suppression, TrackingEvent, WebhookToken
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import AppFactory
@@ -273,3 +274,90 @@ def test_a_sendgrid_batch_signed_an_hour_ago_is_refused_and_not_applied(
     fresh = sendgrid_headers(body, str(now_ts(clock) - 60))
     assert client.post("/v1/webhooks/sendgrid", content=body, headers=fresh).status_code == 200
     assert suppressed(app) == ["hard_bounce"]
+
+
+# -- item: Mailgun replay ---------------------------------------------------------------------
+
+
+def mailgun_post(
+    client: TestClient, signature: dict[str, str], recipient: str, kind: str = "complained"
+) -> Any:
+    """Post ``signature`` with a body of the sender's choosing: Mailgun signs no body."""
+    data = {"id": f"mg-{recipient}-{kind}", "event": kind, "recipient": recipient,
+            "timestamp": float(signature["timestamp"])}  # fmt: skip
+    body = json.dumps({"signature": signature, "event-data": data}).encode()
+    return client.post("/v1/webhooks/mailgun", content=body)
+
+
+def token_rows(app: App) -> list[str]:
+    with app.uow() as session:
+        return list(session.scalars(select(WebhookToken.token).order_by(WebhookToken.id)))
+
+
+def test_a_mailgun_signature_block_works_once_then_any_body_with_it_is_406(
+    hooks: tuple[App, TestClient], clock: VirtualClock, make_app: AppFactory
+) -> None:
+    app, client = hooks
+    signature = mailgun_signature(str(now_ts(clock) - 30))
+    first = mailgun_post(client, signature, "mallory@evil.example", kind="delivered")
+    assert first.status_code == 200, first.text
+    clock.advance(timedelta(minutes=2))
+    replay = mailgun_post(client, signature, "victim@example.org")
+    status, error, message = error_of(replay)
+    assert (status, error) == (406, "replayed")
+    assert "already used" in message
+    # Another API process (or this one restarted) shares the memory: it is in the database.
+    other = TestClient(create_api(make_app(webhook_secrets={"mailgun": MAILGUN_KEY})))
+    assert error_of(mailgun_post(other, signature, "victim@example.org"))[:2] == (406, "replayed")
+    assert suppressed(app) == []
+    assert [row.kind for row in tracking_rows(app)] == ["delivered"]
+
+
+@pytest.mark.parametrize(
+    ("signed_ago", "words"), [(16 * 60, "960 s old"), (7 * 365 * 86_400, "s old"), (-600, "future")]
+)
+def test_a_stale_or_future_mailgun_signature_is_406_and_suppresses_nobody(
+    hooks: tuple[App, TestClient], clock: VirtualClock, signed_ago: int, words: str
+) -> None:
+    app, client = hooks
+    signature = mailgun_signature(str(now_ts(clock) - signed_ago), token="f" * 50)
+    status, error, message = error_of(mailgun_post(client, signature, "victim@example.org"))
+    assert (status, error) == (406, "stale_signature")
+    assert words in message
+    assert suppressed(app) == [] and tracking_rows(app) == [] and token_rows(app) == []
+
+
+def test_a_fresh_token_is_applied_and_expired_tokens_are_pruned(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    first = mailgun_post(client, mailgun_signature(str(now_ts(clock)), "1" * 50), "a@x.org")
+    assert first.json()["suppressed"] == 1
+    clock.advance(timedelta(minutes=10))
+    second = mailgun_post(client, mailgun_signature(str(now_ts(clock)), "2" * 50), "b@x.org")
+    assert second.json()["suppressed"] == 1
+    assert token_rows(app) == ["1" * 50, "2" * 50]
+    clock.advance(timedelta(minutes=15))  # the first token is 25 minutes old: past any window
+    third = mailgun_post(client, mailgun_signature(str(now_ts(clock)), "3" * 50), "c@x.org")
+    assert third.json()["suppressed"] == 1
+    assert token_rows(app) == ["2" * 50, "3" * 50]
+
+
+def test_0007_goes_down_and_up_again(database_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    def tables() -> set[str]:
+        engine = create_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                return set(inspect(connection).get_table_names())
+        finally:
+            engine.dispose()
+
+    try:
+        assert "webhook_tokens" in tables()
+        downgrade(database_url, "0005")
+        assert "webhook_tokens" not in tables()
+    finally:
+        upgrade(database_url)
+    assert "webhook_tokens" in tables()

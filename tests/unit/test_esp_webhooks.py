@@ -302,10 +302,16 @@ def test_sendgrid_accepts_a_pem_key(sendgrid_key: tuple[ec.EllipticCurvePrivateK
 # -- Mailgun ---------------------------------------------------------------------------------
 
 MAILGUN_KEY = "mailgun-signing-key-123"
+MAILGUN_NOW = 1767323045.0 + 60
 
 
-def mailgun_body(event_data: dict[str, Any], key: str = MAILGUN_KEY) -> bytes:
-    timestamp, token = "1767323045", "a" * 50
+def mailgun_body(
+    event_data: dict[str, Any],
+    key: str = MAILGUN_KEY,
+    *,
+    timestamp: str = "1767323045",
+    token: str = "a" * 50,
+) -> bytes:
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
     return dumps(
         {
@@ -333,7 +339,7 @@ def test_mailgun_permanent_failure_is_a_hard_bounce() -> None:
             "user-variables": {"delivery_id": "17"},
         }
     )
-    [event] = mailgun.parse_webhook({}, body, MAILGUN_KEY)
+    [event] = mailgun.parse_webhook({}, body, MAILGUN_KEY, now=MAILGUN_NOW)
     assert (event.kind, event.bounce_class) == ("bounced", "hard")
     assert event.provider_message_id == "2026.1@mg.shop.example"
     assert event.delivery_id == "17"
@@ -359,13 +365,13 @@ def test_mailgun_event_types(
     event_data: dict[str, Any], kind: str, bounce_class: str | None
 ) -> None:
     data = {"id": "x", "timestamp": 1767323045, "recipient": "a@x.org", **event_data}
-    [event] = mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY)
+    [event] = mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW)
     assert (event.kind, event.bounce_class) == (kind, bounce_class)
 
 
 def test_mailgun_accepted_gives_nothing() -> None:
     data = {"event": "accepted", "timestamp": 1767323045, "recipient": "a@x.org"}
-    assert mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY) == []
+    assert mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW) == []
 
 
 def test_mailgun_refuses_bad_signatures() -> None:
@@ -379,10 +385,28 @@ def test_mailgun_refuses_bad_signatures() -> None:
         b"[]",
     ):
         with pytest.raises(WebhookSignatureError):
-            mailgun.parse_webhook({}, body, MAILGUN_KEY)
+            mailgun.parse_webhook({}, body, MAILGUN_KEY, now=MAILGUN_NOW)
+    for token in ("", "a b", "a" * 256, "é" * 10):
+        with pytest.raises(WebhookSignatureError):
+            mailgun.parse_webhook({}, mailgun_body(data, token=token), MAILGUN_KEY, now=MAILGUN_NOW)
     # Not JSON at all: the body is unreadable before any signature is in question.
     with pytest.raises(ValidationError, match="not valid JSON"):
-        mailgun.parse_webhook({}, b"not json", MAILGUN_KEY)
+        mailgun.parse_webhook({}, b"not json", MAILGUN_KEY, now=MAILGUN_NOW)
+
+
+def test_mailgun_refuses_signatures_older_than_15_minutes_or_from_the_future() -> None:
+    data = {"event": "complained", "timestamp": 1767323045, "recipient": "a@x.org"}
+    body = mailgun_body(data)
+    signed_at = 1767323045.0
+    for now in (signed_at + 901, signed_at - 301):
+        with pytest.raises(WebhookReplayError, match="mailgun"):
+            mailgun.parse_webhook({}, body, MAILGUN_KEY, now=now)
+    for now in (signed_at + 899, signed_at - 299):
+        assert mailgun.parse_webhook({}, body, MAILGUN_KEY, now=now)
+    with pytest.raises(WebhookSignatureError, match="not Unix seconds"):
+        mailgun.parse_webhook({}, mailgun_body(data, timestamp="9" * 400), MAILGUN_KEY)
+    hook = mailgun.read_webhook({}, body, MAILGUN_KEY, now=signed_at)
+    assert hook.token == "a" * 50 and [e.kind for e in hook.events] == ["complained"]
 
 
 # -- Resend (Svix) ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from remarket_mailer.delivery.providers.webhooks import (
 )
 from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.services.webhooks import apply_tracking_events
+from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def webhooks_router(app: App) -> APIRouter:
             raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
         headers = {k.lower(): v for k, v in request.headers.items()}
         subscribe_url: str | None = None
+        once: OneTimeToken | None = None
         try:
             if provider == "ses":
                 topics = {t.strip() for t in secret.split(",") if t.strip()}
@@ -75,11 +76,17 @@ def webhooks_router(app: App) -> APIRouter:
                 now = app.clock.now().timestamp()
                 timed = resend.parse_webhook if provider == "resend" else sendgrid.parse_webhook
                 events = await run_in_threadpool(lambda: timed(headers, body, secret, now=now))
+            elif provider == "mailgun":
+                now = app.clock.now().timestamp()
+                hook = await run_in_threadpool(
+                    lambda: mailgun.read_webhook(headers, body, secret, now=now)
+                )
+                events = hook.events
+                once = OneTimeToken(mailgun.PROVIDER, hook.token, mailgun.TOKEN_MEMORY)
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
         except WebhookReplayError as exc:
-            # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
-            raise ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc)) from None
+            raise _refused(provider, exc) from None
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:
@@ -93,7 +100,12 @@ def webhooks_router(app: App) -> APIRouter:
             # handler does not reach out to URLs it was sent.
             log.warning("SNS subscription needs confirming: %s", subscribe_url)
             return JSONResponse({"status": "confirm", "subscribe_url": subscribe_url})
-        report = await run_in_threadpool(apply_tracking_events, app.uow, app.clock, events)
+        try:
+            report = await run_in_threadpool(
+                apply_tracking_events, app.uow, app.clock, events, once
+            )
+        except WebhookReplayError as exc:
+            raise _refused(provider, exc) from None
         return JSONResponse(
             {
                 "status": "ok",
@@ -104,3 +116,8 @@ def webhooks_router(app: App) -> APIRouter:
         )
 
     return router
+
+
+def _refused(provider: str, exc: WebhookReplayError) -> ApiError:
+    # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
+    return ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc))

@@ -20,6 +20,7 @@ from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
 from remarket_mailer.delivery.providers.webhooks import (
     TrackingEvent,
+    WebhookReplayError,
     delivery_id_number,
     storable_detail,
     storable_id,
@@ -65,14 +66,39 @@ def _storable(event: TrackingEvent) -> TrackingEvent:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OneTimeToken:
+    """A webhook signature's token that may be used once (Mailgun), and for how long to keep
+    it: as long as the signature it came with can still verify."""
+
+    provider: str
+    token: str
+    keep_for: timedelta
+
+
 def apply_tracking_events(
-    uow: UnitOfWork, clock: Clock, events: Sequence[TrackingEvent]
+    uow: UnitOfWork,
+    clock: Clock,
+    events: Sequence[TrackingEvent],
+    once: OneTimeToken | None = None,
 ) -> WebhookReport:
-    """Record ``events`` and apply their suppressions, in one transaction."""
+    """Record ``events`` and apply their suppressions, in one transaction.
+
+    With ``once``, the token is recorded in the same transaction; raises WebhookReplayError
+    (code ``replayed``), applying nothing, when it was used before. A request that fails later
+    leaves the token unused, so the ESP's retry still goes through.
+    """
     events = [_storable(e) for e in events]
     report = WebhookReport(received=len(events))
     now = clock.now()
     with uow() as session:
+        if once is not None and not repo.remember_webhook_token(
+            session, once.provider, once.token, now, once.keep_for
+        ):
+            raise WebhookReplayError(
+                f"{once.provider}: this signature was already used; a replay is not applied",
+                code="replayed",
+            )
         rows = [
             {
                 "provider": e.provider,
