@@ -10,18 +10,22 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.migrate import downgrade, upgrade
 from remarket_mailer.db.models import Suppression, TrackingEvent, WebhookToken
+from remarket_mailer.delivery.providers import ses
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
-from tests.conftest import AppFactory
+from tests.conftest import T0, AppFactory
 
 POSTMARK_AUTH = "hook:s3cret"
 MAILGUN_KEY = "mailgun-signing-key-123"
@@ -361,3 +365,92 @@ def test_0007_goes_down_and_up_again(database_url: str) -> None:
     finally:
         upgrade(database_url)
     assert "webhook_tokens" in tables()
+
+
+# -- item: SNS certificate fetches ------------------------------------------------------------
+
+SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+_SNS_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+SNS_PEM = (
+    x509.CertificateBuilder()
+    .subject_name(_SNS_NAME)
+    .issuer_name(_SNS_NAME)
+    .public_key(SNS_KEY.public_key())
+    .serial_number(1)
+    .not_valid_before(T0 - timedelta(days=1))
+    .not_valid_after(T0 + timedelta(days=365))
+    .sign(SNS_KEY, hashes.SHA256())
+    .public_bytes(serialization.Encoding.PEM)
+)
+SNS_CERT = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"
+
+
+def sns_bounce(cert_url: str, *, forged: bool = False, email: str = "ann@example.org") -> bytes:
+    recipients = [{"emailAddress": email, "status": "5.1.1"}]
+    ses_event = {
+        "eventType": "Bounce",
+        "mail": {"messageId": "m-1", "destination": [email]},
+        "bounce": {"bounceType": "Permanent", "bouncedRecipients": recipients},
+    }
+    message = {
+        "Type": "Notification",
+        "MessageId": f"sns-{email}",
+        "TopicArn": SES_TOPIC,
+        "Message": json.dumps(ses_event),
+        "Timestamp": T0.isoformat(),
+    }
+    text = "".join(f"{name}\n{message[name]}\n" for name in sorted(message))
+    signature = SNS_KEY.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    if forged:
+        signature = bytes(len(signature))
+    return json.dumps(
+        {
+            **message,
+            "SignatureVersion": "2",
+            "SigningCertURL": cert_url,
+            "Signature": base64.b64encode(signature).decode(),
+        }  # fmt: skip
+    ).encode()
+
+
+def test_sns_certificate_fetches_are_cached_by_path_and_rate_limited(
+    hooks: tuple[App, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = hooks
+    fetched: list[str] = []
+
+    def aws(request: httpx.Request) -> httpx.Response:
+        fetched.append(str(request.url))
+        found = str(request.url) == SNS_CERT
+        return httpx.Response(200 if found else 404, content=SNS_PEM if found else b"")
+
+    limited = ses.SnsCertificates(transport=httpx.MockTransport(aws), fetches_per_minute=5)
+    monkeypatch.setattr(ses, "CERTIFICATES", limited)
+    sns = {"x-amz-sns-message-type": "Notification"}
+
+    genuine = client.post("/v1/webhooks/ses", content=sns_bounce(SNS_CERT), headers=sns)
+    assert genuine.status_code == 200, genuine.text
+    assert genuine.json()["suppressed"] == 1
+    # Forgeries that vary the query string reuse the cached certificate: no new fetch.
+    for n in range(30):
+        forged = sns_bounce(f"{SNS_CERT}?n={n}", forged=True, email=f"v{n}@example.org")
+        response = client.post("/v1/webhooks/ses", content=forged, headers=sns)
+        assert error_of(response)[:2] == (401, "bad_signature")
+    assert fetched == [SNS_CERT]
+    # Forgeries that vary the path: four more downloads this minute, then 503 without fetching.
+    statuses = []
+    for n in range(30):
+        url = f"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-{n}.pem"
+        response = client.post("/v1/webhooks/ses", content=sns_bounce(url), headers=sns)
+        statuses.append(response.status_code)
+    assert statuses == [401] * 4 + [503] * 26
+    assert len(fetched) == 5
+    status, error, message = error_of(response)
+    assert (status, error) == (503, "try_later") and "certificates" in message
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    # A genuine message whose certificate is cached still goes through meanwhile.
+    again = client.post(
+        "/v1/webhooks/ses", content=sns_bounce(SNS_CERT, email="bob@example.org"), headers=sns
+    )
+    assert again.status_code == 200 and again.json()["suppressed"] == 1
+    assert sorted(suppressed(app)) == ["hard_bounce", "hard_bounce"]

@@ -7,6 +7,7 @@ suppression list. Secrets come from ``REMARKET_WEBHOOK_SECRETS`` (a JSON object 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Request
@@ -17,10 +18,11 @@ from remarket_mailer.bootstrap import App
 from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
 from remarket_mailer.delivery.providers.webhooks import (
     TrackingEvent,
+    WebhookBusyError,
     WebhookReplayError,
     WebhookSignatureError,
 )
-from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
+from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError, error_response
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
 
@@ -49,6 +51,7 @@ def webhooks_router(app: App) -> APIRouter:
             404: {"description": "Unknown provider, or no secret configured for it"},
             406: {"description": "Mailgun: rejected (stale or replayed signature), do not retry"},
             413: {"description": "Body over 1 MB"},
+            503: {"description": "SNS: too many unknown certificates to fetch now; retry"},
         },
     )
     async def receive(provider: str, request: Request) -> JSONResponse:
@@ -87,6 +90,10 @@ def webhooks_router(app: App) -> APIRouter:
                 events = await run_in_threadpool(parser, headers, body, secret)
         except WebhookReplayError as exc:
             raise _refused(provider, exc) from None
+        except WebhookBusyError as exc:
+            busy = error_response(ApiError(503, "try_later", str(exc)))
+            busy.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+            return busy
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:

@@ -18,6 +18,8 @@ Errors::
 
     RemarketError
     ├── WebhookSignatureError   the request is not provably from the ESP: answer 401/403
+    │   └── WebhookReplayError  signed, but stale or already used: 401 (Mailgun: 406)
+    ├── WebhookBusyError        cannot be verified right now: answer 503 + Retry-After
     └── ValidationError         signed, but the body is not what the ESP documents: answer 400
 """
 
@@ -73,6 +75,15 @@ class WebhookReplayError(WebhookSignatureError):
         super().__init__(message)
         self.code = code
         """``stale_signature`` or ``replayed``: the error code the API answers with."""
+
+
+class WebhookBusyError(RemarketError):
+    """The request may be genuine but cannot be checked now (e.g. too many unknown SNS
+    certificates to download this minute): answer 503 with ``Retry-After`` so the ESP retries."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
