@@ -15,14 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
-from remarket_mailer.delivery.providers.webhooks import (
-    TrackingEvent,
-    WebhookBusyError,
-    WebhookReplayError,
-    WebhookSignatureError,
-)
-from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError, error_response
+from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses, webhooks
+from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
+from remarket_mailer.entrypoints.http import MAX_BODY_BYTES, ApiError
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
 
@@ -49,7 +44,7 @@ def webhooks_router(app: App) -> APIRouter:
             400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
             401: {"description": "Signature or credentials wrong, or the signature is stale"},
             404: {"description": "Unknown provider, or no secret configured for it"},
-            406: {"description": "Mailgun: rejected (stale or replayed signature), do not retry"},
+            406: {"description": "Mailgun: rejected, do not retry"},
             413: {"description": "Body over 1 MB"},
             503: {"description": "SNS: too many unknown certificates to fetch now; retry"},
         },
@@ -88,12 +83,14 @@ def webhooks_router(app: App) -> APIRouter:
                 once = OneTimeToken(mailgun.PROVIDER, hook.token, mailgun.TOKEN_MEMORY)
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
-        except WebhookReplayError as exc:
+        except webhooks.WebhookReplayError as exc:
             raise _refused(provider, exc) from None
-        except WebhookBusyError as exc:
-            busy = error_response(ApiError(503, "try_later", str(exc)))
-            busy.headers["Retry-After"] = str(math.ceil(exc.retry_after))
-            return busy
+        except webhooks.WebhookBusyError as exc:
+            return JSONResponse(
+                {"error": "try_later", "message": str(exc)},
+                status_code=503,
+                headers={"Retry-After": str(math.ceil(exc.retry_after))},
+            )
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:
@@ -111,7 +108,7 @@ def webhooks_router(app: App) -> APIRouter:
             report = await run_in_threadpool(
                 apply_tracking_events, app.uow, app.clock, events, once
             )
-        except WebhookReplayError as exc:
+        except webhooks.WebhookReplayError as exc:
             raise _refused(provider, exc) from None
         return JSONResponse(
             {
@@ -125,6 +122,6 @@ def webhooks_router(app: App) -> APIRouter:
     return router
 
 
-def _refused(provider: str, exc: WebhookReplayError) -> ApiError:
+def _refused(provider: str, exc: webhooks.WebhookReplayError) -> ApiError:
     # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
     return ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc))
