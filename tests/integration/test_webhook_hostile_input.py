@@ -454,3 +454,31 @@ def test_sns_certificate_fetches_are_cached_by_path_and_rate_limited(
     )
     assert again.status_code == 200 and again.json()["suppressed"] == 1
     assert sorted(suppressed(app)) == ["hard_bounce", "hard_bounce"]
+
+
+def test_lone_surrogates_are_dropped_or_replaced_not_a_500(
+    hooks: tuple[App, TestClient], clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = hooks
+    body, headers = bounce(
+        "postmark", clock, message_id="pm-\udfff", detail="smtp; 550 5.1.1 \ud800 unknown"
+    )
+    response = client.post("/v1/webhooks/postmark", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["suppressed"] == 1
+    [row] = tracking_rows(app)
+    assert row.provider_message_id is None
+    assert row.detail is not None and row.detail.endswith("smtp; 550 5.1.1 \ufffd unknown")
+    body, headers = bounce("postmark", clock, email="bob\ud800@example.org")
+    response = client.post("/v1/webhooks/postmark", content=body, headers=headers)
+    assert (response.status_code, response.json()["received"]) == (200, 0)
+    # SNS reads the envelope before it can verify anything: a surrogate there is a bad signature.
+    monkeypatch.setattr(
+        ses, "CERTIFICATES", ses.SnsCertificates(transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, content=SNS_PEM)))
+    )  # fmt: skip
+    envelope = json.loads(sns_bounce(SNS_CERT))
+    forged = json.dumps({**envelope, "Message": "\ud800"}).encode()
+    sns = {"x-amz-sns-message-type": "Notification"}
+    response = client.post("/v1/webhooks/ses", content=forged, headers=sns)
+    assert error_of(response)[:2] == (401, "bad_signature")

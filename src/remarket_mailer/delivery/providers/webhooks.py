@@ -55,7 +55,9 @@ MAX_DETAIL_LENGTH: Final = 2000
 _MAX_DELIVERY_ID: Final = 2**63 - 1  # BIGINT
 # Unix seconds as ASCII digits: "²".isdigit() is True and 400 digits overflow a float.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and lone surrogates (JSON "\ud800" parses, but no database encodes it).
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # RFC 3463 enhanced status code: class.subject.detail, class 2, 4 or 5.
 _ENHANCED_CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -217,18 +219,19 @@ def delivery_id_number(value: str | None) -> int | None:
 
 
 def storable_id(value: str | None) -> str | None:
-    """``value`` when it fits an id column (at most 255 characters, no control characters),
-    else None: such an id cannot be one we stored, so it matches nothing anyway."""
+    """``value`` when it fits an id column (at most 255 characters, no control characters or
+    lone surrogates), else None: such an id cannot be one we stored, so it matches nothing."""
     if value is None or len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
         return None
     return value
 
 
 def storable_detail(value: str | None) -> str | None:
-    """``value`` without NUL characters (PostgreSQL text cannot hold them), cut to 2,000."""
+    """``value`` without NUL characters (PostgreSQL text cannot hold them) and with lone
+    surrogates (no database encodes them) as U+FFFD, cut to 2,000 characters."""
     if not value:
         return None
-    return value.replace("\x00", "")[:MAX_DETAIL_LENGTH] or None
+    return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))[:MAX_DETAIL_LENGTH] or None
 
 
 def load_json(body: bytes, provider: str) -> Any:
