@@ -733,3 +733,17 @@ def test_ses_refuses_forgeries(sns_signer: tuple[rsa.RSAPrivateKey, bytes]) -> N
         ses.parse_webhook(sns_headers(), b"not json", TOPIC, fetch_certificate=lambda url: pem)
     with pytest.raises(WebhookSignatureError, match="no webhook secret"):
         ses.parse_webhook(sns_headers(), dumps(good), " ", fetch_certificate=lambda url: pem)
+
+
+@pytest.mark.parametrize("when", [10**400, 1e308, "9999-12-31T23:59:59-14:00"], ids=str)
+def test_ses_event_time_no_datetime_holds_falls_back_or_skips(
+    sns_signer: tuple[rsa.RSAPrivateKey, bytes], when: Any
+) -> None:
+    key, pem = sns_signer
+    bounce = {**SES_BOUNCE["bounce"], "timestamp": when}  # type: ignore[dict-item]
+    message = ses_notification({**SES_BOUNCE, "bounce": bounce})
+    body = sign_sns(message, key)
+    [event] = ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem)
+    assert event.occurred_at == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)  # the SNS Timestamp
+    body = sign_sns({**message, "Timestamp": when}, key)
+    assert ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem) == []
