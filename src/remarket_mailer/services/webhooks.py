@@ -58,10 +58,11 @@ def _raw_id(event: TrackingEvent) -> str:
 def _storable(event: TrackingEvent) -> TrackingEvent:
     # Ids that cannot be ours (a delivery id "²", a message id of 300 characters) are dropped
     # from the event, which still counts: a bounce is about the address either way.
+    ours = delivery_id_number(event.delivery_id) is not None
     return replace(
         event,
         provider_message_id=storable_id(event.provider_message_id),
-        delivery_id=event.delivery_id if delivery_id_number(event.delivery_id) else None,
+        delivery_id=event.delivery_id if ours else None,
         detail=storable_detail(event.detail),
     )
 
