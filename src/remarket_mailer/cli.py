@@ -53,6 +53,17 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
+def _one_process_settings(**overrides: object) -> Settings:
+    """Settings for the demo and simulate, which serve no links that outlive the run: a
+    random secret key for this run when none is set."""
+    settings = _settings(**overrides)
+    if settings.secret_key:
+        return settings
+    import secrets
+
+    return _settings(**overrides, secret_key=secrets.token_urlsafe(32))
+
+
 def _shared_broker_settings() -> Settings:
     """Settings for a process that talks to the others through the broker."""
     settings = _settings()
@@ -130,7 +141,7 @@ def demo(
     from remarket_mailer.entrypoints.demo import local_time, run_demo
 
     logging.basicConfig(level="WARNING")
-    settings = _settings(
+    settings = _one_process_settings(
         database_url=database, broker_url="stub://", provider_url=f"file://{outbox}"
     )
     with console.status("Replaying sample events on a virtual clock…"):
@@ -210,7 +221,7 @@ def simulate(
     if templates is not None:
         overrides["templates_dir"] = templates
     with tempfile.TemporaryDirectory() as tmp:
-        settings = _settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
+        settings = _one_process_settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
         try:
             result = run_demo(settings, events=events, until=end, provider=MemoryProvider())
         except PydanticValidationError as exc:
