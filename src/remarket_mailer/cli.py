@@ -100,13 +100,16 @@ def api(
     # Build once here so a bad setting or an unreachable database is one clear line and exit
     # code 2, not a traceback in every worker; the workers build their own from the same
     # environment.
-    build_app(_settings()).close()
+    settings = _settings()
+    build_app(settings).close()
     serve(
         "remarket_mailer.entrypoints.asgi:create_app",
         host=host,
         port=port,
         workers=workers,
         factory=True,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
 
 

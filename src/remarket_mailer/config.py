@@ -112,7 +112,14 @@ class Settings(BaseSettings):
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
 
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    """Worker and scheduler serve Prometheus metrics here (the API at /metrics)."""
+    """api, worker and scheduler serve Prometheus metrics here, never on the public API port
+    (run them on different hosts or give each its own port)."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics server: this host only unless set (e.g. 0.0.0.0 in a container
+    that Prometheus scrapes over a private network)."""
+    api_docs: bool = False
+    """Serve the interactive API docs at /docs and /redoc (they load scripts from a CDN);
+    /openapi.json is always served."""
     batch_size: int = Field(default=100, ge=1, le=1000)
     provider_rate: float = Field(
         default=50.0,

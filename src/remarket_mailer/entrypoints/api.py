@@ -53,6 +53,10 @@ def create_api(app: App) -> FastAPI:
         title="remarket-mailer",
         version=__version__,
         description="Trigger events in; timed, consented remarketing email out.",
+        # Metrics are not here but on their own port (metrics.py); the interactive docs
+        # pull scripts from a CDN onto this origin, so they are opt-in.
+        docs_url="/docs" if app.settings.api_docs else None,
+        redoc_url="/redoc" if app.settings.api_docs else None,
     )
     install_error_handlers(api)
     api_key = Depends(require_api_key(app))
@@ -187,12 +191,6 @@ def create_api(app: App) -> FastAPI:
             for status in ("accepted", "duplicate", "rejected")
         }
         return JSONResponse({**counts, "results": results})
-
-    @api.get("/metrics", include_in_schema=False)
-    async def metrics_page() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/v1/health", summary="Database and broker reachable")
     async def health() -> JSONResponse:

@@ -15,6 +15,8 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from remarket_mailer import metrics
+
 
 class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
@@ -35,8 +37,11 @@ def serve(
     factory: bool = False,
     log_level: str = "info",
     access_log: bool = True,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Serve ``app`` (an import string, "module:attribute") until interrupted."""
+    """Serve ``app`` (an import string, "module:attribute") until interrupted, and its
+    Prometheus metrics on ``metrics_host:metrics_port`` when a port is given."""
     config = _Config(
         app,
         host=host,
@@ -48,6 +53,13 @@ def serve(
     )
     sock = config.bind_socket()
     if workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
+        # The workers are spawned after this: they inherit the metrics directory.
+        directory = metrics.serve_for_workers(metrics_port, metrics_host) if metrics_port else None
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            if directory is not None:
+                directory.cleanup()
     else:
+        metrics.serve(metrics_port, metrics_host)
         uvicorn.Server(config).run(sockets=[sock])
