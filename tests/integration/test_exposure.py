@@ -3,6 +3,7 @@ for, and a health answer that names the failing dependency but none of its detai
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from remarket_mailer.bootstrap import App, build_app, make_broker
 from remarket_mailer.db.migrate import upgrade
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.entrypoints.api import create_api
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
 
 @pytest.fixture
@@ -58,3 +59,28 @@ def test_interactive_docs_when_enabled(build: Any) -> None:
     for path in ("/docs", "/redoc"):
         response = client.get(path)
         assert response.status_code == 200 and "/openapi.json" in response.text, path
+
+
+def test_health_names_the_failing_dependencies_but_not_their_details(
+    build: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_port, redis_port = free_port(), free_port()  # nothing listens there
+    client = build(
+        database_url=f"postgresql://remarket_ops@127.0.0.1:{db_port}/remarket_live",
+        broker_url=f"redis://127.0.0.1:{redis_port}/3",
+    )
+    with caplog.at_level(logging.WARNING, logger="remarket_mailer.entrypoints.api"):
+        response = client.get("/v1/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "failing": ["database", "broker"]}
+    for detail in ("127.0.0.1", str(db_port), str(redis_port), "remarket_ops", "remarket_live"):
+        assert detail not in response.text
+    # The operator still learns why, from the log.
+    logged = caplog.text
+    assert "dependency=database" in logged and str(db_port) in logged
+    assert "dependency=broker" in logged and str(redis_port) in logged
+
+
+def test_health_when_all_is_well(build: Any) -> None:
+    response = build().get("/v1/health")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
