@@ -92,7 +92,7 @@ def api(
 ) -> None:
     """Serve the HTTP API (events, health, one-click unsubscribe)."""
     from remarket_mailer.bootstrap import build_app
-    from remarket_mailer.entrypoints.serve import serve
+    from remarket_mailer.entrypoints.serve import ClientLimits, serve
 
     _logging()
     if workers < 1:
@@ -110,6 +110,11 @@ def api(
         factory=True,
         metrics_port=settings.metrics_port,
         metrics_host=settings.metrics_host,
+        limits=ClientLimits(
+            header_timeout=settings.api_header_timeout_seconds,
+            keep_alive_timeout=settings.api_keep_alive_seconds,
+            max_concurrency=settings.api_max_concurrency,
+        ),
     )
 
 

@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     """Interface of the metrics server: this host only unless set (e.g. 0.0.0.0 in a container
     that Prometheus scrapes over a private network)."""
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """An API connection whose request headers are not complete this long after its first
+    byte is closed: slow clients cannot pin the server's connections."""
+    api_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    """How long an idle kept-alive API connection stays open between requests."""
+    api_max_concurrency: int = Field(default=1000, ge=1)
+    """Connections or running requests per API worker process past which it answers 503."""
     api_docs: bool = False
     """Serve the interactive API docs at /docs and /redoc (they load scripts from a CDN);
     /openapi.json is always served."""

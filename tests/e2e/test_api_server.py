@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import selectors
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +16,8 @@ import pytest
 from tests.conftest import ROOT, T0, free_port
 from tests.e2e.test_cli import REMARKET
 from tests.helpers import AUTH, cart_event
+
+HEADER_TIMEOUT = 2.0
 
 
 @dataclass
@@ -41,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     port, metrics_port = free_port(), free_port()
     env["REMARKET_METRICS_PORT"] = str(metrics_port)
+    env["REMARKET_API_HEADER_TIMEOUT_SECONDS"] = str(HEADER_TIMEOUT)
     upgrade = subprocess.run(
         [*REMARKET, "db", "upgrade"], cwd=tmp, env=env, capture_output=True, text=True
     )
@@ -83,3 +88,113 @@ def test_metrics_are_on_their_own_port_summed_over_the_workers(server: Server) -
     line = 'remarket_events_total{outcome="accepted",type="cart.updated"}'
     values = [float(row.split()[-1]) for row in scraped.splitlines() if row.startswith(line)]
     assert values == [len(events)], scraped
+
+
+def closed_within(sockets: list[socket.socket], seconds: float) -> list[float]:
+    """Wait until the server has closed every socket; the seconds each one took."""
+    begin = time.monotonic()
+    closed: dict[socket.socket, float] = {}
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        while len(closed) < len(sockets) and time.monotonic() - begin < seconds:
+            for key, _ in selector.select(timeout=0.1):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", f"the server answered a half-sent request: {data!r}"
+                closed[sock] = time.monotonic() - begin
+                selector.unregister(sock)
+    assert len(closed) == len(sockets), f"{len(sockets) - len(closed)} still held after {seconds}s"
+    return [closed[sock] for sock in sockets]
+
+
+def connect(server: Server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+def test_half_sent_requests_are_closed_within_the_header_timeout(server: Server) -> None:
+    sockets = [connect(server) for _ in range(100)]
+    try:
+        for n, sock in enumerate(sockets):
+            if n % 4:  # and a quarter of them send nothing at all
+                sock.sendall(b"GET /v1/hea")
+        # Meanwhile the server still answers everyone else.
+        assert httpx.get(f"{server.url}/v1/health", timeout=5).status_code == 200
+        took = closed_within(sockets, HEADER_TIMEOUT + 3)
+        assert min(took) > HEADER_TIMEOUT / 2  # the deadline closed them, not an error
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert httpx.get(f"{server.url}/v1/health", timeout=5).status_code == 200
+
+
+def test_a_client_dripping_header_bytes_is_closed_too(server: Server) -> None:
+    """Every byte cancelled uvicorn's only timer; the deadline counts from the first byte."""
+    request = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100
+    with connect(server) as sock:
+        begin = time.monotonic()
+        sock.settimeout(0.3)
+        closed = False
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(4096) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed, "the server kept a connection that never finished its headers"
+        assert time.monotonic() - begin < HEADER_TIMEOUT + 3
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response from ``sock`` (a body without Content-Length ends at close)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed mid-response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    if lengths:
+        while len(body) < lengths[0]:
+            body += sock.recv(65536)
+    else:
+        while chunk := sock.recv(65536):
+            body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_the_deadline_applies_to_each_request_on_a_kept_alive_connection(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost:")  # the next one, half sent
+        closed_within([sock], HEADER_TIMEOUT + 3)
+
+
+def test_complete_requests_are_not_cut_off(server: Server) -> None:
+    with connect(server) as sock:
+        # Two requests on one connection, each well within the deadline.
+        for _ in range(2):
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(HEADER_TIMEOUT / 2)
+
+
+def test_headers_over_16_kb_are_refused(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+        assert read_response(sock).startswith(b"HTTP/1.1 400")
