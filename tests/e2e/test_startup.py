@@ -116,3 +116,18 @@ def test_demo_needs_no_secret_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "emails written" in result.stdout
+
+
+def test_metrics_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"REMARKET_SECRET_KEY": "s" * 40, "REMARKET_METRICS_PORT": str(port)}
+        result = start(_command(API), tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: REMARKET_METRICS_PORT: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

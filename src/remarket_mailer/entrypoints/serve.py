@@ -138,15 +138,19 @@ def serve(
         limit_concurrency=limits.max_concurrency,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
-    sock = config.bind_socket()
-    if workers > 1:
+    # Metrics first: a port in use is then one line, before uvicorn says it is running.
+    directory = None
+    if workers > 1 and metrics_port:
         # The workers are spawned after this: they inherit the metrics directory.
-        directory = metrics.serve_for_workers(metrics_port, metrics_host) if metrics_port else None
-        try:
-            Multiprocess(config, sockets=[sock]).run()
-        finally:
-            if directory is not None:
-                directory.cleanup()
+        directory = metrics.serve_for_workers(metrics_port, metrics_host)
     else:
         metrics.serve(metrics_port, metrics_host)
-        uvicorn.Server(config).run(sockets=[sock])
+    try:
+        sock = config.bind_socket()
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if directory is not None:
+            directory.cleanup()
