@@ -167,6 +167,7 @@ def test_api_with_several_workers_serves_with_nagle_off(tmp_path: Path) -> None:
         "REMARKET_DATABASE_URL": database,
         "REMARKET_API_KEYS": "test-key",
         "REMARKET_BROKER_URL": "stub://",
+        "REMARKET_SECRET_KEY": "test-secret-key-0123456789-0123456789",
     }
     assert run("db", "upgrade", env=env).returncode == 0
     with socket.socket() as probe:

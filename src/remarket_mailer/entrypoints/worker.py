@@ -47,7 +47,7 @@ def warm_templates(app: App) -> int:
 
 def run_worker(app: App) -> None:
     """Block until SIGINT/SIGTERM, then finish the batches in hand and stop."""
-    serve_metrics(app.settings.metrics_port)
+    serve_metrics(app.settings.metrics_port, app.settings.metrics_host)
     warm_templates(app)
     tune_gc()  # after warming: the compiled templates are frozen with the rest
     worker = start_worker(app)
