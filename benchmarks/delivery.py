@@ -85,6 +85,7 @@ def prepared_app(url: str, workflows: Path, provider: Provider, emails: int) -> 
         workflows_dir=workflows,
         templates_dir=ROOT / "templates",
         consent_rule="opt_out",
+        secret_key="benchmark-secret-key-0123456789-0123456789",
         frequency_caps="100/1h",
         provider_rate=0,
         batch_size=batch_size,

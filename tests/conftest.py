@@ -59,7 +59,7 @@ def make_settings(**overrides: Any) -> Settings:
         "provider_url": "memory://",
         "workflows_dir": ROOT / "workflows",
         "templates_dir": ROOT / "templates",
-        "secret_key": "test-secret-key-0123456789",
+        "secret_key": "test-secret-key-0123456789-0123456789",
         "public_url": "https://mail.shop.example",
         "api_keys": ["test-key"],
         "from_email": "Shop <news@shop.example>",

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from remarket_mailer.config import Settings
+from remarket_mailer.config import Settings, require_secret_key
 from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.db.migrate import schema_problem
 from remarket_mailer.delivery.base import Provider
@@ -147,6 +147,8 @@ def build_app(
 ) -> App:
     """Wire the whole product from ``settings``. Raises ConfigError / WorkflowError early."""
     global _current
+    # Before anything else: without a real secret anyone could mint unsubscribe links.
+    secret_key = require_secret_key(settings)
     engine = engine or make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     uow = UnitOfWork(session_factory)
@@ -154,12 +156,12 @@ def build_app(
     renderer = Renderer(settings.templates_dir, languages=settings.languages)
     provider = provider or provider_from_url(settings.provider_url, dkim_signer(settings))
     clock = clock or SystemClock()
-    links = LinkSigner(settings.secret_key, settings.public_url)
+    links = LinkSigner(secret_key, settings.public_url)
     broker = broker or make_broker(settings.broker_url)
     config = SendConfig(
         from_email=settings.from_email,
         reply_to=settings.reply_to,
-        secret_key=settings.secret_key,
+        secret_key=secret_key,
         unsubscribe_mailto=settings.unsubscribe_mailto,
         feedback_sender_id=settings.feedback_sender_id,
         consent_rule=settings.consent_rule,

@@ -53,6 +53,17 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
+def _one_process_settings(**overrides: object) -> Settings:
+    """Settings for the demo and simulate, which serve no links that outlive the run: a
+    random secret key for this run when none is set."""
+    settings = _settings(**overrides)
+    if settings.secret_key:
+        return settings
+    import secrets
+
+    return _settings(**overrides, secret_key=secrets.token_urlsafe(32))
+
+
 def _shared_broker_settings() -> Settings:
     """Settings for a process that talks to the others through the broker."""
     settings = _settings()
@@ -81,7 +92,7 @@ def api(
 ) -> None:
     """Serve the HTTP API (events, health, one-click unsubscribe)."""
     from remarket_mailer.bootstrap import build_app, wait_for_database
-    from remarket_mailer.entrypoints.serve import serve
+    from remarket_mailer.entrypoints.serve import ClientLimits, serve
 
     _logging()
     if workers < 1:
@@ -89,7 +100,8 @@ def api(
     # Build once here so a bad setting or a database on another schema is one clear line and
     # exit code 2, not a traceback (or a 500 on every request) in every worker; the workers
     # build their own from the same environment. A database not up yet is waited for.
-    built = build_app(_settings())
+    settings = _settings()
+    built = build_app(settings)
     try:
         wait_for_database(built)
     finally:
@@ -100,6 +112,13 @@ def api(
         port=port,
         workers=workers,
         factory=True,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
+        limits=ClientLimits(
+            header_timeout=settings.api_header_timeout_seconds,
+            keep_alive_timeout=settings.api_keep_alive_seconds,
+            max_concurrency=settings.api_max_concurrency,
+        ),
     )
 
 
@@ -134,7 +153,7 @@ def demo(
     from remarket_mailer.entrypoints.demo import local_time, run_demo
 
     logging.basicConfig(level="WARNING")
-    settings = _settings(
+    settings = _one_process_settings(
         database_url=database, broker_url="stub://", provider_url=f"file://{outbox}"
     )
     with console.status("Replaying sample events on a virtual clock…"):
@@ -214,7 +233,7 @@ def simulate(
     if templates is not None:
         overrides["templates_dir"] = templates
     with tempfile.TemporaryDirectory() as tmp:
-        settings = _settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
+        settings = _one_process_settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
         try:
             result = run_demo(settings, events=events, until=end, provider=MemoryProvider())
         except PydanticValidationError as exc:

@@ -5,12 +5,13 @@ Invalid settings stop the program with one line naming the variable (see ``load_
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ConfigError
@@ -29,6 +30,17 @@ _PROVIDER_SCHEMES = (
     "mailgun",
     "resend",
     "ses",
+)
+
+
+MIN_SECRET_KEY_BYTES = 32
+SECRET_KEY_HOWTO = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# Values that were shipped as defaults or examples: anyone can sign links with them.
+_PUBLISHED_SECRET_KEYS = frozenset(
+    {
+        "change-me-in-production-this-is-not-a-secret",
+        "change-me-to-a-long-random-string",
+    }
 )
 
 
@@ -51,7 +63,9 @@ class Settings(BaseSettings):
     )
     workflows_dir: Path = Path("./workflows")
     templates_dir: Path = Path("./templates")
-    secret_key: str = "change-me-in-production-this-is-not-a-secret"
+    secret_key: str = ""
+    """Signs unsubscribe, preference and click links and Message-IDs. Empty means not set:
+    ``build_app`` refuses to run without one (the demo makes a random one per run)."""
     public_url: str = "http://localhost:8000"
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     admin_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -98,7 +112,21 @@ class Settings(BaseSettings):
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
 
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    """Worker and scheduler serve Prometheus metrics here (the API at /metrics)."""
+    """api, worker and scheduler serve Prometheus metrics here, never on the public API port
+    (run them on different hosts or give each its own port)."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics server: this host only unless set (e.g. 0.0.0.0 in a container
+    that Prometheus scrapes over a private network)."""
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """An API connection whose request headers are not complete this long after its first
+    byte is closed: slow clients cannot pin the server's connections."""
+    api_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    """How long an idle kept-alive API connection stays open between requests."""
+    api_max_concurrency: int = Field(default=1000, ge=1)
+    """Connections or running requests per API worker process past which it answers 503."""
+    api_docs: bool = False
+    """Serve the interactive API docs at /docs and /redoc (they load scripts from a CDN);
+    /openapi.json is always served."""
     batch_size: int = Field(default=100, ge=1, le=1000)
     provider_rate: float = Field(
         default=50.0,
@@ -170,8 +198,18 @@ class Settings(BaseSettings):
     @field_validator("secret_key")
     @classmethod
     def _secret_key(cls, value: str) -> str:
-        if len(value) < 16:
-            raise ValueError("must be at least 16 characters")
+        if not value:
+            return value
+        if value in _PUBLISHED_SECRET_KEYS:
+            raise ValueError(
+                f"is a published example value, anyone could sign links with it; {SECRET_KEY_HOWTO}"
+            )
+        size = len(value.encode("utf-8"))
+        if size < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_BYTES} bytes, this one has {size}; "
+                f"{SECRET_KEY_HOWTO}"
+            )
         return value
 
     @field_validator(
@@ -197,4 +235,24 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"REMARKET_{name.upper()}: {message}") from None
+        raise ConfigError(_one_line(f"REMARKET_{name.upper()}: {message}")) from None
+    except SettingsError as exc:
+        # pydantic-settings decodes JSON-valued variables itself and raises this, not a
+        # ValidationError, with the field's name in quotes.
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1).upper() if found else "?"
+        raise ConfigError(f"REMARKET_{name}: not valid JSON") from None
+
+
+def require_secret_key(settings: Settings) -> str:
+    """The secret key; raise ConfigError saying how to make one when it is not set."""
+    if not settings.secret_key:
+        raise ConfigError(
+            "REMARKET_SECRET_KEY is not set: it signs unsubscribe and click links; "
+            + SECRET_KEY_HOWTO
+        )
+    return settings.secret_key
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -167,6 +167,7 @@ def test_api_with_several_workers_serves_with_nagle_off(tmp_path: Path) -> None:
         "REMARKET_DATABASE_URL": database,
         "REMARKET_API_KEYS": "test-key",
         "REMARKET_BROKER_URL": "stub://",
+        "REMARKET_SECRET_KEY": "test-secret-key-0123456789-0123456789",
     }
     assert run("db", "upgrade", env=env).returncode == 0
     with socket.socket() as probe:
@@ -241,3 +242,17 @@ def test_api_worker_and_scheduler_refuse_a_database_that_was_never_migrated(
         assert result.returncode == 2, (command, result.stderr)
         assert "not migrated" in result.stderr and "remarket db upgrade" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_workflows_validate_refuses_a_from_email_with_a_line_break(tmp_path: Path) -> None:
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    broken = stock.replace(
+        "name: Abandoned cart",
+        'name: Abandoned cart\nfrom_email: "Shop <news@shop.example>\\r\\nBcc: all@victim.example"',
+    )
+    (tmp_path / "cart.yaml").write_text(broken)
+    result = run("workflows", "validate", str(tmp_path))
+    assert result.returncode == 1
+    line = broken.splitlines().index(next(x for x in broken.splitlines() if "from_email" in x))
+    assert f"{tmp_path / 'cart.yaml'}:{line + 1}: from_email: must be one line" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

@@ -466,5 +466,8 @@ def test_preference_page_lists_topics_and_unsubscribes_the_chosen_ones(
 def test_metrics_count_what_happened(app: App, client: TestClient) -> None:
     subscribe_ann(client)
     post(client, cart_event(T0))
-    text = client.get("/metrics").text
+    from prometheus_client import generate_latest
+
+    # What the metrics port serves (the public API has no /metrics: test_exposure.py).
+    text = generate_latest().decode()
     assert 'remarket_events_total{outcome="accepted",type="cart.updated"}' in text

@@ -220,3 +220,18 @@ def test_preview_page_in_headless_chromium(live_server: str, tmp_path: Path) -> 
     # The email inside the iframe (right of the 250 px template list): the cream band of the
     # discount section, drawn by the email's own HTML.
     assert count((0xFF, 0xF7, 0xE6), (250, 0, 1200, 900)) > 20_000
+
+
+def test_python_internals_show_as_a_problem_not_a_500(templates: Path) -> None:
+    path = templates / "abandoned_cart" / "reminder_1.mjml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("<mj-text>", "<mj-text>{{ '' | attr('__class__') | attr('__mro__') }}", 1),
+        encoding="utf-8",
+    )
+    client = TestClient(app_for(templates), raise_server_exceptions=False)
+    page = client.get("/preview/", params={"template": "abandoned_cart/reminder_1"})
+    assert page.status_code == 200
+    assert "attribute &#x27;__class__&#x27; of &#x27;str&#x27; object is unsafe" in page.text
+    frame = client.get("/preview/html", params={"template": "abandoned_cart/reminder_1"})
+    assert frame.status_code == 422 and "unsafe" in frame.text

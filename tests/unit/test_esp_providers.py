@@ -6,6 +6,8 @@ No network: every provider runs on ``httpx.MockTransport``.
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 import random
 import threading
@@ -808,3 +810,35 @@ def test_request_bodies_are_compact_utf8_json(value: object) -> None:
     data = json_bytes(value)
     assert json.loads(data) == value
     assert data == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+ENCODED = "=?utf-8?b?QWRtaW4gPGFkbWluQGV2aWwuZXhhbXBsZT4=?="
+"""An encoded word that mail clients show as ``Admin <admin@evil.example>``."""
+
+
+def _shown(address: str) -> tuple[str, str]:
+    """(display name, address) as a mail client reads an address header value."""
+    parsed = email.message_from_string(f"To: {address}\n\n", policy=email.policy.default)
+    (found,) = parsed["To"].addresses
+    return found.display_name, found.addr_spec
+
+
+def test_esps_get_names_and_subjects_no_client_can_read_as_encoded_words() -> None:
+    """ESPs write the headers themselves from our plain values: ``=?...?=`` in a first name
+    reached them as it was, and ASCII goes into a header untouched."""
+    tricky = message(17, to_addr=f"{ENCODED} <ann17@example.org>", subject=f"{ENCODED}, hi")
+    rec = Recorder(postmark_ok)
+    PostmarkProvider("t", transport=rec.transport).send_many([tricky])
+    item = body_json(rec.only())[0]
+    name, address = _shown(item["To"])
+    assert address == "ann17@example.org"
+    assert "evil" not in name and name.replace("\u2060", "") == ENCODED
+    assert "=?" not in item["Subject"] and item["Subject"].replace("\u2060", "") == tricky.subject
+
+    rec = Recorder(lambda r: httpx.Response(202, headers={"X-Message-Id": "sg-abc"}))
+    SendGridProvider("SG.key", transport=rec.transport).send_many([tricky])
+    payload = body_json(rec.only())
+    (to,) = payload["personalizations"][0]["to"]
+    assert to["email"] == "ann17@example.org"
+    assert "=?" not in to["name"] and to["name"].replace("\u2060", "") == ENCODED
+    assert "=?" not in payload["subject"]

@@ -24,6 +24,7 @@ from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgr
 from remarket_mailer.delivery.providers.webhooks import (
     EVENT_KINDS,
     TrackingEvent,
+    WebhookReplayError,
     WebhookSignatureError,
     bounce_class_from_code,
     classify_bounce,
@@ -227,7 +228,8 @@ SENDGRID_EVENTS = [
 def test_sendgrid_signed_batch(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     private, public_b64 = sendgrid_key
     body = dumps(SENDGRID_EVENTS)
-    events = sendgrid.parse_webhook(sendgrid_headers(private, body, "1767323045"), body, public_b64)
+    headers = sendgrid_headers(private, body, "1767323045")
+    events = sendgrid.parse_webhook(headers, body, public_b64, now=1767323045.0)
     assert_vocabulary(events)
     summary = [(e.kind, e.email, e.bounce_class, e.raw_id) for e in events]
     assert summary == [
@@ -266,7 +268,23 @@ def test_sendgrid_refuses_tampering(sendgrid_key: tuple[ec.EllipticCurvePrivateK
     ]
     for attempt_headers, attempt_body, key in attempts:
         with pytest.raises(WebhookSignatureError):
-            sendgrid.parse_webhook(attempt_headers, attempt_body, key)
+            sendgrid.parse_webhook(attempt_headers, attempt_body, key, now=1767323045.0)
+
+
+def test_sendgrid_refuses_a_signature_older_or_newer_than_ten_minutes(
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+) -> None:
+    private, public_b64 = sendgrid_key
+    body = dumps(SENDGRID_EVENTS[1:2])
+    headers = sendgrid_headers(private, body, "1767323045")
+    for now in (1767323045.0 + 601, 1767323045.0 - 601):
+        with pytest.raises(WebhookReplayError, match="sendgrid"):
+            sendgrid.parse_webhook(headers, body, public_b64, now=now)
+    for now in (1767323045.0 + 599, 1767323045.0 - 599):
+        assert sendgrid.parse_webhook(headers, body, public_b64, now=now)
+    huge = "9" * 400
+    with pytest.raises(WebhookSignatureError, match="not Unix seconds"):
+        sendgrid.parse_webhook(sendgrid_headers(private, body, huge), body, public_b64)
 
 
 def test_sendgrid_accepts_a_pem_key(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
@@ -278,16 +296,22 @@ def test_sendgrid_accepts_a_pem_key(sendgrid_key: tuple[ec.EllipticCurvePrivateK
     )
     body = dumps(SENDGRID_EVENTS[1:2])
     headers = {k.lower(): v for k, v in sendgrid_headers(private, body, "1").items()}
-    assert [e.kind for e in sendgrid.parse_webhook(headers, body, pem)] == ["delivered"]
+    assert [e.kind for e in sendgrid.parse_webhook(headers, body, pem, now=1.0)] == ["delivered"]
 
 
 # -- Mailgun ---------------------------------------------------------------------------------
 
 MAILGUN_KEY = "mailgun-signing-key-123"
+MAILGUN_NOW = 1767323045.0 + 60
 
 
-def mailgun_body(event_data: dict[str, Any], key: str = MAILGUN_KEY) -> bytes:
-    timestamp, token = "1767323045", "a" * 50
+def mailgun_body(
+    event_data: dict[str, Any],
+    key: str = MAILGUN_KEY,
+    *,
+    timestamp: str = "1767323045",
+    token: str = "a" * 50,
+) -> bytes:
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
     return dumps(
         {
@@ -315,7 +339,7 @@ def test_mailgun_permanent_failure_is_a_hard_bounce() -> None:
             "user-variables": {"delivery_id": "17"},
         }
     )
-    [event] = mailgun.parse_webhook({}, body, MAILGUN_KEY)
+    [event] = mailgun.parse_webhook({}, body, MAILGUN_KEY, now=MAILGUN_NOW)
     assert (event.kind, event.bounce_class) == ("bounced", "hard")
     assert event.provider_message_id == "2026.1@mg.shop.example"
     assert event.delivery_id == "17"
@@ -341,13 +365,13 @@ def test_mailgun_event_types(
     event_data: dict[str, Any], kind: str, bounce_class: str | None
 ) -> None:
     data = {"id": "x", "timestamp": 1767323045, "recipient": "a@x.org", **event_data}
-    [event] = mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY)
+    [event] = mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW)
     assert (event.kind, event.bounce_class) == (kind, bounce_class)
 
 
 def test_mailgun_accepted_gives_nothing() -> None:
     data = {"event": "accepted", "timestamp": 1767323045, "recipient": "a@x.org"}
-    assert mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY) == []
+    assert mailgun.parse_webhook({}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW) == []
 
 
 def test_mailgun_refuses_bad_signatures() -> None:
@@ -358,11 +382,31 @@ def test_mailgun_refuses_bad_signatures() -> None:
         mailgun_body(data, key="the-api-key-instead"),
         dumps(tampered),
         dumps({"event-data": data}),
-        b"not json",
         b"[]",
     ):
         with pytest.raises(WebhookSignatureError):
-            mailgun.parse_webhook({}, body, MAILGUN_KEY)
+            mailgun.parse_webhook({}, body, MAILGUN_KEY, now=MAILGUN_NOW)
+    for token in ("", "a b", "a" * 256, "é" * 10):
+        with pytest.raises(WebhookSignatureError):
+            mailgun.parse_webhook({}, mailgun_body(data, token=token), MAILGUN_KEY, now=MAILGUN_NOW)
+    # Not JSON at all: the body is unreadable before any signature is in question.
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        mailgun.parse_webhook({}, b"not json", MAILGUN_KEY, now=MAILGUN_NOW)
+
+
+def test_mailgun_refuses_signatures_older_than_15_minutes_or_from_the_future() -> None:
+    data = {"event": "complained", "timestamp": 1767323045, "recipient": "a@x.org"}
+    body = mailgun_body(data)
+    signed_at = 1767323045.0
+    for now in (signed_at + 901, signed_at - 301):
+        with pytest.raises(WebhookReplayError, match="mailgun"):
+            mailgun.parse_webhook({}, body, MAILGUN_KEY, now=now)
+    for now in (signed_at + 899, signed_at - 299):
+        assert mailgun.parse_webhook({}, body, MAILGUN_KEY, now=now)
+    with pytest.raises(WebhookSignatureError, match="not Unix seconds"):
+        mailgun.parse_webhook({}, mailgun_body(data, timestamp="9" * 400), MAILGUN_KEY)
+    hook = mailgun.read_webhook({}, body, MAILGUN_KEY, now=signed_at)
+    assert hook.token == "a" * 50 and [e.kind for e in hook.events] == ["complained"]
 
 
 # -- Resend (Svix) ---------------------------------------------------------------------------
@@ -681,10 +725,25 @@ def test_ses_refuses_forgeries(sns_signer: tuple[rsa.RSAPrivateKey, bytes]) -> N
         (sns_headers(), dumps({**good, "SignatureVersion": "3"})),
         (sns_headers(), stranger_topic),
         (sns_headers("SubscriptionConfirmation"), dumps(good)),
-        (sns_headers(), b"not json"),
     ]
     for headers, body in attempts:
         with pytest.raises(WebhookSignatureError):
             ses.parse_webhook(headers, body, TOPIC, fetch_certificate=lambda url: pem)
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        ses.parse_webhook(sns_headers(), b"not json", TOPIC, fetch_certificate=lambda url: pem)
     with pytest.raises(WebhookSignatureError, match="no webhook secret"):
         ses.parse_webhook(sns_headers(), dumps(good), " ", fetch_certificate=lambda url: pem)
+
+
+@pytest.mark.parametrize("when", [10**400, 1e308, "9999-12-31T23:59:59-14:00"], ids=str)
+def test_ses_event_time_no_datetime_holds_falls_back_or_skips(
+    sns_signer: tuple[rsa.RSAPrivateKey, bytes], when: Any
+) -> None:
+    key, pem = sns_signer
+    bounce = {**SES_BOUNCE["bounce"], "timestamp": when}  # type: ignore[dict-item]
+    message = ses_notification({**SES_BOUNCE, "bounce": bounce})
+    body = sign_sns(message, key)
+    [event] = ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem)
+    assert event.occurred_at == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)  # the SNS Timestamp
+    body = sign_sns({**message, "Timestamp": when}, key)
+    assert ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem) == []

@@ -312,3 +312,40 @@ def test_run_lint_exit_codes_and_output(copy: Path) -> None:
     assert out[0].endswith("missing text part abandoned_cart/reminder_2.txt")
     assert out[-1].startswith("1 problem(s) in ")
     assert run_lint(copy / "nope", out.append) == 2
+
+
+INTERNALS = "{{ '' | attr('__class__') | attr('__mro__') }}"
+
+
+@pytest.mark.parametrize(
+    ("file", "anchor"),
+    [
+        ("reminder_1.mjml", "<mj-text>"),  # the HTML part
+        ("reminder_1.txt", "[% include"),  # the text part
+        ("reminder_1.mjml", "{% trans %}Your cart is saved"),  # front matter (preheader)
+    ],
+)
+def test_python_internals_through_attr_are_a_template_problem(
+    copy: Path, file: str, anchor: str
+) -> None:
+    """``''|attr('__class__')|attr('__mro__')`` crashed lint (and a worker's warm-up) with a
+    traceback: Jinja folds it at compile time into an Undefined that nothing expected."""
+    path = copy / "abandoned_cart" / file
+    if anchor.startswith("<"):
+        line = edit(path, anchor, anchor + INTERNALS)
+    else:
+        line = edit(path, anchor, INTERNALS + anchor)
+    out: list[str] = []
+    assert run_lint(copy, out.append) == 1
+    found = [x for x in out if x.startswith(f"{path}:{line}: ")]
+    assert found, out
+    assert "access to attribute '__class__' of 'str' object is unsafe" in found[0]
+    assert out[-1].startswith("1 problem(s) in ")
+
+
+def test_python_internals_at_compile_time_are_a_template_problem(copy: Path) -> None:
+    partial = copy / "_partials" / "greeting.txt"
+    line = edit(partial, "{%", "[[ '' | attr('__class__') | attr('__mro__') ]]{%")
+    out: list[str] = []
+    assert run_lint(copy, out.append) == 1
+    assert any(x.startswith(f"{partial}:{line}") and "unsafe" in x for x in out), out

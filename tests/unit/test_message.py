@@ -3,11 +3,14 @@ import email.policy
 import re
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remarket_mailer.db.repository import ContactFacts
 from remarket_mailer.delivery.base import OutboundMessage
 from remarket_mailer.delivery.message import clean_header, make_message_id, to_bytes
+from remarket_mailer.services.sending import _display
 
 
 def message(**changes: object) -> OutboundMessage:
@@ -103,3 +106,35 @@ def test_what_we_write_is_what_a_reader_gets(subject: str, name: str, text: str,
     assert rich.get_content().replace("\r\n", "\n") == html.replace("\r\n", "\n").translate(
         normalized
     )
+
+
+ENCODED = "=?utf-8?b?QWRtaW4gPGFkbWluQGV2aWwuZXhhbXBsZT4=?="
+"""An encoded word that mail clients show as ``Admin <admin@evil.example>``."""
+
+
+def _recipient(first_name: str, last_name: str | None = None) -> str:
+    """The To value sending builds for a contact (``services.sending``)."""
+    contact = ContactFacts(1, "ann@example.org", first_name, last_name, None, None, {}, None)
+    return _display(contact)
+
+
+@pytest.mark.parametrize(
+    "first_name", [ENCODED, f"Ann {ENCODED}", f"Zoë {ENCODED}", "Zoë", 'Ann "the" \\ one']
+)
+def test_a_name_is_shown_as_written_even_when_it_looks_encoded(first_name: str) -> None:
+    """A first name of ``=?utf-8?b?...?=`` went into To and Subject as it was, and mail
+    clients decoded it: the recipient saw a sender-looking ``Admin <admin@evil.example>``."""
+    data = to_bytes(
+        message(
+            to_addr=_recipient(first_name),
+            from_addr=f"{ENCODED} <news@shop.example>",
+            subject=f"{first_name}, you left something",
+        )
+    )
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    (to,) = parsed["To"].addresses
+    assert to.display_name == first_name
+    assert to.addr_spec == "ann@example.org"
+    assert parsed["From"].addresses[0].display_name == ENCODED
+    assert str(parsed["Subject"]) == f"{first_name}, you left something"
+    assert "evil.example" not in str(parsed["To"]) + str(parsed["Subject"])

@@ -1,3 +1,4 @@
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
 from html import unescape
@@ -302,3 +303,90 @@ def test_plural_translation_with_more_variables_escapes_them_once(tmp_path: Path
     assert one.text == "<Zoë> has 1 thing"
     many = renderer.render("t/a", {"items": [{"n": 2}, {"n": 3}], "who": "Al"})
     assert "Al has 5 things" in many.html and many.text == "Al has 5 things"
+
+
+GROWTH = [
+    "{{ 'a'|center(300000000) }}",
+    "{{ '%300000000s'|format('a') }}",
+    "{{ '%.300000000f'|format(1.5) }}",
+    "{{ 'a'.ljust(300000000) }}",
+    "{{ 'a'.rjust(300000000) }}",
+    "{{ 'a'.center(300000000) }}",
+    "{{ 'a'.zfill(300000000) }}",
+    "{{ 'a'['ljust'](300000000) }}",
+    "{{ ('a' | attr('ljust'))(300000000) }}",
+    "{{ '{:>300000000}'.format('a') }}",
+    "{{ '%*s' % (300000000, 'a') }}",
+    "{{ 'x' * 300000000 }}",
+    "{{ 300000000 * 'x' }}",
+    "{{ ['x'] * 300000000 }}",
+    "{{ range(10**9) | join }}",
+    "{{ 'a' | indent(10**9) }}",
+    "{{ ('a\\n' * 1000) | indent(100000) }}",
+    "{{ ('a ' * 50000) | wordwrap(1, wrapstring='x' * 1000) }}",
+    "{{ 'abc' | truncate(10**18, end='x' * 300000000) }}",
+    "{{ ('a' * 1000) | replace('a', 'b' * 100000) }}",
+    "{{ ('a' * 1000).replace('a', 'b' * 100000) }}",
+    "{{ ('a' * 1000).translate({97: 'b' * 100000}) }}",
+    "{{ ('a' * 100000).join(['b'] * 100000) }}",
+    "{{ (['a' * 100000] * 100000) | join }}",
+    "{{ ('\\t' * 1000).expandtabs(1000000) }}",
+    "{{ ((10**64)**64)**64 }}",
+    "{{ lipsum(300000000) }}",
+    "{{ [1] | batch(300000000, 'x') | list }}",
+    "{{ [1] | slice(300000000) | list }}",
+    "{{ [1] | tojson(300000000) }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}"
+    "{% endfor %}{{ ns.s }}",
+    "{% for i in range(100000) %}{{ 'a' * 1000 }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("growth", GROWTH)
+def test_string_growth_fails_as_a_template_error_without_the_memory(
+    tmp_path: Path, growth: str
+) -> None:
+    """Each of these allocated hundreds of MB (or gigabytes) in one call: now the sandbox
+    works out the size first and refuses, so a render stays within a few MB."""
+    _evil_template(tmp_path, body=growth)
+    renderer = Renderer(tmp_path)
+    renderer.compiled("t/evil")  # compiling folds constants: that must stay bounded too
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError, match="sandbox allows|Range too big") as caught:
+            renderer.render("t/evil", {})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000_000, f"{peak / 1e6:.0f} MB for {growth}"
+    assert str(tmp_path / "t" / "evil.mjml") in str(caught.value)
+
+
+def test_bounded_filters_and_methods_work_as_before(tmp_path: Path) -> None:
+    _evil_template(
+        tmp_path,
+        body="[{{ x | center(6) }}|{{ [x, y] | join(y) }}|{{ x | replace('a', y) }}|{{ x ~ y }}]",
+        text="[{{ 'ok' | center(6) }}|{{ 'a'.ljust(3) }}|{{ '%3s' | format(x) }}|{{ 2 ** 10 }}"
+        "|{{ [x, y] | join('&') }}|{{ x | replace('a', y) }}|{{ x ~ y }}"
+        "|{{ '{}!'.format(x) }}|{{ x | indent(2, true) }}|{{ 'a b c' | wordwrap(1) }}]",
+    )
+    email = Renderer(tmp_path).render("t/evil", {"x": "ab", "y": "<"})
+    assert "[  ab  |ab&lt;&lt;|&lt;b|ab&lt;]" in email.html
+    assert email.text == "[  ok  |a  | ab|1024|ab&<|<b|ab<|ab!|  ab|a\nb\nc]"
+
+
+INTERNALS = "{{ '' | attr('__class__') | attr('__mro__') }}"
+
+
+@pytest.mark.parametrize("part", ["subject", "body", "text"])
+def test_python_internals_through_attr_compile_and_fail_as_template_errors(
+    tmp_path: Path, part: str
+) -> None:
+    """Compiling this raised a bare UndefinedError, out of a worker's warm-up."""
+    _evil_template(tmp_path, **{part: INTERNALS})
+    renderer = Renderer(tmp_path)
+    assert renderer.warm(["t/evil"]) == {}
+    with pytest.raises(TemplateError, match="attribute '__class__' of 'str' object is unsafe"):
+        renderer.render("t/evil", {})

@@ -20,6 +20,7 @@ def test_worker_warms_every_template_in_every_language(tmp_path: Path) -> None:
         provider_url="memory://",
         workflows_dir=ROOT / "workflows",
         templates_dir=ROOT / "templates",
+        secret_key="test-secret-key-0123456789-0123456789",
     )
     app = build_app(settings)
     try:

@@ -139,3 +139,48 @@ def test_ab_variants_are_deterministic_and_weighted() -> None:
     assert dict(picks)["b"] == "abandoned_cart/reminder_2"
     duplicate = edited.replace("{id: b,", "{id: a,")
     assert "variant ids must differ" in str(check_workflow(duplicate, "w.yaml")[0])
+
+
+def test_a_filter_that_always_fails_is_refused_at_validate_time() -> None:
+    broken = STOCK.replace(
+        "filter: cart.total >= 20", "filter: \"cart.total >= 20 and 'x' * 300000000 != ''\""
+    )
+    problems = check_workflow(broken, "abandoned_cart.yaml")
+    line = next(i for i, x in enumerate(broken.splitlines(), 1) if "filter:" in x)
+    assert len(problems) == 1
+    text = str(problems[0])
+    assert text.startswith(f"abandoned_cart.yaml:{line}: trigger.filter: expression")
+    assert "always fails" in text and "the sandbox allows 1,000,000" in text
+
+
+@pytest.mark.parametrize("field", ["from_email", "reply_to", "name"])
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("Shop\\r\\nBcc: all@victim.example <news@shop.example>", "a carriage return (CR)"),
+        ("Shop <news@shop.example>\\nBcc: all@victim.example", "a line break (LF)"),
+    ],
+)
+def test_header_settings_with_line_breaks_are_refused(field: str, value: str, found: str) -> None:
+    """A from_email with CR/LF was accepted, and the line break silently became a space."""
+    setting = f'{field}: "{value}"'
+    if field == "name":
+        source = STOCK.replace("name: Abandoned cart", setting)
+    else:
+        source = STOCK.replace("name: Abandoned cart", f"name: Abandoned cart\n{setting}")
+    problems = check_workflow(source, "workflows/abandoned_cart.yaml")
+    line = source.splitlines().index(setting) + 1
+    assert [str(p) for p in problems] == [
+        f"workflows/abandoned_cart.yaml:{line}: {field}: must be one line without control "
+        f"characters; it contains {found}"
+    ]
+
+
+def test_a_from_email_must_be_an_address() -> None:
+    source = STOCK.replace("name: Abandoned cart", "name: Abandoned cart\nfrom_email: Shop")
+    (problem,) = check_workflow(source, "w.yaml")
+    assert "from_email: 'Shop' is not an email address" in str(problem)
+    fine = STOCK.replace(
+        "name: Abandoned cart", "name: Abandoned cart\nfrom_email: Shöp <news@shop.example>"
+    )
+    assert check_workflow(fine, "w.yaml") == []

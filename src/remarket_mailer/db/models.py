@@ -302,6 +302,22 @@ class TrackingEvent(Base):
     received_at: Mapped[datetime]
 
 
+class WebhookToken(Base):
+    """A one-time token of a signed webhook (Mailgun's ``signature.token``), kept while its
+    signature could still be fresh, so one signature block is accepted once."""
+
+    __tablename__ = "webhook_tokens"
+    __table_args__ = (
+        UniqueConstraint("provider", "token"),
+        Index("ix_webhook_tokens_seen_at", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(255))
+    seen_at: Mapped[datetime]
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    delete,
     func,
     insert,
     inspect,
@@ -56,6 +57,7 @@ from remarket_mailer.db.models import (
     Order,
     Subscription,
     Suppression,
+    WebhookToken,
     WorkflowVersion,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
@@ -850,6 +852,20 @@ def record_tracking_events(session: Session, rows: Sequence[dict[str, Any]]) -> 
     statement = _insert(session, TrackingEventRow).values(list(rows))
     statement = statement.on_conflict_do_nothing(index_elements=["provider", "raw_id"])
     return set(session.execute(statement.returning(TrackingEventRow.raw_id)).scalars())
+
+
+def remember_webhook_token(
+    session: Session, provider: str, token: str, now: datetime, keep_for: timedelta
+) -> bool:
+    """Record a one-time webhook token; False when it was already used within ``keep_for``.
+
+    Tokens older than ``keep_for`` are deleted first: an index range on ``seen_at`` that
+    holds a few minutes of webhooks, so the table never grows past that.
+    """
+    session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - keep_for))
+    statement = _insert(session, WebhookToken).values(provider=provider, token=token, seen_at=now)
+    statement = statement.on_conflict_do_nothing(index_elements=["provider", "token"])
+    return session.execute(statement.returning(WebhookToken.id)).scalar_one_or_none() is not None
 
 
 def soft_bounce_count(session: Session, digest: str, since: datetime) -> int:

@@ -8,10 +8,12 @@ the ``EmailMessage`` API took 1.3 ms per email and ``email.mime`` with compat32 
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import re
 import secrets
+from email.charset import Charset
 from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, formatdate, parseaddr
@@ -20,6 +22,7 @@ from functools import lru_cache
 from remarket_mailer.delivery.base import OutboundMessage
 
 _MAX_LINE = 78
+_UTF8 = Charset("utf-8")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -30,6 +33,37 @@ def clean_header(value: str) -> str:
     if value.isprintable():  # no control character in it: nothing to replace (C, no regex)
         return value.strip()
     return _CONTROL.sub(" ", value).strip()
+
+
+def encoded_words(text: str) -> str:
+    """``text`` written only as RFC 2047 encoded words (UTF-8, base64, under 75 characters
+    each, separated by spaces that a reader drops between encoded words): a mail client
+    decodes it back to exactly ``text``. For unstructured headers (Subject).
+
+    For user data that contains ``=?``: written as it is, ``=?utf-8?b?QWRtaW4...?=`` in a
+    first name is *decoded* by mail clients and shows as ``Admin <admin@evil.example>``.
+    """
+    return " ".join(
+        f"=?utf-8?b?{base64.b64encode(text[i : i + 10].encode()).decode('ascii')}?="
+        for i in range(0, len(text), 10)
+    )
+
+
+def encoded_name(name: str) -> str:
+    """A display name as one encoded word, as ``formataddr`` writes a non-ASCII name: between
+    the words of a phrase some readers (Python's among them) keep the space."""
+    return _UTF8.header_encode(name)
+
+
+def defuse_encoded_words(value: str) -> str:
+    """``value`` with an invisible word joiner (U+2060) between each ``=`` and ``?``, so no
+    encoded word can be read in it.
+
+    For ESPs, which build the MIME headers from our plain values themselves: whether an ESP
+    passes an ASCII value through as it is, or decodes and re-encodes it, no ``=?...?=`` of
+    the user's survives to be decoded by the recipient's mail client.
+    """
+    return value.replace("=?", "=\u2060?") if "=?" in value else value
 
 
 def make_message_id(delivery_id: int, domain: str, secret: str) -> str:
@@ -63,7 +97,8 @@ def to_bytes(message: OutboundMessage) -> bytes:
     ]
     if message.reply_to:
         lines.append(_header("Reply-To", _sender_header(message.reply_to)))
-    lines.append(_header("Subject", clean_header(message.subject)))
+    subject = clean_header(message.subject)
+    lines.append(_header("Subject", encoded_words(subject) if "=?" in subject else subject))
     date = format_datetime(message.date) if message.date else formatdate(localtime=False)
     lines.append(_header("Date", date))
     lines.append(_header("Message-ID", f"<{clean_header(message.message_id)}>"))
@@ -110,6 +145,8 @@ def _address_header(value: str) -> str:
         raise ValueError(f"not an email address: {value!r}")
     if not name:
         return address
+    if "=?" in name:  # user data that would read as an encoded word: encode it all ourselves
+        return f"{encoded_name(name)} <{address}>"
     try:
         Address(addr_spec=address)
     except (ValueError, IndexError):

@@ -56,6 +56,10 @@ def create_api(app: App) -> FastAPI:
         title="remarket-mailer",
         version=__version__,
         description="Trigger events in; timed, consented remarketing email out.",
+        # Metrics are not here but on their own port (metrics.py); the interactive docs
+        # pull scripts from a CDN onto this origin, so they are opt-in.
+        docs_url="/docs" if app.settings.api_docs else None,
+        redoc_url="/redoc" if app.settings.api_docs else None,
     )
     install_error_handlers(api)
     api_key = Depends(require_api_key(app))
@@ -203,23 +207,21 @@ def create_api(app: App) -> FastAPI:
         }
         return JSONResponse({**counts, "results": results})
 
-    @api.get("/metrics", include_in_schema=False)
-    async def metrics_page() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @api.get("/v1/health", summary="Database and broker reachable")
+    @api.get(
+        "/v1/health",
+        summary="Database and broker reachable",
+        responses={503: {"description": 'Which dependency failed, e.g. ["database"]'}},
+    )
     async def health() -> JSONResponse:
-        problems: dict[str, str] = {}
-        db_error = await run_in_threadpool(check_database, app)
-        if db_error:
-            problems["database"] = db_error
-        broker_error = await run_in_threadpool(_check_broker, app)
-        if broker_error:
-            problems["broker"] = broker_error
-        if problems:
-            return JSONResponse({"status": "unavailable", "failed": problems}, status_code=503)
+        failing: list[str] = []
+        for name, check in (("database", check_database), ("broker", _check_broker)):
+            error = await run_in_threadpool(check, app)
+            if error:
+                # Error texts name hosts, ports and roles: the log gets them, callers do not.
+                log.warning("health check failed dependency=%s error=%s", name, error)
+                failing.append(name)
+        if failing:
+            return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
     @api.post("/u/{token}", summary="RFC 8058 one-click unsubscribe", include_in_schema=False)

@@ -108,7 +108,7 @@ def run_scheduler(app: App) -> None:
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
-    serve_metrics(app.settings.metrics_port)
+    serve_metrics(app.settings.metrics_port, app.settings.metrics_host)
     log.info("scheduler started interval=%ss", app.settings.sweep_interval_seconds)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

@@ -7,6 +7,7 @@ suppression list. Secrets come from ``REMARKET_WEBHOOK_SECRETS`` (a JSON object 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Request
@@ -14,11 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
+from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses, webhooks
 from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
 from remarket_mailer.entrypoints.http import ApiError, read_body
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.services.webhooks import apply_tracking_events
+from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,13 @@ def webhooks_router(app: App) -> APIRouter:
         summary="ESP delivery events (bounces, complaints, unsubscribes, ...)",
         responses={
             200: {"description": "Verified and applied"},
-            400: {"description": "Signed, but not the payload the ESP documents"},
-            401: {"description": "Signature or credentials wrong"},
+            400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
+            401: {"description": "Signature or credentials wrong, or the signature is stale"},
             404: {"description": "Unknown provider, or no secret configured for it"},
             406: {"description": "Mailgun: rejected, do not retry"},
             408: {"description": "The body did not arrive in time"},
             413: {"description": "Body over 1 MB"},
+            503: {"description": "SNS: too many unknown certificates to fetch now; retry"},
         },
     )
     async def receive(provider: str, request: Request) -> JSONResponse:
@@ -58,6 +60,7 @@ def webhooks_router(app: App) -> APIRouter:
         body = await read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         subscribe_url: str | None = None
+        once: OneTimeToken | None = None
         try:
             if provider == "ses":
                 topics = {t.strip() for t in secret.split(",") if t.strip()}
@@ -65,11 +68,33 @@ def webhooks_router(app: App) -> APIRouter:
                     lambda: ses.parse_sns(headers, body, topic_arns=topics)
                 )
                 events, subscribe_url = sns.events, sns.subscribe_url
+            elif provider in ("resend", "sendgrid"):
+                # Freshness on the app's clock, as every other time in the engine.
+                now = app.clock.now().timestamp()
+                timed = resend.parse_webhook if provider == "resend" else sendgrid.parse_webhook
+                events = await run_in_threadpool(lambda: timed(headers, body, secret, now=now))
+            elif provider == "mailgun":
+                now = app.clock.now().timestamp()
+                hook = await run_in_threadpool(
+                    lambda: mailgun.read_webhook(headers, body, secret, now=now)
+                )
+                events = hook.events
+                once = OneTimeToken(mailgun.PROVIDER, hook.token, mailgun.TOKEN_MEMORY)
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
+        except webhooks.WebhookReplayError as exc:
+            raise _refused(provider, exc) from None
+        except webhooks.WebhookBusyError as exc:
+            return JSONResponse(
+                {"error": "try_later", "message": str(exc)},
+                status_code=503,
+                headers={"Retry-After": str(math.ceil(exc.retry_after))},
+            )
         except WebhookSignatureError as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
         except ValidationError as exc:
+            if exc.field == "body":  # not JSON at all, or nested past any ESP's payload
+                raise ApiError(400, "invalid_json", str(exc)) from None
             raise ApiError(
                 406 if provider == "mailgun" else 400, "invalid_payload", str(exc)
             ) from None
@@ -78,7 +103,12 @@ def webhooks_router(app: App) -> APIRouter:
             # handler does not reach out to URLs it was sent.
             log.warning("SNS subscription needs confirming: %s", subscribe_url)
             return JSONResponse({"status": "confirm", "subscribe_url": subscribe_url})
-        report = await run_in_threadpool(apply_tracking_events, app.uow, app.clock, events)
+        try:
+            report = await run_in_threadpool(
+                apply_tracking_events, app.uow, app.clock, events, once
+            )
+        except webhooks.WebhookReplayError as exc:
+            raise _refused(provider, exc) from None
         return JSONResponse(
             {
                 "status": "ok",
@@ -89,3 +119,8 @@ def webhooks_router(app: App) -> APIRouter:
         )
 
     return router
+
+
+def _refused(provider: str, exc: webhooks.WebhookReplayError) -> ApiError:
+    # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
+    return ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc))

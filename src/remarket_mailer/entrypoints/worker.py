@@ -62,7 +62,7 @@ def run_worker(app: App) -> None:
     if stopping.is_set():
         app.close()
         return
-    serve_metrics(app.settings.metrics_port)
+    serve_metrics(app.settings.metrics_port, app.settings.metrics_host)
     warm_templates(app)
     tune_gc()  # after warming: the compiled templates are frozen with the rest
     worker = start_worker(app)

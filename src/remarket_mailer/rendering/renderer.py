@@ -45,10 +45,8 @@ from jinja2 import (
     pass_eval_context,
 )
 from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 try:  # markupsafe's own escaping, without the Markup its public escape() wraps it in
@@ -80,12 +78,11 @@ from remarket_mailer.rendering.sources import (
     parse_front_matter,
     traceback_line,
 )
+from remarket_mailer.sandbox import BoundedSandbox, bound_template, join_bounded
 
 GMAIL_CLIP_BYTES = 102 * 1024
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _PLURAL_FILTER = "_translated_plural"
-MAX_REPEAT = 100_000
-"""Longest string or list a template may build with ``*`` (guards the worker's memory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +130,11 @@ def available_languages(templates_dir: Path) -> tuple[str, ...]:
     return (SOURCE_LOCALE, *(x for x in catalog_files(templates_dir) if x != SOURCE_LOCALE))
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class _Sandbox(BoundedSandbox):
     """Jinja's sandbox, immutable (a template cannot ``shop.update(...)`` the dicts every email
-    shares), plus a cap on ``'x' * n`` and ``n ** m`` so a template cannot exhaust the worker's
-    memory or CPU."""
+    shares), with the growth limits of ``remarket_mailer.sandbox`` (``'x' * n``,
+    ``'a'|center(n)``, ``n ** m``...) so a template cannot exhaust the worker's memory."""
 
-    intercepted_binops = frozenset({"*", "**"})
     language: str = SOURCE_LOCALE
     translations: Any = None
 
@@ -152,19 +148,6 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
-            raise SecurityError("exponent too large")
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(seq) * count > MAX_REPEAT
-                ):
-                    raise SecurityError("repeated string or list too long")
-        return super().call_binop(context, operator, left, right)
 
 
 # Raw-text elements: character references are not decoded inside them, so they keep their
@@ -218,9 +201,9 @@ def _ascii_constants(tree: nodes.Template, environment: _Sandbox) -> None:
                 continue
             try:
                 value = child.as_const(eval_ctx)
-            except Exception:  # not constant (the compiler leaves it to run time, too)
-                continue
-            text = str(escape(value))
+                text = str(escape(value))
+            except Exception:  # not constant, or an Undefined: the compiler leaves it to run
+                continue  # time, too, where it fails as a TemplateError with its line
             if not text.isascii():
                 output.nodes[index] = nodes.TemplateData(char_refs(text), lineno=child.lineno)
 
@@ -475,7 +458,16 @@ class Renderer:
         with self._lock:
             found = self._compiled.get(key)
             if found is None:
-                found = self._compile(name, locale)
+                try:
+                    found = self._compile(name, locale)
+                except TemplateError:
+                    raise
+                except Exception as exc:  # a template is user code: any failure is its error
+                    raise TemplateSourceError(
+                        self._display(f"{name}.mjml"),
+                        None,
+                        f"does not compile: {type(exc).__name__}: {exc}",
+                    ) from None
                 self._compiled[key] = found
         return found
 
@@ -730,6 +722,7 @@ class Renderer:
         # A plain dict, not Jinja's ChainMap: every render copies the globals, and copying a
         # ChainMap runs in Python. The environments' globals never change after creation.
         template = env.template_class.from_code(env, code, dict(env.make_globals(None)), None)
+        bound_template(template)
         if env.autoescape is True:
             # Generated code calls the module-level name ``escape`` for every ``{{ }}``.
             namespace = template.root_render_func.__globals__
@@ -807,7 +800,7 @@ def _run(template: Template, data: dict[str, Any]) -> str:
     ``{% set %}`` goes to the context's own variables)."""
     context = template.new_context(data, shared=True)
     try:
-        return template.environment.concat(template.root_render_func(context))
+        return join_bounded(template.root_render_func(context))
     except Exception:
         template.environment.handle_exception()  # re-raises, with template lines in the traceback
 

@@ -134,7 +134,10 @@ def traceback_line(tb: TracebackType | None, filename: str) -> int | None:
     return line
 
 
-_NAMES = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined|no (?:attribute|element) '([^']+)'")
+_NAMES = re.compile(
+    r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined|no (?:attribute|element) '([^']+)'"
+    r"|access to attribute '([^']+)'"  # the sandbox refusing ''.__class__
+)
 
 
 def locate_in_sources(
@@ -152,7 +155,7 @@ def locate_in_sources(
         return None
     text = lines[line - 1]
     tags = JINJA_TAG.findall(text)
-    names = [a or b for a, b in _NAMES.findall(message)]
+    names = [a or b or c for a, b, c in _NAMES.findall(message)]
     ranked = sorted(tags, key=lambda tag: _suspicion(tag, names, message))
     for tag in ranked:
         found = find_line(files, tag)

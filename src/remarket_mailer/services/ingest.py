@@ -677,8 +677,9 @@ def _apply_triggers(
         if workflow.trigger.filter is not None:
             try:
                 matched = evaluate(workflow.trigger.filter, _context(contact, event, facts.cart))
-            except ValidationError as exc:
-                log.warning("workflow=%s filter failed: %s", workflow.id, exc)
+            except ValidationError as exc:  # any failure of the marketer's expression
+                log.warning("workflow=%s filter failed, not matched: %s", workflow.id, exc)
+                metrics.EXPRESSION_ERRORS.labels(workflow.id, "trigger.filter").inc()
                 continue
             if not matched:
                 continue

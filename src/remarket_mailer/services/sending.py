@@ -872,5 +872,12 @@ def _display(contact: ContactFacts) -> str:
     from email.utils import formataddr
 
     assert contact.email is not None
-    name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-    return formataddr((clean_header(name), contact.email)) if name else contact.email
+    name = clean_header(" ".join(p for p in (contact.first_name, contact.last_name) if p))
+    if not name:
+        return contact.email
+    if name.isascii():
+        return formataddr((name, contact.email))
+    # Quoted, not RFC 2047-encoded as formataddr would: the message builder encodes names
+    # itself, and must tell a name it encoded from one that only looks encoded ("=?...").
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{contact.email}>'

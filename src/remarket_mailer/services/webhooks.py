@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
-from remarket_mailer.delivery.providers.webhooks import TrackingEvent
+from remarket_mailer.delivery.providers.webhooks import (
+    TrackingEvent,
+    WebhookReplayError,
+    delivery_id_number,
+    storable_detail,
+    storable_id,
+)
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
@@ -39,31 +45,71 @@ class WebhookReport:
 
 def _raw_id(event: TrackingEvent) -> str:
     if event.raw_id:
-        return event.raw_id[:255]
+        # An id too long (or too odd) for the column is kept as its hash: still unique.
+        return (
+            storable_id(event.raw_id)
+            or "sha256:" + hashlib.sha256(event.raw_id.encode("utf-8", "surrogatepass")).hexdigest()
+        )
     # No ESP event id: derive one from what identifies the event, so redeliveries collapse.
     basis = f"{event.kind}|{event.email}|{event.provider_message_id}|{event.occurred_at}"
-    return "derived:" + hashlib.sha256(basis.encode()).hexdigest()
+    return "derived:" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _storable(event: TrackingEvent) -> TrackingEvent:
+    # Ids that cannot be ours (a delivery id "²", a message id of 300 characters) are dropped
+    # from the event, which still counts: a bounce is about the address either way.
+    ours = delivery_id_number(event.delivery_id) is not None
+    return replace(
+        event,
+        provider_message_id=storable_id(event.provider_message_id),
+        delivery_id=event.delivery_id if ours else None,
+        detail=storable_detail(event.detail),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OneTimeToken:
+    """A webhook signature's token that may be used once (Mailgun), and for how long to keep
+    it: as long as the signature it came with can still verify."""
+
+    provider: str
+    token: str
+    keep_for: timedelta
 
 
 def apply_tracking_events(
-    uow: UnitOfWork, clock: Clock, events: Sequence[TrackingEvent]
+    uow: UnitOfWork,
+    clock: Clock,
+    events: Sequence[TrackingEvent],
+    once: OneTimeToken | None = None,
 ) -> WebhookReport:
-    """Record ``events`` and apply their suppressions, in one transaction."""
+    """Record ``events`` and apply their suppressions, in one transaction.
+
+    With ``once``, the token is recorded in the same transaction; raises WebhookReplayError
+    (code ``replayed``), applying nothing, when it was used before. A request that fails later
+    leaves the token unused, so the ESP's retry still goes through.
+    """
+    events = [_storable(e) for e in events]
     report = WebhookReport(received=len(events))
     now = clock.now()
     with uow() as session:
+        if once is not None and not repo.remember_webhook_token(
+            session, once.provider, once.token, now, once.keep_for
+        ):
+            raise WebhookReplayError(
+                f"{once.provider}: this signature was already used; a replay is not applied",
+                code="replayed",
+            )
         rows = [
             {
                 "provider": e.provider,
                 "raw_id": _raw_id(e),
                 "kind": e.kind,
                 "email_hash": repo.email_hash(e.email),
-                "delivery_id": int(e.delivery_id)
-                if e.delivery_id and e.delivery_id.isdigit()
-                else None,
+                "delivery_id": delivery_id_number(e.delivery_id),
                 "provider_message_id": e.provider_message_id,
                 "bounce_class": e.bounce_class,
-                "detail": (e.detail or "")[:2000] or None,
+                "detail": e.detail,
                 "occurred_at": e.occurred_at,
                 "received_at": now,
             }

@@ -63,6 +63,31 @@ def _expression(value: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_duration)]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _header_text(value: str) -> str:
+    # Goes into an email header (From, Reply-To, List-Id): a line break there would start a
+    # header of the marketer's own making, or be silently turned into a space.
+    found = _CONTROL.search(value)
+    if found is not None:
+        what = {"\r": "a carriage return (CR)", "\n": "a line break (LF)"}.get(
+            found.group(0), f"the control character {found.group(0)!r}"
+        )
+        raise ValueError(f"must be one line without control characters; it contains {what}")
+    return value
+
+
+def _address(value: str) -> str:
+    _header_text(value)
+    if "@" not in value.rpartition("<")[2]:
+        raise ValueError(f"{value!r} is not an email address like 'Shop <news@shop.example>'")
+    return value
+
+
+HeaderText = Annotated[str, AfterValidator(_header_text)]
+EmailAddress = Annotated[str, AfterValidator(_address)]
+
 _DATE_OFFSET = re.compile(r"^\s*([a-z_]+)\s*(?:([+-])\s*(\S+))?\s*$")
 DATE_FACTS = ("renews_at", "placed_at", "occurred_at")
 
@@ -211,13 +236,13 @@ class SendWindowSpec(_Strict):
 
 class WorkflowSpec(_Strict):
     id: str
-    name: str = Field(min_length=1, max_length=200)
+    name: HeaderText = Field(min_length=1, max_length=200)
     description: str = ""
     enabled: bool = True
     category: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     priority: int = Field(default=0, ge=0, le=1000)
-    from_email: str | None = None
-    reply_to: str | None = None
+    from_email: EmailAddress | None = None
+    reply_to: EmailAddress | None = None
     trigger: TriggerSpec
     exit: list[ExitSpec] = Field(default_factory=list)
     send_window: SendWindowSpec | None = None

@@ -52,7 +52,7 @@ from remarket_mailer.delivery.base import (
     SendResult,
     Transient,
 )
-from remarket_mailer.delivery.message import clean_header
+from remarket_mailer.delivery.message import clean_header, defuse_encoded_words
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def split_address(value: str) -> tuple[str, str]:
     name, address = email.utils.parseaddr(clean_header(value))
     if not address or "@" not in address:
         raise ValueError(f"not an email address: {_redact(value)}")
-    return name, address
+    return defuse_encoded_words(name), address
 
 
 def format_address(value: str) -> str:
@@ -128,6 +128,12 @@ def format_address(value: str) -> str:
     """
     name, address = split_address(value)
     return email.utils.formataddr((name, address)) if name else address
+
+
+def clean_subject(message: OutboundMessage) -> str:
+    """The subject without CR/LF, and without anything the recipient's client could read as
+    an encoded word (``defuse_encoded_words``): the ESP writes the Subject header itself."""
+    return defuse_encoded_words(clean_header(message.subject))
 
 
 def clean_headers(message: OutboundMessage) -> dict[str, str]:

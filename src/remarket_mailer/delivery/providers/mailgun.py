@@ -12,7 +12,9 @@ Mailgun documents no idempotency key: a retry after a timeout may send twice.
 
 Webhooks (JSON) carry ``signature{timestamp, token, signature}`` in the body:
 HMAC-SHA256 keyed with the HTTP webhook signing key (not the API key) over
-``timestamp + token``, hex.
+``timestamp + token``, hex. The signature does not cover the body, so a captured block would
+verify with any body: a timestamp over 15 minutes old is refused, and each token is accepted
+once (the caller remembers them, see :class:`MailgunWebhook`).
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ import hmac
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     format_address,
     message_tags,
     parse_retry_after,
@@ -46,19 +50,26 @@ from remarket_mailer.delivery.providers.webhooks import (
     as_dict,
     as_str,
     bare_message_id,
+    check_signed_at,
     classify_bounce,
     load_json,
     normalize_email,
     parse_time,
     require_secret,
 )
-from remarket_mailer.errors import ValidationError
 
 PROVIDER = "mailgun"
 US_BASE_URL = "https://api.mailgun.net"
 EU_BASE_URL = "https://api.eu.mailgun.net"
 
 _TRY_AGAIN_AFTER = re.compile(r"try again after (.+?)\s*$", re.IGNORECASE)
+_TOKEN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII that fits the token column
+
+# Mailgun's own SDK refuses signatures older than 15 minutes; ahead allows for clock skew.
+SIGNATURE_MAX_AGE_SECONDS = 900.0
+SIGNATURE_MAX_AHEAD_SECONDS = 300.0
+TOKEN_MEMORY = timedelta(seconds=SIGNATURE_MAX_AGE_SECONDS + SIGNATURE_MAX_AHEAD_SECONDS)
+"""How long a used token must be remembered: as long as its signature can still be fresh."""
 
 
 class MailgunProvider(HttpProvider):
@@ -92,7 +103,7 @@ class MailgunProvider(HttpProvider):
         form: list[tuple[str, str]] = [
             ("from", format_address(message.from_addr)),
             ("to", format_address(message.to_addr)),
-            ("subject", clean_header(message.subject)),
+            ("subject", clean_subject(message)),
         ]
         if message.text:
             form.append(("text", message.text))
@@ -142,10 +153,22 @@ _SIMPLE_EVENTS: dict[str, EventKind] = {
 }
 
 
-def verify_signature(payload: Mapping[str, Any], secret: str) -> None:
-    """Check the body's ``signature`` block with the webhook signing key ``secret``.
+@dataclass(frozen=True, slots=True)
+class MailgunWebhook:
+    """A verified Mailgun webhook: its events and the one-time token of its signature."""
 
-    Raises WebhookSignatureError when the block is missing or the HMAC does not match.
+    events: list[TrackingEvent]
+    token: str
+    """Accept this token once: keep it for :data:`TOKEN_MEMORY` and refuse it when seen again."""
+
+
+def verify_signature(payload: Mapping[str, Any], secret: str, *, now: float | None = None) -> str:
+    """Check the body's ``signature`` block with the webhook signing key ``secret``; return
+    its token, which the caller must accept only once (see :data:`TOKEN_MEMORY`).
+
+    Raises WebhookSignatureError when the block is missing, malformed or the HMAC does not
+    match; WebhookReplayError when its timestamp is over 15 minutes before ``now`` (default:
+    the current time) or over 5 minutes after it.
     """
     require_secret(secret, PROVIDER)
     block = as_dict(payload.get("signature"))
@@ -154,29 +177,52 @@ def verify_signature(payload: Mapping[str, Any], secret: str) -> None:
     signature = as_str(block.get("signature"))
     if not (timestamp and token and signature):
         raise WebhookSignatureError("mailgun: signature block missing")
+    if not _TOKEN.fullmatch(token):
+        raise WebhookSignatureError("mailgun: the signature token is not a Mailgun token")
     expected = hmac.new(
-        secret.strip().encode("utf-8"), f"{timestamp}{token}".encode(), hashlib.sha256
+        secret.strip().encode("utf-8"),
+        f"{timestamp}{token}".encode("utf-8", "surrogatepass"),
+        hashlib.sha256,
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not hmac.compare_digest(expected, signature.lower().encode("ascii", "replace").decode()):
         raise WebhookSignatureError("mailgun: signature does not verify")
+    check_signed_at(
+        timestamp,
+        time.time() if now is None else now,
+        max_age=SIGNATURE_MAX_AGE_SECONDS,
+        max_ahead=SIGNATURE_MAX_AHEAD_SECONDS,
+        provider=PROVIDER,
+    )
+    return token
 
 
-def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> list[TrackingEvent]:
+def read_webhook(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> MailgunWebhook:
+    """Verify a Mailgun webhook and normalize it, keeping the signature's one-time token.
+
+    Raises as :func:`parse_webhook`.
+    """
+    payload = load_json(body, PROVIDER)
+    if not isinstance(payload, dict):
+        raise WebhookSignatureError("mailgun: body is not a JSON object")
+    token = verify_signature(payload, secret, now=now)
+    event = _event(as_dict(payload.get("event-data")))
+    return MailgunWebhook([event] if event is not None else [], token)
+
+
+def parse_webhook(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> list[TrackingEvent]:
     """Verify a Mailgun webhook (``secret`` = HTTP webhook signing key) and normalize it.
 
     One POST carries one ``event-data``. ``failed`` with severity ``temporary`` is
-    ``deferred``; with ``permanent`` it is ``bounced``. Raises WebhookSignatureError for a body
-    without a valid signature (including one that is not JSON).
+    ``deferred``; with ``permanent`` it is ``bounced``. Raises ValidationError (field ``body``)
+    for a body that is not JSON or nests too deep, WebhookSignatureError for one without a valid
+    signature, WebhookReplayError for a stale one. ``now`` (Unix seconds) replaces the clock in
+    tests. The signature's token is not remembered here: :func:`read_webhook` returns it.
     """
-    try:
-        payload = load_json(body, PROVIDER)
-    except ValidationError as exc:
-        raise WebhookSignatureError("mailgun: body is not JSON, no signature to check") from exc
-    if not isinstance(payload, dict):
-        raise WebhookSignatureError("mailgun: body is not a JSON object")
-    verify_signature(payload, secret)
-    event = _event(as_dict(payload.get("event-data")))
-    return [event] if event is not None else []
+    return read_webhook(headers, body, secret, now=now).events
 
 
 def _event(data: Mapping[str, Any]) -> TrackingEvent | None:

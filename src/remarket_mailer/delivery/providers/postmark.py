@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 
 from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     format_address,
     message_tags,
 )
@@ -83,7 +83,7 @@ class PostmarkProvider(HttpProvider):
         item: dict[str, Any] = {
             "From": format_address(message.from_addr),
             "To": format_address(message.to_addr),
-            "Subject": clean_header(message.subject),
+            "Subject": clean_subject(message),
             "Metadata": tags,
         }
         if message.html:

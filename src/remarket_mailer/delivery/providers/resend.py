@@ -45,11 +45,11 @@ from remarket_mailer.delivery.base import (
     Transient,
     plan_keyed,
 )
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     format_address,
     message_tags,
 )
@@ -60,6 +60,7 @@ from remarket_mailer.delivery.providers.webhooks import (
     WebhookSignatureError,
     as_dict,
     as_str,
+    check_signed_at,
     classify_bounce,
     header,
     load_json,
@@ -118,7 +119,7 @@ class ResendProvider(HttpProvider):
         item: dict[str, Any] = {
             "from": format_address(message.from_addr),
             "to": [format_address(message.to_addr)],
-            "subject": clean_header(message.subject),
+            "subject": clean_subject(message),
         }
         if message.html:
             item["html"] = message.html
@@ -214,8 +215,9 @@ def verify_signature(
 ) -> None:
     """Verify the Svix headers (``svix-id``, ``svix-timestamp``, ``svix-signature``).
 
-    Raises WebhookSignatureError when a header is missing, the timestamp is more than five
-    minutes from ``now`` (default: the current time) or no ``v1`` signature matches.
+    Raises WebhookSignatureError when a header is missing, the timestamp is not Unix seconds or
+    no ``v1`` signature matches; WebhookReplayError when the timestamp is more than five minutes
+    from ``now`` (default: the current time).
     """
     key = _signing_key(secret)
     msg_id = header(headers, "svix-id")
@@ -223,13 +225,13 @@ def verify_signature(
     signatures = header(headers, "svix-signature")
     if not (msg_id and timestamp and signatures):
         raise WebhookSignatureError("resend: svix headers missing")
-    try:
-        sent_at = int(timestamp.strip())
-    except ValueError as exc:
-        raise WebhookSignatureError("resend: svix-timestamp is not a number") from exc
-    current = time.time() if now is None else now
-    if abs(current - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
-        raise WebhookSignatureError("resend: svix-timestamp outside the 5-minute tolerance")
+    sent_at = check_signed_at(
+        timestamp,
+        time.time() if now is None else now,
+        max_age=WEBHOOK_TOLERANCE_SECONDS,
+        max_ahead=WEBHOOK_TOLERANCE_SECONDS,
+        provider=PROVIDER,
+    )
     signed = f"{msg_id.strip()}.{sent_at}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
     for candidate in signatures.split():

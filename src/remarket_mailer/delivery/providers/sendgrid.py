@@ -10,7 +10,9 @@ part before the first dot so both sides match. ``custom_args`` (in the personali
 SendGrid documents no idempotency key: a retry after a timeout may send twice.
 
 Webhooks are signed with ECDSA P-256 / SHA-256 over ``timestamp + raw body``; the secret is the
-base64 verification key shown in SendGrid's Mail Settings (a DER public key; PEM also works).
+base64 verification key shown in SendGrid's Mail Settings (a DER public key; PEM also works). A
+signed timestamp more than 10 minutes from now is refused, so a captured batch cannot be
+replayed later.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     message_tags,
     parse_retry_after,
     split_address,
@@ -43,6 +45,7 @@ from remarket_mailer.delivery.providers.webhooks import (
     WebhookSignatureError,
     as_dict,
     as_str,
+    check_signed_at,
     classify_bounce,
     header,
     load_json,
@@ -56,6 +59,7 @@ PROVIDER = "sendgrid"
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+WEBHOOK_TOLERANCE_SECONDS = 600.0
 
 
 def _address_object(value: str) -> dict[str, str]:
@@ -104,7 +108,7 @@ class SendGridProvider(HttpProvider):
         payload: dict[str, Any] = {
             "personalizations": [personalization],
             "from": _address_object(message.from_addr),
-            "subject": clean_header(message.subject),
+            "subject": clean_subject(message),
             "content": content,
         }
         if message.reply_to:
@@ -178,10 +182,14 @@ def load_verification_key(secret: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
+def verify_signature(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> None:
     """Verify ``X-Twilio-Email-Event-Webhook-Signature`` over timestamp + raw body.
 
-    Raises WebhookSignatureError when a header is missing or the signature does not verify.
+    Raises WebhookSignatureError when a header is missing, the timestamp is not Unix seconds
+    or the signature does not verify; WebhookReplayError when the signed timestamp is more
+    than ten minutes from ``now`` (default: the current time).
     """
     key = load_verification_key(secret)
     signature = header(headers, SIGNATURE_HEADER)
@@ -193,16 +201,27 @@ def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> No
         key.verify(der, timestamp.strip().encode("utf-8") + body, ec.ECDSA(hashes.SHA256()))
     except (ValueError, InvalidSignature) as exc:
         raise WebhookSignatureError("sendgrid: signature does not verify") from exc
+    # SendGrid documents no tolerance; without one a captured batch verifies forever.
+    check_signed_at(
+        timestamp,
+        time.time() if now is None else now,
+        max_age=WEBHOOK_TOLERANCE_SECONDS,
+        max_ahead=WEBHOOK_TOLERANCE_SECONDS,
+        provider=PROVIDER,
+    )
 
 
-def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> list[TrackingEvent]:
+def parse_webhook(
+    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
+) -> list[TrackingEvent]:
     """Verify a SendGrid Event Webhook POST (``secret`` = verification key) and normalize it.
 
     The body is a JSON array of events; each maps to at most one TrackingEvent (``processed``
-    and resubscribes map to none). Raises WebhookSignatureError for a bad signature,
+    and resubscribes map to none). ``now`` (Unix seconds) replaces the clock in tests. Raises
+    WebhookSignatureError for a bad signature or a stale timestamp (WebhookReplayError),
     ValidationError for a body that is not a JSON array.
     """
-    verify_signature(headers, body, secret)
+    verify_signature(headers, body, secret, now=now)
     batch = load_json(body, PROVIDER)
     if not isinstance(batch, list):
         raise ValidationError("sendgrid: webhook body is not a JSON array", field="body")

@@ -17,7 +17,9 @@ refused credentials (403 signature / token errors) are transient with a long ``r
 
 Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
 ``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
-be ``https://sns.<region>.amazonaws.com/….pem``, and accepts only the configured topic ARNs.
+be ``https://sns.<region>.amazonaws.com[.cn]/….pem``, and accepts only the configured topic ARNs.
+Certificates are cached by host and path in a bounded cache whose downloads are rate-limited
+(:class:`SnsCertificates`): unauthenticated requests cannot make us fetch without limit.
 A ``SubscriptionConfirmation`` gives no events but exposes ``subscribe_url``: GET it once to
 confirm the subscription.
 """
@@ -30,6 +32,8 @@ import hashlib
 import hmac
 import re
 import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,11 +47,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent, Transient
-from remarket_mailer.delivery.message import clean_header
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
+    clean_subject,
     message_tags,
     split_address,
 )
@@ -55,6 +59,7 @@ from remarket_mailer.delivery.providers.webhooks import (
     BounceClass,
     EventKind,
     TrackingEvent,
+    WebhookBusyError,
     WebhookSignatureError,
     as_dict,
     as_str,
@@ -76,7 +81,8 @@ ACCOUNT_RETRY_SECONDS = 600.0
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _UNRESERVED = "-_.~"
 _SIGNED_HEADERS = ("content-type", "host", "x-amz-date", "x-amz-security-token")
-_CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com$")
+_CERT_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
+_CERT_PATH = re.compile(r"(?:/[A-Za-z0-9._-]{1,128})+\.pem")
 _CREDENTIAL_ERRORS = frozenset(
     {
         "SignatureDoesNotMatch",
@@ -224,7 +230,7 @@ class SesProvider(HttpProvider):
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def build_request(self, message: OutboundMessage) -> ApiRequest:
-        simple: dict[str, Any] = {"Subject": {"Data": clean_header(message.subject)}}
+        simple: dict[str, Any] = {"Subject": {"Data": clean_subject(message)}}
         body: dict[str, Any] = {}
         if message.text:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
@@ -311,9 +317,6 @@ _CONFIRMATION_FIELDS = (
 _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 _BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
 
-_cert_cache: dict[str, bytes] = {}
-_cert_lock = threading.Lock()
-
 
 @dataclass(frozen=True, slots=True)
 class SnsMessage:
@@ -327,40 +330,106 @@ class SnsMessage:
     """For ``SubscriptionConfirmation``: GET this URL once to start receiving events."""
 
 
-def fetch_certificate_https(url: str) -> bytes:
-    """Download (once per process) the PEM certificate at an already validated SNS cert URL.
+class SnsCertificates:
+    """SNS signing certificates, downloaded on first use and kept by host and path.
 
-    Raises WebhookSignatureError when it cannot be fetched.
+    Anyone can post an SNS-shaped message naming any certificate URL on an SNS host, so the
+    URL is checked first (:func:`certificate_location`), its query is ignored (it cannot make a
+    new cache entry), at most ``max_entries`` certificates are kept (the least recently used
+    goes first) and at most ``fetches_per_minute`` certificates that are not cached are
+    downloaded per minute; beyond that :class:`WebhookBusyError` is raised without fetching.
+    SNS signs with one certificate per region, rotated rarely: a genuine sender needs one
+    download. Thread-safe; downloads run outside the lock.
     """
-    with _cert_lock:
-        cached = _cert_cache.get(url)
-    if cached is not None:
-        return cached
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 32,
+        fetches_per_minute: int = 10,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.fetches_per_minute = fetches_per_minute
+        self._transport = transport
+        self._timeout = timeout
+        self._monotonic = monotonic
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_fetches: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def fetch(self, url: str) -> bytes:
+        """The PEM bytes of the certificate at SNS cert URL ``url``.
+
+        Raises WebhookSignatureError when ``url`` is not an SNS certificate URL or the
+        download fails, WebhookBusyError when the download budget of this minute is spent.
+        """
+        location = certificate_location(url)
+        with self._lock:
+            cached = self._cache.get(location)
+            if cached is not None:
+                self._cache.move_to_end(location)
+                return cached
+            self._take_fetch_slot()
+        try:
+            with httpx.Client(
+                transport=self._transport, timeout=self._timeout, follow_redirects=False
+            ) as client:
+                response = client.get(location)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise WebhookSignatureError("ses: could not fetch the SNS signing certificate") from exc
+        with self._lock:
+            self._cache[location] = response.content
+            self._cache.move_to_end(location)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return response.content
+
+    def _take_fetch_slot(self) -> None:
+        now = self._monotonic()
+        while self._recent_fetches and self._recent_fetches[0] <= now - 60.0:
+            self._recent_fetches.popleft()
+        if len(self._recent_fetches) >= self.fetches_per_minute:
+            wait = 60.0 - (now - self._recent_fetches[0])
+            raise WebhookBusyError(
+                f"ses: {self.fetches_per_minute} unknown SNS certificates fetched in the last "
+                "minute; try again later",
+                retry_after=max(1.0, wait),
+            )
+        self._recent_fetches.append(now)
+
+
+CERTIFICATES = SnsCertificates()
+"""The process's certificate cache, used when :func:`parse_sns` is given no fetcher."""
+
+
+def certificate_location(url: str) -> str:
+    """``https://<host>/<path>`` of an SNS cert URL, without query or fragment (they select
+    nothing on AWS's side, so they must not select a cache entry either).
+
+    Accepts only https, host ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn`` for
+    China), no user, no port, a path ending ``.pem``. Raises WebhookSignatureError for any
+    other URL (the certificate is the trust anchor: an attacker must not be able to point us
+    at their own).
+    """
     try:
-        response = httpx.get(url, timeout=10.0, follow_redirects=False)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise WebhookSignatureError("ses: could not fetch the SNS signing certificate") from exc
-    with _cert_lock:
-        _cert_cache[url] = response.content
-    return response.content
-
-
-def check_certificate_url(url: str) -> None:
-    """Accept only ``https://sns.<region>.amazonaws.com/<…>.pem``.
-
-    Raises WebhookSignatureError for any other URL (the certificate is the trust anchor, so
-    an attacker must not be able to point us at their own).
-    """
-    parts = urlsplit(url)
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise WebhookSignatureError("ses: SigningCertURL is not a URL") from None
+    host = parts.hostname or ""
     if (
         parts.scheme != "https"
         or parts.username is not None
-        or parts.port is not None
-        or not _CERT_HOST.match(parts.hostname or "")
-        or not parts.path.endswith(".pem")
+        or port is not None
+        or not _CERT_HOST.fullmatch(host)
+        or not _CERT_PATH.fullmatch(parts.path)
     ):
         raise WebhookSignatureError("ses: SigningCertURL is not an SNS certificate URL")
+    return f"https://{host}{parts.path}"
 
 
 def string_to_sign(message: Mapping[str, Any]) -> bytes:
@@ -384,7 +453,8 @@ def string_to_sign(message: Mapping[str, Any]) -> bytes:
                 continue
             raise WebhookSignatureError(f"ses: SNS message without {name}")
         lines.append(f"{name}\n{value}\n")
-    return "".join(lines).encode("utf-8")
+    # A lone surrogate cannot have been signed by SNS: kept as is, it fails the signature.
+    return "".join(lines).encode("utf-8", "surrogatepass")
 
 
 def verify_sns_signature(
@@ -392,10 +462,10 @@ def verify_sns_signature(
 ) -> None:
     """Verify an SNS message's RSA signature with the certificate at its SigningCertURL.
 
-    Raises WebhookSignatureError when the URL, certificate, version or signature is wrong.
+    ``fetch_certificate`` gets the URL without its query. Raises WebhookSignatureError when
+    the URL, certificate, version or signature is wrong.
     """
-    cert_url = as_str(message.get("SigningCertURL")) or ""
-    check_certificate_url(cert_url)
+    cert_url = certificate_location(as_str(message.get("SigningCertURL")) or "")
     version = str(message.get("SignatureVersion", ""))
     algorithm: hashes.HashAlgorithm
     if version == "1":
@@ -430,14 +500,12 @@ def parse_sns(
 
     Only messages from ``topic_arns`` are accepted: a valid AWS signature also comes from a
     stranger's topic pointed at our URL. ``fetch_certificate`` returns the PEM bytes for a cert
-    URL (default: HTTPS download, cached). Raises WebhookSignatureError when the message is
-    not provably from one of our topics, ValidationError when a signed notification holds
-    something other than an SES event.
+    URL (default: :data:`CERTIFICATES`). Raises ValidationError (field ``body``) when the body
+    is not JSON or nests too deep, WebhookSignatureError when the message is not provably from
+    one of our topics, WebhookBusyError when its certificate cannot be fetched this minute,
+    ValidationError when a signed notification holds something other than an SES event.
     """
-    try:
-        message = load_json(body, PROVIDER)
-    except ValidationError as exc:
-        raise WebhookSignatureError("ses: body is not an SNS message") from exc
+    message = load_json(body, PROVIDER)
     if not isinstance(message, dict) or message.get("Type") not in _SNS_TYPES:
         raise WebhookSignatureError("ses: body is not an SNS message")
     header_type = header(headers, "x-amz-sns-message-type")
@@ -446,7 +514,7 @@ def parse_sns(
     topic_arn = str(message.get("TopicArn", ""))
     if topic_arn not in topic_arns:
         raise WebhookSignatureError("ses: message from a topic that is not configured")
-    verify_sns_signature(message, fetch_certificate or fetch_certificate_https)
+    verify_sns_signature(message, fetch_certificate or CERTIFICATES.fetch)
     sns_type = str(message["Type"])
     message_id = str(message.get("MessageId", ""))
     if sns_type == "SubscriptionConfirmation":
