@@ -126,6 +126,7 @@ def test_metrics_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = {"REMARKET_SECRET_KEY": "s" * 40, "REMARKET_METRICS_PORT": str(port)}
+        assert start(["db", "upgrade"], tmp_path, env).returncode == 0  # a valid database
         result = start(_command(API), tmp_path, env)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
