@@ -59,12 +59,14 @@ from remarket_mailer.db.models import (
     WorkflowVersion,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
+from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 
 
 def email_hash(email: str) -> str:
-    """Suppressions are keyed by this hash so an erased contact's address stays suppressed."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """Suppressions are keyed by this hash so an erased contact's address stays suppressed;
+    every spelling of one address (``normalize_email``) has the same hash."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
 
 
 # --- events -------------------------------------------------------------------------------
@@ -867,7 +869,7 @@ def soft_bounce_count(session: Session, digest: str, since: datetime) -> int:
 
 
 def contacts_by_email(session: Session, emails: Iterable[str]) -> dict[str, Contact]:
-    emails = {e.lower() for e in emails if e}
+    emails = {normalize_email(e) for e in emails if e}
     if not emails:
         return {}
     return {

@@ -12,6 +12,7 @@ from sqlalchemy import inspect as sa_inspect
 
 from remarket_mailer.db import repository as repo
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
@@ -34,7 +35,7 @@ def export_contact(uow: UnitOfWork, email: str) -> dict[str, Any]:
 
     Raises ValidationError when no contact has that address.
     """
-    address = email.strip().lower()
+    address = normalize_email(email)
     with uow() as session:
         contact = repo.find_contact(session, None, address)
         if contact is None:
@@ -52,7 +53,7 @@ def erase_contact(uow: UnitOfWork, clock: Clock, email: str) -> dict[str, int]:
 
     Works for an unknown address too: it is suppressed so a later import cannot mail it.
     """
-    address = email.strip().lower()
+    address = normalize_email(email)
     if "@" not in address:
         raise ValidationError(f"{email!r} is not an email address", field="email")
     now = clock.now()

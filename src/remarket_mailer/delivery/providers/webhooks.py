@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from remarket_mailer.domain.emails import normalize_email as canonical_email
 from remarket_mailer.errors import RemarketError, ValidationError
 
 EventKind = Literal[
@@ -180,11 +181,12 @@ def bare_message_id(value: Any) -> str | None:
 
 
 def normalize_email(value: Any) -> str | None:
-    """The address part of ``value`` (``Name <a@b>`` or ``a@b``), lower-cased; None if empty."""
+    """The address part of ``value`` (``Name <a@b>`` or ``a@b``) in the product's one spelling
+    (``domain.emails.normalize_email``); None if empty."""
     text = as_str(value)
     if text is None:
         return None
     if "<" in text and text.endswith(">"):
         text = text[text.rindex("<") + 1 : -1]
-    text = text.strip().lower()
+    text = canonical_email(text)
     return text if "@" in text else None
