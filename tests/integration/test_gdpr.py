@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from remarket_mailer.bootstrap import App
+from remarket_mailer.db.models import Contact
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import T0, AppFactory
-from tests.helpers import cart_event, consent_event, deliveries, post, profile_event, run_due
+from tests.helpers import AUTH, cart_event, consent_event, deliveries, post, profile_event, run_due
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 
@@ -41,6 +44,7 @@ def test_export_then_erase_then_never_again(make_app: AppFactory, clock: Virtual
     assert missing.status_code == 404
 
     # The shop sends her events again (and even a new consent): she is never emailed.
+    clock.set(T0 + timedelta(days=1))
     post(client, consent_event(T0 + timedelta(days=1)))
     post(client, cart_event(T0 + timedelta(days=1), cart_id="cart-2"))
     clock.set(T0 + timedelta(days=5))
@@ -106,9 +110,75 @@ def test_export_and_erase_find_the_contact_under_any_spelling(
     assert erased.status_code == 200 and erased.json()["erased"] is True
     assert deliveries(app) == []
     # She comes back under the NFD spelling: still suppressed.
+    clock.set(T0 + timedelta(days=1))
     post(client, consent_event(T0 + timedelta(days=1), email=NFD))
     post(client, cart_event(T0 + timedelta(days=1), cart_id="cart-2", email=NFD))
     clock.set(T0 + timedelta(days=5))
     run_due(app)
     assert provider.outbox == []
     assert {d.reason for d in deliveries(app)} == {"suppressed"}
+
+
+# --- consent ordering -----------------------------------------------------------------------
+
+
+def _contact_id(app: App, email: str = "ann@example.org") -> int:
+    with app.uow() as session:
+        return int(session.scalars(select(Contact.id).where(Contact.email == email)).one())
+
+
+def test_a_grant_stamped_in_2030_is_refused_naming_occurred_at(make_app: AppFactory) -> None:
+    client = TestClient(create_api(make_app()))
+    response = post(client, consent_event(datetime(2030, 1, 1, tzinfo=UTC)), expect=422)
+    assert response["detail"][0]["field"] == "occurred_at"
+    assert "future" in response["detail"][0]["message"]
+    batch = client.post(
+        "/v1/events/batch",
+        json={"events": [consent_event(datetime(2030, 1, 1, tzinfo=UTC)), cart_event(T0)]},
+        headers=AUTH,
+    ).json()
+    assert (batch["rejected"], batch["accepted"]) == (1, 1)
+    assert batch["results"][0]["errors"][0]["field"] == "occurred_at"
+
+
+def test_one_click_unsubscribe_wins_over_a_grant_stamped_ahead_of_our_clock(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 + timedelta(minutes=4)))  # the shop's clock runs fast
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(minutes=1))
+    token = app.links.unsubscribe_token(_contact_id(app), "marketing")
+    page = client.post(
+        f"/u/{token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert page.status_code == 200 and "You will not get marketing email again" in page.text
+    # A new cart a day later: consent is read again at send time, and the opt-out holds.
+    clock.set(T0 + timedelta(days=1))
+    post(client, cart_event(T0 + timedelta(days=1), cart_id="cart-2"))
+    clock.set(T0 + timedelta(days=5))
+    run_due(app)
+    assert provider.outbox == []
+
+
+def test_a_withdrawal_event_wins_over_the_grant_that_arrived_before_it(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0))
+    post(client, cart_event(T0))
+    # The shop forwards an opt-out it recorded before the grant reached us: it still counts.
+    clock.set(T0 + timedelta(minutes=10))
+    post(client, consent_event(T0 - timedelta(hours=1), status="withdrawn"))
+    clock.set(T0 + timedelta(days=5))
+    run_due(app)
+    assert provider.outbox == []
+    assert {d.reason for d in deliveries(app)} == {"consent_withdrawn"}

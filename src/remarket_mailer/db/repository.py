@@ -59,6 +59,7 @@ from remarket_mailer.db.models import (
     WorkflowVersion,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
+from remarket_mailer.domain.consent import ConsentRecord, current_consent
 from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 
@@ -147,19 +148,33 @@ def add_consent(session: Session, consent: Consent) -> None:
 def latest_consents(
     session: Session, contact_ids: Iterable[int], topics: Iterable[str]
 ) -> dict[tuple[int, str], str]:
-    """(contact_id, topic) → 'granted'/'withdrawn' from each pair's newest record."""
+    """(contact_id, topic) → 'granted'/'withdrawn': each pair's records in the order they
+    arrived, read by ``domain.consent.current_consent`` (an opt-out is never overtaken)."""
     contact_ids, topics = set(contact_ids), set(topics)
     if not contact_ids or not topics:
         return {}
     rows = session.execute(
-        select(Consent.contact_id, Consent.topic, Consent.status, Consent.occurred_at, Consent.id)
+        select(
+            Consent.contact_id,
+            Consent.topic,
+            Consent.status,
+            Consent.occurred_at,
+            Consent.recorded_at,
+        )
         .where(_in_ids(session, Consent.contact_id, "contact_ids", contact_ids))
         .where(Consent.topic.in_(topics))
-        .order_by(Consent.occurred_at, Consent.id)
+        .order_by(Consent.recorded_at, Consent.id)
     )
+    records: dict[tuple[int, str], list[ConsentRecord]] = {}
+    for contact_id, topic, status, occurred_at, recorded_at in rows:
+        records.setdefault((contact_id, topic), []).append(
+            ConsentRecord(status, occurred_at, recorded_at)
+        )
     result: dict[tuple[int, str], str] = {}
-    for contact_id, topic, status, _at, _id in rows:
-        result[(contact_id, topic)] = status
+    for pair, history in records.items():
+        current = current_consent(history)
+        if current is not None:
+            result[pair] = current
     return result
 
 

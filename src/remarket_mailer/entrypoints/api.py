@@ -27,6 +27,7 @@ from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
 from remarket_mailer.entrypoints.http import (
     ApiError,
+    future_problem,
     install_error_handlers,
     pydantic_problems,
     read_json,
@@ -103,6 +104,8 @@ def create_api(app: App) -> FastAPI:
             raise ApiError(
                 422, "validation_error", "the event is not valid", pydantic_problems(exc)
             ) from None
+        if problem := future_problem(event, app.clock.now()):
+            raise ApiError(422, "validation_error", "the event is not valid", [problem])
         result = await run_in_threadpool(single_events.submit, (event, data))
         if isinstance(result, ConflictError):
             raise ApiError(409, "conflict", str(result))
@@ -163,9 +166,14 @@ def create_api(app: App) -> FastAPI:
                 results[index].update(status="rejected", errors=problems)
                 continue
             try:
-                valid.append((index, parse_event(raw), raw))
+                parsed = parse_event(raw)
             except PydanticValidationError as exc:
                 results[index].update(status="rejected", errors=pydantic_problems(exc))
+                continue
+            if problem := future_problem(parsed, app.clock.now()):
+                results[index].update(status="rejected", errors=[problem])
+                continue
+            valid.append((index, parsed, raw))
         outcomes = await in_ingest_thread(
             ingest_batch,
             app.uow,

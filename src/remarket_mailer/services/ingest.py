@@ -392,7 +392,7 @@ def _apply_facts(batch: _Batch, contact: Contact, event: AnyEvent) -> _Facts:
                 status=event.status,
                 source=event.source,
                 evidence=event.evidence,
-                occurred_at=at,
+                occurred_at=min(at, now),  # a stamp ahead of us counts as now (domain.consent)
                 recorded_at=now,
             )
         )
@@ -408,7 +408,7 @@ def _apply_facts(batch: _Batch, contact: Contact, event: AnyEvent) -> _Facts:
                     topic=event.topic,
                     status="withdrawn",
                     source=event.source or "contact.unsubscribed",
-                    occurred_at=at,
+                    occurred_at=min(at, now),
                     recorded_at=now,
                 )
             )
