@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import Contact
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
@@ -182,3 +183,73 @@ def test_a_withdrawal_event_wins_over_the_grant_that_arrived_before_it(
     run_due(app)
     assert provider.outbox == []
     assert {d.reason for d in deliveries(app)} == {"consent_withdrawn"}
+
+
+# --- erase scrubs every free-text column --------------------------------------------------
+
+
+def _every_text_value(app: App) -> list[tuple[str, str, str]]:
+    """(table, column, value as text) for every string, text and JSON value in the database."""
+    from sqlalchemy import JSON, String, Text
+
+    from remarket_mailer.db.models import Base
+
+    found = []
+    with app.uow() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+            for row in session.execute(select(*columns)):
+                for column, value in zip(columns, row, strict=True):
+                    if value is not None:
+                        found.append((table.name, column.name, str(value)))
+    return found
+
+
+def test_erase_leaves_the_address_in_no_text_column(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    import base64
+    import json
+
+    from remarket_mailer.services.webhooks import record_engagement
+
+    address = "zelda.quinn@example.org"
+    provider = MemoryProvider()
+    app = make_app(
+        provider=provider, admin_api_keys=["admin-key"], webhook_secrets={"postmark": HOOK_AUTH}
+    )
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5), email=address))
+    post(client, consent_event(T0 - timedelta(minutes=5), email=address))
+    checkout = f"https://shop.example/checkout/cart-1?email={address}"
+    post(client, {**cart_event(T0, email=address), "checkout_url": checkout})
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    sent = next(d for d in deliveries(app) if d.status == "sent")
+    assert record_engagement(app.uow, app.clock, sent.id, "clicked", checkout)
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "Email": address,
+        "BouncedAt": (T0 + timedelta(hours=1, minutes=2)).isoformat(),
+        "Details": f"smtp;550 5.1.1 <{address}>: Recipient address rejected: User unknown",
+        "Metadata": {"delivery_id": str(sent.id)},
+        "ID": 7,
+    }
+    auth = {"Authorization": "Basic " + base64.b64encode(HOOK_AUTH.encode()).decode()}
+    hook = client.post("/v1/webhooks/postmark", content=json.dumps(bounce), headers=auth)
+    assert hook.status_code == 200 and hook.json()["suppressed"] == 1
+    assert any("zelda.quinn" in value for _, _, value in _every_text_value(app))
+
+    erased = client.post("/v1/contacts/erase", json={"email": address}, headers=ADMIN)
+    assert erased.status_code == 200 and erased.json()["erased"] is True
+    leftovers = [
+        (table, column)
+        for table, column, value in _every_text_value(app)
+        if "zelda.quinn" in value.lower() or "zelda.quinn%40" in value.lower()
+    ]
+    assert leftovers == []
+    # Only the hash is left, and it still suppresses her.
+    with app.uow() as session:
+        assert repo.suppressions_for(session, [address]) == {address: "hard_bounce"}

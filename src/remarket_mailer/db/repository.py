@@ -928,12 +928,20 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
     """Delete the contact and everything personal about it; returns rows deleted per table.
 
     Discount codes stay (the shop may still honour them) but lose their owner; tracking
-    events are keyed by hash only and stay for the bounce and complaint history.
+    events are keyed by hash only and stay for the bounce and complaint history, their free
+    text scrubbed here for the contact's deliveries (``scrub_address`` does it by hash).
     """
     from sqlalchemy import delete
 
     cid = contact.id
     counts: dict[str, int] = {}
+    delivery_ids = select(Delivery.id).where(Delivery.contact_id == cid)
+    session.execute(
+        update(TrackingEventRow)
+        .where(TrackingEventRow.delivery_id.in_(delivery_ids))
+        .values(detail=None)
+        .execution_options(synchronize_session=False)
+    )
     for name, model, column in (
         ("deliveries", Delivery, Delivery.contact_id),
         ("enrollments", Enrollment, Enrollment.contact_id),
@@ -951,6 +959,25 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
     session.execute(delete(Contact).where(Contact.id == cid))
     counts["contacts"] = 1
     return counts
+
+
+ERASED_DETAIL = "GDPR erasure"
+
+
+def scrub_address(session: Session, email: str) -> None:
+    """Clear the free text kept next to ``email``'s hash: an ESP's bounce or complaint text
+    quotes the address, and only the hash may outlive an erasure. The suppression keeps its
+    reason (hard bounce, complaint...), its detail says it was erased."""
+    digest = email_hash(email)
+    session.execute(
+        update(Suppression).where(Suppression.email_hash == digest).values(detail=ERASED_DETAIL)
+    )
+    session.execute(
+        update(TrackingEventRow)
+        .where(TrackingEventRow.email_hash == digest)
+        .values(detail=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- batch prefetch for ingest --------------------------------------------------------------

@@ -58,7 +58,8 @@ def erase_contact(uow: UnitOfWork, clock: Clock, email: str) -> dict[str, int]:
         raise ValidationError(f"{email!r} is not an email address", field="email")
     now = clock.now()
     with uow() as session:
-        repo.suppress(session, address, "erased", "GDPR erasure", now)
+        repo.suppress(session, address, "erased", repo.ERASED_DETAIL, now)
+        repo.scrub_address(session, address)
         contact = repo.find_contact(session, None, address)
         if contact is None:
             return {"contacts": 0}
