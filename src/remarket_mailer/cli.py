@@ -466,8 +466,7 @@ def contacts_erase(
 
     if not yes and not typer.confirm(f"Erase all data about {email}?"):
         raise typer.Exit(code=1)
-    deleted = erase_contact(_uow(), SystemClock(), email)
-    console.print(f"erased {email}: {deleted}; the address stays suppressed")
+    typer.echo(erase_contact(_uow(), SystemClock(), email).message())
 
 
 @keys_app.command("create")

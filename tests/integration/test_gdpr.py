@@ -253,3 +253,21 @@ def test_erase_leaves_the_address_in_no_text_column(
     # Only the hash is left, and it still suppresses her.
     with app.uow() as session:
         assert repo.suppressions_for(session, [address]) == {address: "hard_bounce"}
+
+
+# --- erasing an unknown address says so ---------------------------------------------------
+
+
+def test_erasing_an_unknown_address_says_nothing_was_found_and_it_is_suppressed(
+    make_app: AppFactory,
+) -> None:
+    client = TestClient(create_api(make_app(admin_api_keys=["admin-key"])))
+    first = client.post("/v1/contacts/erase", json={"email": "Nobody@Example.org"}, headers=ADMIN)
+    assert first.status_code == 200
+    body = first.json()
+    assert (body["found"], body["erased"], body["suppressed"]) == (False, False, True)
+    assert body["already_suppressed"] is False and body["deleted"] == {}
+    assert body["message"].startswith("No contact has the address nobody@example.org")
+    again = client.post("/v1/contacts/erase", json={"email": "nobody@example.org"}, headers=ADMIN)
+    assert again.json()["already_suppressed"] is True
+    assert "was already on the suppression list" in again.json()["message"]

@@ -57,11 +57,11 @@ def contacts_router(app: App) -> APIRouter:
                 [{"field": "email", "message": "required"}],
             )
         try:
-            deleted = await run_in_threadpool(erase_contact, app.uow, app.clock, email)
+            result = await run_in_threadpool(erase_contact, app.uow, app.clock, email)
         except ValidationError as exc:
             raise ApiError(
                 422, "validation_error", str(exc), [{"field": "email", "message": str(exc)}]
             ) from None
-        return JSONResponse({"erased": deleted.get("contacts", 0) > 0, "deleted": deleted})
+        return JSONResponse(result.as_json())
 
     return router
