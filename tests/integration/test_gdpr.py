@@ -271,3 +271,40 @@ def test_erasing_an_unknown_address_says_nothing_was_found_and_it_is_suppressed(
     again = client.post("/v1/contacts/erase", json={"email": "nobody@example.org"}, headers=ADMIN)
     assert again.json()["already_suppressed"] is True
     assert "was already on the suppression list" in again.json()["message"]
+
+
+# --- an erased person's links never act on someone else -------------------------------------
+
+
+def test_an_erased_contacts_old_unsubscribe_link_does_not_touch_the_next_contact(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider, admin_api_keys=["admin-key"])
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    (first,) = deliveries(app)[:1]
+    old_token = app.links.unsubscribe_token(first.contact_id, "marketing", first.id)
+    assert client.post("/v1/contacts/erase", json={"email": "ann@example.org"}, headers=ADMIN)
+    # Bob is the next contact: on SQLite without AUTOINCREMENT he got Ann's id.
+    bob = "bob@example.org"
+    post(client, profile_event(T0 + timedelta(hours=1), email=bob))
+    post(client, consent_event(T0 + timedelta(hours=1), email=bob))
+    post(client, cart_event(T0 + timedelta(hours=1), email=bob, cart_id="cart-bob"))
+    page = client.post(
+        f"/u/{old_token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert page.status_code == 200
+    clock.set(T0 + timedelta(hours=2, minutes=5))
+    run_due(app)
+    assert [bob in m.to_addr for m in provider.outbox] == [False, True]
+    bob_id = _contact_id(app, bob)
+    with app.uow() as session:
+        consents = repo.latest_consents(session, [bob_id], ["marketing"])
+    assert consents == {(bob_id, "marketing"): "granted"}

@@ -68,6 +68,8 @@ class Base(DeclarativeBase):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # Ids go into unsubscribe tokens: SQLite must never hand an erased contact's id out again.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -217,6 +219,8 @@ class Delivery(Base):
             postgresql_where=text("send_key IS NOT NULL"),
             sqlite_where=text("send_key IS NOT NULL"),
         ),
+        # Ids go into unsubscribe and click tokens: never reused on SQLite either.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
