@@ -80,6 +80,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     first_order_at: Mapped[datetime | None]
+    profile_updated_at: Mapped[datetime | None]
+    """occurred_at of the newest profile event applied: older ones never overwrite its fields."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
