@@ -30,8 +30,9 @@ def test_export_then_erase_then_never_again(make_app: AppFactory, clock: Virtual
     run_due(app)
     assert len(provider.outbox) == 1
 
-    assert client.get("/v1/contacts/export", params={"email": "ann@example.org"}).status_code == 401
-    exported = client.get("/v1/contacts/export", params={"email": "ann@example.org"}, headers=ADMIN)
+    ann = {"email": "ann@example.org"}
+    assert client.post("/v1/contacts/export", json=ann).status_code == 401
+    exported = client.post("/v1/contacts/export", json=ann, headers=ADMIN)
     assert exported.status_code == 200
     data = exported.json()
     assert data["contact"]["first_name"] == "Ann"
@@ -41,7 +42,7 @@ def test_export_then_erase_then_never_again(make_app: AppFactory, clock: Virtual
     erased = client.post("/v1/contacts/erase", json={"email": "Ann@Example.org"}, headers=ADMIN)
     assert erased.status_code == 200 and erased.json()["erased"] is True
     assert deliveries(app) == []
-    missing = client.get("/v1/contacts/export", params={"email": "ann@example.org"}, headers=ADMIN)
+    missing = client.post("/v1/contacts/export", json=ann, headers=ADMIN)
     assert missing.status_code == 404
 
     # The shop sends her events again (and even a new consent): she is never emailed.
@@ -104,7 +105,7 @@ def test_export_and_erase_find_the_contact_under_any_spelling(
     client = TestClient(create_api(app))
     _idn_contact(client)
     for spelling in (NFC, NFD, PUNYCODE):
-        exported = client.get("/v1/contacts/export", params={"email": spelling}, headers=ADMIN)
+        exported = client.post("/v1/contacts/export", json={"email": spelling}, headers=ADMIN)
         assert exported.status_code == 200, spelling
         assert exported.json()["contact"]["email"] == NFC
     erased = client.post("/v1/contacts/erase", json={"email": PUNYCODE}, headers=ADMIN)
@@ -308,3 +309,35 @@ def test_an_erased_contacts_old_unsubscribe_link_does_not_touch_the_next_contact
     with app.uow() as session:
         consents = repo.latest_consents(session, [bob_id], ["marketing"])
     assert consents == {(bob_id, "marketing"): "granted"}
+
+
+# --- the address travels in a body, never in a URL ------------------------------------------
+
+
+def test_export_takes_the_address_in_a_post_body_and_refuses_the_query_string(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(admin_api_keys=["admin-key"])
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    by_query = client.get("/v1/contacts/export", params={"email": "ann@example.org"}, headers=ADMIN)
+    assert by_query.status_code == 405 and by_query.headers["allow"] == "POST"
+    assert by_query.json()["error"] == "method_not_allowed"
+    assert "POST /v1/contacts/export" in by_query.json()["message"]
+    exported = client.post("/v1/contacts/export", json={"email": "ann@example.org"}, headers=ADMIN)
+    assert exported.status_code == 200 and exported.json()["contact"]["first_name"] == "Ann"
+    for body, status in [({"email": "no-at-sign"}, 422), ({}, 422), ([1], 422)]:
+        response = client.post("/v1/contacts/export", json=body, headers=ADMIN)
+        assert response.status_code == status
+        assert response.json()["detail"][0]["field"] == "email"
+    wrong_type = client.post("/v1/contacts/export", content=b"email=x", headers=ADMIN)
+    assert wrong_type.status_code == 415
+    spec = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/contacts/export", "/v1/contacts/erase"):
+        operation = spec[path]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+            "email"
+        ]
+        assert {"400", "401", "413", "415", "422"} <= set(operation["responses"])
+    assert "404" in spec["/v1/contacts/export"]["post"]["responses"]
+    assert "get" not in spec["/v1/contacts/export"]

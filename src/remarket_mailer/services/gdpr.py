@@ -31,16 +31,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def export_contact(uow: UnitOfWork, email: str) -> dict[str, Any]:
-    """All data about the contact with ``email`` as JSON-ready dicts.
+def export_contact(uow: UnitOfWork, email: str) -> dict[str, Any] | None:
+    """All data about the contact with ``email`` as JSON-ready dicts; None when no contact
+    has that address.
 
-    Raises ValidationError when no contact has that address.
+    Raises ValidationError when ``email`` is not an address.
     """
     address = normalize_email(email)
+    if "@" not in address:
+        raise ValidationError(f"{email!r} is not an email address", field="email")
     with uow() as session:
         contact = repo.find_contact(session, None, address)
         if contact is None:
-            raise ValidationError(f"no contact with the address {address}", field="email")
+            return None
         data = repo.contact_data(session, contact)
         return {
             "contact": _row(contact),
