@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from html import escape
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -22,12 +23,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
 from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.domain.consent import event_time
 from remarket_mailer.entrypoints.coalesce import GroupCommit
 from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
 from remarket_mailer.entrypoints.http import (
     ApiError,
-    future_problem,
     install_error_handlers,
     pydantic_problems,
     read_json,
@@ -36,7 +37,13 @@ from remarket_mailer.entrypoints.http import (
 from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
-from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
+from remarket_mailer.schemas import (
+    EVENT_ADAPTER,
+    AnyEvent,
+    ConsentChanged,
+    ContactUnsubscribed,
+    parse_event,
+)
 from remarket_mailer.services.ingest import IngestResult, ingest_batch
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.services.webhooks import record_engagement
@@ -104,7 +111,7 @@ def create_api(app: App) -> FastAPI:
             raise ApiError(
                 422, "validation_error", "the event is not valid", pydantic_problems(exc)
             ) from None
-        if problem := future_problem(event, app.clock.now()):
+        if problem := _future_problem(event, app.clock.now()):
             raise ApiError(422, "validation_error", "the event is not valid", [problem])
         result = await run_in_threadpool(single_events.submit, (event, data))
         if isinstance(result, ConflictError):
@@ -170,7 +177,7 @@ def create_api(app: App) -> FastAPI:
             except PydanticValidationError as exc:
                 results[index].update(status="rejected", errors=pydantic_problems(exc))
                 continue
-            if problem := future_problem(parsed, app.clock.now()):
+            if problem := _future_problem(parsed, app.clock.now()):
                 results[index].update(status="rejected", errors=[problem])
                 continue
             valid.append((index, parsed, raw))
@@ -323,6 +330,18 @@ def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _future_problem(event: AnyEvent, now: datetime) -> dict[str, str] | None:
+    """The problem to report for a consent event stamped too far ahead of ``now``, else None:
+    a grant from a client clock in 2030 must not outrank every opt-out until then."""
+    if not isinstance(event, ConsentChanged | ContactUnsubscribed):
+        return None
+    try:
+        event_time(event.occurred_at, now)
+    except ValueError as exc:
+        return {"field": "occurred_at", "message": str(exc)}
+    return None
 
 
 def _check_broker(app: App) -> str | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +16,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.domain.consent import event_time
-from remarket_mailer.schemas import ConsentChanged, ContactUnsubscribed
 from remarket_mailer.services.api_keys import RecentlyValid, is_bootstrap_key, is_valid_key
 
 MAX_BODY_BYTES = 1_000_000
@@ -102,15 +99,3 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-
-
-def future_problem(event: Any, now: datetime) -> dict[str, str] | None:
-    """The problem to report for a consent event stamped too far ahead of ``now``, else None:
-    a grant from a client clock in 2030 must not outrank every opt-out until then."""
-    if not isinstance(event, ConsentChanged | ContactUnsubscribed):
-        return None
-    try:
-        event_time(event.occurred_at, now)
-    except ValueError as exc:
-        return {"field": "occurred_at", "message": str(exc)}
-    return None
