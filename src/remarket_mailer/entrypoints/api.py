@@ -37,13 +37,7 @@ from remarket_mailer.entrypoints.http import (
 from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
-from remarket_mailer.schemas import (
-    EVENT_ADAPTER,
-    AnyEvent,
-    ConsentChanged,
-    ContactUnsubscribed,
-    parse_event,
-)
+from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
 from remarket_mailer.services.ingest import IngestResult, ingest_batch
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.services.webhooks import record_engagement
@@ -332,10 +326,13 @@ def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
     api.openapi = openapi  # type: ignore[method-assign]
 
 
+_CONSENT_EVENTS = frozenset({"consent.changed", "contact.unsubscribed"})
+
+
 def _future_problem(event: AnyEvent, now: datetime) -> dict[str, str] | None:
     """The problem to report for a consent event stamped too far ahead of ``now``, else None:
     a grant from a client clock in 2030 must not outrank every opt-out until then."""
-    if not isinstance(event, ConsentChanged | ContactUnsubscribed):
+    if event.type not in _CONSENT_EVENTS:
         return None
     try:
         event_time(event.occurred_at, now)
