@@ -473,9 +473,13 @@ def contacts_export(email: Annotated[str, typer.Argument(help="The contact's add
     """Print everything held about one contact, as JSON (GDPR Art. 15)."""
     import json
 
+    from remarket_mailer.errors import ValidationError
     from remarket_mailer.services.gdpr import export_contact
 
-    typer.echo(json.dumps(export_contact(_uow(), email), indent=2, ensure_ascii=False))
+    data = export_contact(_uow(), email)
+    if data is None:
+        raise ValidationError(f"no contact has the address {email}", field="email")
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @contacts_app.command("erase")
@@ -489,8 +493,7 @@ def contacts_erase(
 
     if not yes and not typer.confirm(f"Erase all data about {email}?"):
         raise typer.Exit(code=1)
-    deleted = erase_contact(_uow(), SystemClock(), email)
-    console.print(f"erased {email}: {deleted}; the address stays suppressed")
+    typer.echo(erase_contact(_uow(), SystemClock(), email).message())
 
 
 @keys_app.command("create")

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from remarket_mailer.domain.emails import normalize_email
+
 _CURRENCIES = frozenset(list_currencies())
 _ZONES = frozenset(available_timezones())
 
@@ -42,7 +44,7 @@ def _email(value: str) -> str:
 @lru_cache(maxsize=16_384)
 def _normalized_email(value: str) -> str:
     # The same shoppers send event after event: validating an address costs ~60 us.
-    return validate_email(value, check_deliverability=False).normalized.lower()
+    return normalize_email(validate_email(value, check_deliverability=False).normalized)
 
 
 def _currency(value: str) -> str:

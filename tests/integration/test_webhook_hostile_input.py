@@ -360,7 +360,7 @@ def test_0007_goes_down_and_up_again(database_url: str) -> None:
 
     try:
         assert "webhook_tokens" in tables()
-        downgrade(database_url, "0005")
+        downgrade(database_url, "0006")
         assert "webhook_tokens" not in tables()
     finally:
         upgrade(database_url)

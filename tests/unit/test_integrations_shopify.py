@@ -153,7 +153,9 @@ def test_checkout_maps_to_checkout_started(topic: str, fixture: str) -> None:
 
     assert [e["type"] for e in events] == ["checkout.started"]
     event = events[0]
-    assert event["event_id"] == f"shopify:{WEBHOOK_ID}:checkout.started"
+    assert event["event_id"] == (
+        f"shopify:{topic}:123123123:2021-12-31T19:00:00-05:00:checkout.started"
+    )
     assert event["cart_id"] == "123123123"
     assert event["occurred_at"] == "2021-12-31T19:00:00-05:00"
     # The email typed at checkout wins over the customer record's address.
@@ -495,11 +497,37 @@ def test_redelivery_maps_to_identical_events() -> None:
     assert first == again
 
 
-def test_another_webhook_id_gives_other_event_ids() -> None:
-    other = {**HEADERS, "X-Shopify-Webhook-Id": "0c3b9a1e-8f5c-4d67-a0f2-1b2c3d4e5f60"}
-    first = shopify.map_webhook("checkouts/create", load("checkouts_create"), HEADERS)
-    second = shopify.map_webhook("checkouts/create", load("checkouts_create"), other)
-    assert first[0]["event_id"] != second[0]["event_id"]
+def test_a_replay_under_a_new_webhook_id_maps_to_the_same_events() -> None:
+    # The Webhook-Id and Triggered-At headers are not signed: anyone holding one signed
+    # delivery can resend its body under new ones.
+    other = {
+        **HEADERS,
+        "X-Shopify-Webhook-Id": "0c3b9a1e-8f5c-4d67-a0f2-1b2c3d4e5f60",
+        "X-Shopify-Triggered-At": "2026-01-01T00:00:00Z",
+    }
+    for topic, fixture in [
+        ("checkouts/create", "checkouts_create"),
+        ("orders/create", "orders_create"),
+        ("customers/update", "customers_update"),
+        ("customers_email_marketing_consent/update", "customers_email_marketing_consent_update"),
+    ]:
+        first = shopify.map_webhook(topic, load(fixture), HEADERS)
+        second = shopify.map_webhook(topic, load(fixture), other)
+        assert first == second, topic
+
+
+def test_a_payload_without_its_time_is_keyed_by_its_digest_not_the_header() -> None:
+    payload = load("customers_create")
+    del payload["updated_at"], payload["created_at"]
+    [first] = shopify.map_webhook("customers/create", payload, HEADERS)
+    assert first["occurred_at"] == "2025-07-10T16:15:47+00:00"  # from X-Shopify-Triggered-At
+    assert first["event_id"].startswith("shopify:customers/create:706405506930370084:sha256:")
+    later = {**HEADERS, "X-Shopify-Triggered-At": "2025-07-10T16:20:00Z"}
+    [again] = shopify.map_webhook("customers/create", copy.deepcopy(payload), later)
+    assert again["event_id"] == first["event_id"]
+    payload["first_name"] = "Changed"
+    [changed] = shopify.map_webhook("customers/create", payload, HEADERS)
+    assert changed["event_id"] != first["event_id"]
 
 
 def test_without_webhook_id_the_id_comes_from_topic_token_and_updated_at() -> None:
@@ -518,16 +546,18 @@ def test_without_webhook_id_the_id_comes_from_topic_token_and_updated_at() -> No
 
 
 @pytest.mark.parametrize(
-    "name", ["x-shopify-webhook-id", "X-SHOPIFY-WEBHOOK-ID", "X-Shopify-Webhook-Id"]
+    "name", ["x-shopify-triggered-at", "X-SHOPIFY-TRIGGERED-AT", "X-Shopify-Triggered-At"]
 )
 def test_header_names_are_case_insensitive(name: str) -> None:
-    [event] = shopify.map_webhook("customers/create", load("customers_create"), {name: "w-1"})
-    assert event["event_id"] == "shopify:w-1:contact.upserted"
+    payload = load("customers_create")
+    del payload["updated_at"], payload["created_at"]
+    [event] = shopify.map_webhook("customers/create", payload, {name: "2025-07-10T16:15:47Z"})
+    assert event["occurred_at"] == "2025-07-10T16:15:47+00:00"
 
 
 def test_over_long_event_id_is_hashed_to_fit() -> None:
-    headers = {"X-Shopify-Webhook-Id": "w" * 300}
-    [event] = shopify.map_webhook("customers/create", load("customers_create"), headers)
+    payload = {**load("customers_create"), "id": "w" * 245}
+    [event] = shopify.map_webhook("customers/create", payload, HEADERS)
     assert len(event["event_id"]) <= 255
     assert event["event_id"].startswith("shopify:sha256:")
     parse_event(event)

@@ -68,6 +68,8 @@ class Base(DeclarativeBase):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # Ids go into unsubscribe tokens: SQLite must never hand an erased contact's id out again.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -78,6 +80,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     first_order_at: Mapped[datetime | None]
+    profile_updated_at: Mapped[datetime | None]
+    """occurred_at of the newest profile event applied: older ones never overwrite its fields."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -217,6 +221,8 @@ class Delivery(Base):
             postgresql_where=text("send_key IS NOT NULL"),
             sqlite_where=text("send_key IS NOT NULL"),
         ),
+        # Ids go into unsubscribe and click tokens: never reused on SQLite either.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

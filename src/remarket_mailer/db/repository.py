@@ -61,12 +61,15 @@ from remarket_mailer.db.models import (
     WorkflowVersion,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
+from remarket_mailer.domain.consent import ConsentRecord, current_consent
+from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 
 
 def email_hash(email: str) -> str:
-    """Suppressions are keyed by this hash so an erased contact's address stays suppressed."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """Suppressions are keyed by this hash so an erased contact's address stays suppressed;
+    every spelling of one address (``normalize_email``) has the same hash."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
 
 
 # --- events -------------------------------------------------------------------------------
@@ -147,19 +150,33 @@ def add_consent(session: Session, consent: Consent) -> None:
 def latest_consents(
     session: Session, contact_ids: Iterable[int], topics: Iterable[str]
 ) -> dict[tuple[int, str], str]:
-    """(contact_id, topic) → 'granted'/'withdrawn' from each pair's newest record."""
+    """(contact_id, topic) → 'granted'/'withdrawn': each pair's records in the order they
+    arrived, read by ``domain.consent.current_consent`` (an opt-out is never overtaken)."""
     contact_ids, topics = set(contact_ids), set(topics)
     if not contact_ids or not topics:
         return {}
     rows = session.execute(
-        select(Consent.contact_id, Consent.topic, Consent.status, Consent.occurred_at, Consent.id)
+        select(
+            Consent.contact_id,
+            Consent.topic,
+            Consent.status,
+            Consent.occurred_at,
+            Consent.recorded_at,
+        )
         .where(_in_ids(session, Consent.contact_id, "contact_ids", contact_ids))
         .where(Consent.topic.in_(topics))
-        .order_by(Consent.occurred_at, Consent.id)
+        .order_by(Consent.recorded_at, Consent.id)
     )
+    records: dict[tuple[int, str], list[ConsentRecord]] = {}
+    for contact_id, topic, status, occurred_at, recorded_at in rows:
+        records.setdefault((contact_id, topic), []).append(
+            ConsentRecord(status, occurred_at, recorded_at)
+        )
     result: dict[tuple[int, str], str] = {}
-    for contact_id, topic, status, _at, _id in rows:
-        result[(contact_id, topic)] = status
+    for pair, history in records.items():
+        current = current_consent(history)
+        if current is not None:
+            result[pair] = current
     return result
 
 
@@ -883,7 +900,7 @@ def soft_bounce_count(session: Session, digest: str, since: datetime) -> int:
 
 
 def contacts_by_email(session: Session, emails: Iterable[str]) -> dict[str, Contact]:
-    emails = {e.lower() for e in emails if e}
+    emails = {normalize_email(e) for e in emails if e}
     if not emails:
         return {}
     return {
@@ -927,12 +944,20 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
     """Delete the contact and everything personal about it; returns rows deleted per table.
 
     Discount codes stay (the shop may still honour them) but lose their owner; tracking
-    events are keyed by hash only and stay for the bounce and complaint history.
+    events are keyed by hash only and stay for the bounce and complaint history, their free
+    text scrubbed here for the contact's deliveries (``scrub_address`` does it by hash).
     """
     from sqlalchemy import delete
 
     cid = contact.id
     counts: dict[str, int] = {}
+    delivery_ids = select(Delivery.id).where(Delivery.contact_id == cid)
+    session.execute(
+        update(TrackingEventRow)
+        .where(TrackingEventRow.delivery_id.in_(delivery_ids))
+        .values(detail=None)
+        .execution_options(synchronize_session=False)
+    )
     for name, model, column in (
         ("deliveries", Delivery, Delivery.contact_id),
         ("enrollments", Enrollment, Enrollment.contact_id),
@@ -950,6 +975,25 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
     session.execute(delete(Contact).where(Contact.id == cid))
     counts["contacts"] = 1
     return counts
+
+
+ERASED_DETAIL = "GDPR erasure"
+
+
+def scrub_address(session: Session, email: str) -> None:
+    """Clear the free text kept next to ``email``'s hash: an ESP's bounce or complaint text
+    quotes the address, and only the hash may outlive an erasure. The suppression keeps its
+    reason (hard bounce, complaint...), its detail says it was erased."""
+    digest = email_hash(email)
+    session.execute(
+        update(Suppression).where(Suppression.email_hash == digest).values(detail=ERASED_DETAIL)
+    )
+    session.execute(
+        update(TrackingEventRow)
+        .where(TrackingEventRow.email_hash == digest)
+        .values(detail=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- batch prefetch for ingest --------------------------------------------------------------

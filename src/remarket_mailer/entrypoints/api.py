@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from html import escape
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -22,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
 from remarket_mailer.bootstrap import App, check_database
+from remarket_mailer.domain.consent import event_time
 from remarket_mailer.entrypoints.coalesce import GroupCommit
 from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
@@ -110,6 +112,8 @@ def create_api(app: App) -> FastAPI:
             raise ApiError(
                 422, "validation_error", "the event is not valid", pydantic_problems(exc)
             ) from None
+        if problem := _future_problem(event, app.clock.now()):
+            raise ApiError(422, "validation_error", "the event is not valid", [problem])
         result = await run_in_threadpool(single_events.submit, (event, data))
         if isinstance(result, ConflictError):
             raise ApiError(409, "conflict", str(result))
@@ -179,9 +183,14 @@ def create_api(app: App) -> FastAPI:
                 results[index].update(status="rejected", errors=problems)
                 continue
             try:
-                valid.append((index, parse_event(raw), raw))
+                parsed = parse_event(raw)
             except PydanticValidationError as exc:
                 results[index].update(status="rejected", errors=pydantic_problems(exc))
+                continue
+            if problem := _future_problem(parsed, app.clock.now()):
+                results[index].update(status="rejected", errors=[problem])
+                continue
+            valid.append((index, parsed, raw))
         outcomes = await in_ingest_thread(
             ingest_batch,
             app.uow,
@@ -332,6 +341,21 @@ def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+_CONSENT_EVENTS = frozenset({"consent.changed", "contact.unsubscribed"})
+
+
+def _future_problem(event: AnyEvent, now: datetime) -> dict[str, str] | None:
+    """The problem to report for a consent event stamped too far ahead of ``now``, else None:
+    a grant from a client clock in 2030 must not outrank every opt-out until then."""
+    if event.type not in _CONSENT_EVENTS:
+        return None
+    try:
+        event_time(event.occurred_at, now)
+    except ValueError as exc:
+        return {"field": "occurred_at", "message": str(exc)}
+    return None
 
 
 def _check_broker(app: App) -> str | None:

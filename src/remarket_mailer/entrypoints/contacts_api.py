@@ -1,7 +1,12 @@
-"""GDPR endpoints behind the admin key: export and erase a contact."""
+"""GDPR endpoints behind the admin key: export and erase a contact.
+
+Both take the address in a JSON body, ``{"email": "..."}``: a query string lands in access
+logs and proxies, a body does not. ``GET /v1/contacts/export`` answers 405 saying so.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,14 +14,68 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.entrypoints.http import ApiError, read_json
+from remarket_mailer.entrypoints.http import ApiError, error_response, read_json
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.gdpr import erase_contact, export_contact
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid admin key"},
-    404: {"description": "No contact with this address"},
-    422: {"description": "Not an email address"},
+MAX_EMAIL_LENGTH = 320
+
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "detail": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+    }
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _ERROR_BODY}
+
+
+_EMAIL_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["email"],
+                "properties": {
+                    "email": {
+                        "type": "string",
+                        "format": "email",
+                        "maxLength": MAX_EMAIL_LENGTH,
+                        "description": "The address, in any spelling: it is normalized "
+                        "(case, Unicode form, punycode domain) before the lookup.",
+                    }
+                },
+            },
+            "example": {"email": "ann@example.org"},
+        }
+    },
+}
+
+_COMMON: dict[int | str, dict[str, Any]] = {
+    400: _error("The body is not JSON"),
+    401: _error("Missing or invalid admin key"),
+    413: _error("The body is over 1 MB"),
+    415: _error("Not application/json"),
+    422: _error('Not {"email": "<an address>"}; the detail names the field'),
 }
 
 
@@ -24,8 +83,6 @@ def contacts_router(app: App) -> APIRouter:
     router = APIRouter(prefix="/v1/contacts", tags=["gdpr"])
 
     def check_admin(request: Request) -> None:
-        import hmac
-
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         keys = app.settings.admin_api_keys
         if scheme.lower() != "bearer" or not any(
@@ -33,35 +90,77 @@ def contacts_router(app: App) -> APIRouter:
         ):
             raise ApiError(401, "unauthorized", "this endpoint needs an admin API key")
 
-    @router.get("/export", summary="Everything held about one contact", responses=_RESPONSES)
-    async def export(email: str, request: Request) -> JSONResponse:
-        check_admin(request)
-        try:
-            data = await run_in_threadpool(export_contact, app.uow, email)
-        except ValidationError as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        return JSONResponse(data)
-
-    @router.post(
-        "/erase", summary="Erase a contact; keep a hashed suppression", responses=_RESPONSES
-    )
-    async def erase(request: Request) -> JSONResponse:
-        check_admin(request)
+    async def email_from_body(request: Request) -> str:
+        check_admin(request)  # before reading a byte of the body
         body = await read_json(request)
         email = body.get("email") if isinstance(body, dict) else None
-        if not isinstance(email, str):
+        if not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL_LENGTH:
             raise ApiError(
                 422,
                 "validation_error",
-                'send {"email": ...}',
-                [{"field": "email", "message": "required"}],
+                'send {"email": "<an address>"}',
+                [{"field": "email", "message": "required: an email address"}],
             )
+        return email
+
+    @router.post(
+        "/export",
+        summary="Everything held about one contact",
+        openapi_extra={"requestBody": _EMAIL_BODY},
+        responses={
+            200: {"description": "The contact and every row that belongs to it"},
+            404: _error("No contact has this address"),
+            **_COMMON,
+        },
+    )
+    async def export(request: Request) -> JSONResponse:
+        email = await email_from_body(request)
         try:
-            deleted = await run_in_threadpool(erase_contact, app.uow, app.clock, email)
+            data = await run_in_threadpool(export_contact, app.uow, email)
         except ValidationError as exc:
             raise ApiError(
                 422, "validation_error", str(exc), [{"field": "email", "message": str(exc)}]
             ) from None
-        return JSONResponse({"erased": deleted.get("contacts", 0) > 0, "deleted": deleted})
+        if data is None:
+            raise ApiError(404, "not_found", "no contact has this address")
+        return JSONResponse(data)
+
+    @router.get("/export", include_in_schema=False)
+    async def export_by_query() -> JSONResponse:
+        # The address in a query string ends up in access logs: refuse it, say what to do.
+        response = error_response(
+            ApiError(
+                405,
+                "method_not_allowed",
+                'send POST /v1/contacts/export with the JSON body {"email": "..."}; '
+                "the address is not taken from the query string",
+            )
+        )
+        response.headers["Allow"] = "POST"
+        return response
+
+    @router.post(
+        "/erase",
+        summary="Erase a contact; keep a hashed suppression",
+        openapi_extra={"requestBody": _EMAIL_BODY},
+        responses={
+            200: {
+                "description": "Done. `found`: a contact had the address and its data is "
+                "deleted (`deleted` counts rows per table); `suppressed`: the address is on "
+                "the suppression list (always true); `already_suppressed`: it was before; "
+                "`message`: the same in one sentence."
+            },
+            **_COMMON,
+        },
+    )
+    async def erase(request: Request) -> JSONResponse:
+        email = await email_from_body(request)
+        try:
+            result = await run_in_threadpool(erase_contact, app.uow, app.clock, email)
+        except ValidationError as exc:
+            raise ApiError(
+                422, "validation_error", str(exc), [{"field": "email", "message": str(exc)}]
+            ) from None
+        return JSONResponse(result.as_json())
 
     return router

@@ -16,13 +16,18 @@ to. A completed checkout (``completed_at`` set) maps to no ``checkout.started``,
 order is on its way and must not start reminders. Contacts use ``shopify:<customer id>`` as
 ``external_id`` so ids from different shop systems never collide.
 
-``event_id`` is ``shopify:<X-Shopify-Webhook-Id>:<event type>`` when the header is present,
-else ``shopify:<topic>:<token or id>:<updated_at>:<event type>``; the same delivery always maps
-to the same ids and the same bodies, so a redelivery is a no-op downstream.
+``event_id`` is ``shopify:<topic>:<token or id>:<updated_at>:<event type>``: what the signed
+body says, never the unsigned ``X-Shopify-Webhook-Id`` header. A replay of a signed delivery
+under a new Webhook-Id (which anyone holding one delivery can send) and Shopify's own retries
+map to the same ids and the same bodies, so they are no-ops downstream; a real change of the
+resource has a new ``updated_at``. A payload without its time field is keyed by a digest of
+the payload instead (never by ``X-Shopify-Triggered-At``, a header too).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,11 +75,19 @@ class _Delivery:
     topic: str
     headers: dict[str, str]
 
-    def event_id(self, event_type: str, resource: str, occurred_at: str) -> str:
-        webhook_id = self.headers.get("x-shopify-webhook-id")
-        if webhook_id:
-            return common.event_id("shopify", webhook_id, event_type)
-        return common.event_id("shopify", self.topic, resource, occurred_at, event_type)
+    def event_id(
+        self, event_type: str, resource: str, payload: Mapping[str, Any], *keys: str
+    ) -> str:
+        """The id of ``event_type`` for version ``payload[keys[0]]`` (the first of ``keys``
+        present, read as a time) of ``resource``: the same for every copy of one signed body."""
+        for key in keys:
+            stamp = common.timestamp(payload.get(key), key)
+            if stamp is not None:
+                return common.event_id("shopify", self.topic, resource, stamp, event_type)
+        digest = hashlib.sha256(
+            json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ).hexdigest()
+        return common.event_id("shopify", self.topic, resource, f"sha256:{digest}", event_type)
 
     def occurred_at(self, payload: Mapping[str, Any], *keys: str, where: str = "") -> str:
         """The first of ``keys`` that holds a time, else the X-Shopify-Triggered-At header."""
@@ -131,12 +144,13 @@ def _consent_granted(
     delivery: _Delivery,
     contact: dict[str, str],
     occurred_at: str,
+    version: tuple[Mapping[str, Any], tuple[str, ...]],
     resource: str,
     source: str,
     evidence: str,
 ) -> dict[str, Any]:
     return {
-        "event_id": delivery.event_id("consent.changed", resource, occurred_at),
+        "event_id": delivery.event_id("consent.changed", resource, version[0], *version[1]),
         "type": "consent.changed",
         "occurred_at": occurred_at,
         "contact": contact,
@@ -153,13 +167,14 @@ def _checkout(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str,
     contact = _customer_ref(customer, payload.get("email"))
     if contact is None:
         return []
-    occurred_at = delivery.occurred_at(payload, "updated_at", "created_at")
+    stamps = ("updated_at", "created_at")
+    occurred_at = delivery.occurred_at(payload, *stamps)
     events: list[dict[str, Any]] = []
     if payload.get("completed_at") is None:
         events.append(
             common.compact(
                 {
-                    "event_id": delivery.event_id("checkout.started", token, occurred_at),
+                    "event_id": delivery.event_id("checkout.started", token, payload, *stamps),
                     "type": "checkout.started",
                     "occurred_at": occurred_at,
                     "contact": contact,
@@ -177,6 +192,7 @@ def _checkout(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str,
                 delivery,
                 contact,
                 occurred_at,
+                (payload, stamps),
                 token,
                 "shopify:checkout",
                 f"buyer_accepts_marketing=true on checkout {token}",
@@ -191,7 +207,8 @@ def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, An
     contact = _customer_ref(customer, payload.get("email"), payload.get("contact_email"))
     if contact is None:
         return []
-    occurred_at = delivery.occurred_at(payload, "updated_at", "processed_at", "created_at")
+    stamps = ("updated_at", "processed_at", "created_at")
+    occurred_at = delivery.occurred_at(payload, *stamps)
     codes: list[str] = []
     for index, raw in enumerate(common.as_list(payload.get("discount_codes"), "discount_codes")):
         code = common.text(common.as_mapping(raw, f"discount_codes[{index}]").get("code"))
@@ -200,7 +217,7 @@ def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, An
     events: list[dict[str, Any]] = [
         common.compact(
             {
-                "event_id": delivery.event_id("order.placed", order_id, occurred_at),
+                "event_id": delivery.event_id("order.placed", order_id, payload, *stamps),
                 "type": "order.placed",
                 "occurred_at": occurred_at,
                 "contact": contact,
@@ -220,6 +237,7 @@ def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, An
                 delivery,
                 contact,
                 occurred_at,
+                (payload, stamps),
                 order_id,
                 "shopify:order",
                 f"buyer_accepts_marketing=true on order {order_id}",
@@ -231,11 +249,12 @@ def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, An
 def _customer(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
     customer_id = common.required_identifier(payload, "id", f"shopify {delivery.topic}")
     contact = common.contact(f"shopify:{customer_id}", common.email(payload.get("email")))
-    occurred_at = delivery.occurred_at(payload, "updated_at", "created_at")
+    stamps = ("updated_at", "created_at")
+    occurred_at = delivery.occurred_at(payload, *stamps)
     return [
         common.compact(
             {
-                "event_id": delivery.event_id("contact.upserted", customer_id, occurred_at),
+                "event_id": delivery.event_id("contact.upserted", customer_id, payload, *stamps),
                 "type": "contact.upserted",
                 "occurred_at": occurred_at,
                 "contact": contact,
@@ -269,7 +288,7 @@ def _email_consent(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict
     return [
         {
             "event_id": delivery.event_id(
-                "consent.changed", customer_id or address or "", occurred_at
+                "consent.changed", customer_id or address or "", consent, "consent_updated_at"
             ),
             "type": "consent.changed",
             "occurred_at": occurred_at,

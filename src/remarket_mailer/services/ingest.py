@@ -234,6 +234,7 @@ class _Batch:
                     timezone=None,
                     attributes={},
                     first_order_at=None,
+                    profile_updated_at=None,
                     created_at=self.now,
                     updated_at=self.now,
                 )
@@ -426,12 +427,22 @@ def _apply_facts(batch: _Batch, contact: Contact, event: AnyEvent) -> _Facts:
     facts = _Facts()
     at = event.occurred_at
     if isinstance(event, ContactUpserted):
+        # The newest occurred_at wins, as for carts: an older event (a late webhook) only
+        # fills fields that are still empty. Stamps ahead of our clock count as now.
+        newer = contact.profile_updated_at is None or at >= contact.profile_updated_at
         for name in ("first_name", "last_name", "locale", "timezone"):
             value = getattr(event, name)
-            if value is not None:
+            if value is not None and (newer or getattr(contact, name) is None):
                 setattr(contact, name, value)
         if event.attributes:
-            contact.attributes = {**contact.attributes, **event.attributes}
+            older, newest = (
+                (contact.attributes, event.attributes)
+                if newer
+                else (event.attributes, contact.attributes)
+            )
+            contact.attributes = {**older, **newest}
+        if newer:
+            contact.profile_updated_at = min(at, now)
         contact.updated_at = now
     elif isinstance(event, ConsentChanged):
         session.add(
@@ -441,7 +452,7 @@ def _apply_facts(batch: _Batch, contact: Contact, event: AnyEvent) -> _Facts:
                 status=event.status,
                 source=event.source,
                 evidence=event.evidence,
-                occurred_at=at,
+                occurred_at=min(at, now),  # a stamp ahead of us counts as now (domain.consent)
                 recorded_at=now,
             )
         )
@@ -457,7 +468,7 @@ def _apply_facts(batch: _Batch, contact: Contact, event: AnyEvent) -> _Facts:
                     topic=event.topic,
                     status="withdrawn",
                     source=event.source or "contact.unsubscribed",
-                    occurred_at=at,
+                    occurred_at=min(at, now),
                     recorded_at=now,
                 )
             )

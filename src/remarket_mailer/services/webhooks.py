@@ -26,6 +26,7 @@ from remarket_mailer.delivery.providers.webhooks import (
     storable_id,
 )
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def apply_tracking_events(
                 continue
             if repo.suppress(session, event.email, reason, event.detail, now):
                 report.suppressed += 1
-            contact = contacts.get(event.email.lower())
+            contact = contacts.get(normalize_email(event.email))
             if contact is not None:
                 repo.skip_pending_for_contact(session, contact.id, "suppressed", reason, now)
     if report.suppressed:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from remarket_mailer import untrusted_json
+from remarket_mailer.domain.emails import normalize_email as canonical_email
 from remarket_mailer.errors import RemarketError, ValidationError
 
 EventKind = Literal[
@@ -264,14 +265,15 @@ def bare_message_id(value: Any) -> str | None:
 
 
 def normalize_email(value: Any) -> str | None:
-    """The address part of ``value`` (``Name <a@b>`` or ``a@b``), lower-cased; None if it is
-    empty or cannot be an address (no ``@``, over 254 characters, spaces or control characters)."""
+    """The address part of ``value`` (``Name <a@b>`` or ``a@b``) in the product's one spelling
+    (``domain.emails.normalize_email``); None if it is empty or cannot be an address (no ``@``,
+    over 254 characters, spaces or control characters)."""
     text = as_str(value)
     if text is None:
         return None
     if "<" in text and text.endswith(">"):
         text = text[text.rindex("<") + 1 : -1]
-    text = text.strip().lower()
+    text = canonical_email(text)
     # An address is at most 254 characters (RFC 5321) and has no spaces or control characters.
     if "@" not in text or len(text) > 254 or _CONTROL.search(text) or " " in text:
         return None
