@@ -60,6 +60,9 @@ class Sent:
 class Transient:
     error: str
     retry_after: float | None = None
+    tried: bool = True
+    """False when the provider was never asked for this message (the connection was lost
+    before its turn, or the throttle handed it back): no attempt is counted."""
 
 
 @dataclass(frozen=True, slots=True)

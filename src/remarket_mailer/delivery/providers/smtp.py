@@ -145,7 +145,9 @@ class SmtpProvider(Provider):
                 # none is lost and none is counted as sent.
                 self._drop()
                 error = f"connection lost: {exc}"
-                results.extend(Transient(error) for _ in messages[index:])
+                results.append(Transient(error))
+                # The messages after it were never offered to the server.
+                results.extend(Transient(error, tried=False) for _ in messages[index + 1 :])
                 break
         return results
 
