@@ -1,0 +1,110 @@
+"""Fixtures of the fault suite: a fresh database, a flushed broker, a sink, the processes.
+
+Needs PostgreSQL and Redis (skipped locally without them, failed under CI=true) and writes
+one line per fault to ``faults-report.txt`` in pytest's base temporary directory, also shown
+at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.conftest import service_missing
+from tests.e2e.faults.harness import (
+    ChaosSink,
+    Stack,
+    Tally,
+    admin_engine,
+    fresh_database,
+    observer,
+)
+
+FAULTS_REDIS_URL = os.environ.get("REMARKET_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/6")
+"""The broker of the processes under test: flushed before each test, so a Redis database of
+its own."""
+
+_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def fault_services() -> None:
+    import redis
+
+    try:
+        with admin_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        service_missing(f"PostgreSQL not reachable: {str(exc)[:120]}")
+    try:
+        redis.Redis.from_url(FAULTS_REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        service_missing(f"Redis not reachable at {FAULTS_REDIS_URL}: {exc}")
+
+
+@pytest.fixture
+def database_url(fault_services: None) -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    engine = observer(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def flushed_redis(fault_services: None) -> str:
+    import redis
+
+    redis.Redis.from_url(FAULTS_REDIS_URL).flushdb()
+    return FAULTS_REDIS_URL
+
+
+@pytest.fixture
+def sink() -> Iterator[ChaosSink]:
+    server = ChaosSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, database_url: str, flushed_redis: str, sink: ChaosSink
+) -> Iterator[Stack]:
+    """The product's environment, migrated with ``remarket db upgrade``; no process runs yet."""
+    processes = Stack(tmp_path, database_url, flushed_redis, sink.url)
+    migrated = processes.run("db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Tally]]:
+    """Tallies a test appends are printed and written to the suite's report file."""
+    tallies: list[Tally] = []
+    yield tallies
+    path = tmp_path_factory.getbasetemp() / "faults-report.txt"
+    with path.open("a") as out:
+        for item in tallies:
+            line = item.line()
+            print(line)  # noqa: T201 - the test's own output, shown with -s or on failure
+            out.write(line + "\n")
+            _REPORT.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORT:
+        terminalreporter.section("fault suite: injected / due / arrived / duplicates / lost")
+        for line in _REPORT:
+            terminalreporter.write_line(line)
