@@ -348,20 +348,25 @@ class Stack:
         proc.popen.wait(timeout=10)
 
     def stop(self, proc: Proc) -> None:
-        if proc.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.popen.pid, signal.SIGTERM)
-        try:
-            proc.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        self.stop_many([proc])
+
+    def stop_many(self, procs: list[Proc], grace: float = 10) -> None:
+        """SIGTERM to all at once, SIGKILL to whoever is still running after ``grace``."""
+        running = [p for p in procs if p.popen.poll() is None]
+        for proc in running:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.popen.pid, signal.SIGKILL)
-            proc.popen.wait(timeout=10)
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in running:
+            try:
+                proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=10)
 
     def stop_all(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            self.stop(proc)
+        self.stop_many(list(self.procs.values()))
 
     def logs(self, lines: int = 30) -> str:
         parts = []

@@ -11,11 +11,13 @@ import time
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from tests.e2e.faults.harness import (
     SMTP_REQUEST,
     STEPS,
     WORKER_THREADS,
+    BackendKiller,
     ChaosSink,
     Stack,
     Tally,
@@ -55,3 +57,40 @@ def test_kill_9_of_a_worker_mid_batch_loses_nothing_and_resends_only_what_was_on
     assert counts["sent"] == due, counts
     assert result.arrived == due
     assert result.duplicates <= WORKER_THREADS * SMTP_REQUEST, result.line()
+
+
+@pytest.mark.timeout(300)
+def test_terminated_postgres_backends_during_ingest_and_sending_lose_and_double_nothing(
+    stack: Stack, sink: ChaosSink, db: Engine, database_url: str, report: list[Tally]
+) -> None:
+    people = 300
+    due = people * len(STEPS)
+    began = time.monotonic()
+    stack.start_api()
+    stack.start_scheduler()
+    stack.start_worker()
+    killer = BackendKiller(make_url(database_url).database or "")
+    killer.start()
+    try:
+        ingest = post_events(stack.api_url, people, per_post=25, concurrency=4)
+        ingested = time.monotonic() - began
+        # Sending goes on under attack until everything is final or the deadline.
+        wait_until_final(db, due, 120)
+    finally:
+        killer.stop()
+    counts = wait_until_final(db, due, 90)
+    injected = (
+        f"{killer.killed} backends terminated in {killer.rounds} rounds; "
+        f"{ingest.unavailable} posts answered 503, {ingest.transport_errors} unanswered"
+    )
+    notes = f"ingest done at {ingested:.0f}s"
+    result = tally("postgres backends terminated", injected, db, sink, began, notes)
+    report.append(result)
+    assert not ingest.other, ingest.other
+    assert ingest.unavailable > 0, "the killer never hit an ingest transaction"
+    assert half_written(db, people) == []
+    assert result.lost == 0, stack.logs()
+    assert counts["sent"] == due, counts
+    assert result.duplicates == 0, result.line()
+    for proc in stack.procs.values():
+        assert proc.popen.poll() is None, f"{proc.name} died:\n{proc.output()[-3000:]}"
