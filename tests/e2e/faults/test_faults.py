@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from remarket_mailer.bootstrap import SEND_QUEUE
 from tests.e2e.faults.harness import (
     SMTP_REQUEST,
     STEPS,
@@ -94,3 +95,57 @@ def test_terminated_postgres_backends_during_ingest_and_sending_lose_and_double_
     assert result.duplicates == 0, result.line()
     for proc in stack.procs.values():
         assert proc.popen.poll() is None, f"{proc.name} died:\n{proc.output()[-3000:]}"
+
+
+@pytest.mark.timeout(240)
+def test_a_flushed_redis_broker_with_queued_and_in_flight_work_loses_and_doubles_nothing(
+    stack: Stack, sink: ChaosSink, db: Engine, flushed_redis: str, report: list[Tally]
+) -> None:
+    import redis
+
+    people = 400
+    due = people * len(STEPS)
+    began = time.monotonic()
+    # Small batches, so that Redis holds more messages than the worker prefetches (2 per
+    # thread): the flush must take queued work as well as what the worker has in hand.
+    stack.extra_env["REMARKET_BATCH_SIZE"] = "20"
+    stack.start_api()
+    stack.start_scheduler()
+    ingest = post_events(stack.api_url, people)
+    assert not ingest.other, ingest.other
+    wait_until_final(db, due, 30, settled=lambda c: c["scheduled"] == 0)
+    broker = redis.Redis.from_url(flushed_redis)
+    stack.start_worker()
+    at_flush = wait_for_arrivals(sink, int(due * 0.35), 60)
+    queued = broker.llen(f"dramatiq:{SEND_QUEUE}")
+    broker.flushdb()
+    counts = wait_until_final(db, due, 150)
+    injected = f"FLUSHDB at {at_flush}/{due} arrived, {queued} send_batch messages queued"
+    result = tally("redis broker flushed", injected, db, sink, began)
+    report.append(result)
+    assert queued > 0, "nothing was queued in Redis when it was flushed"
+    assert result.lost == 0, stack.logs()
+    assert counts["sent"] == due, counts
+    assert result.duplicates == 0, result.line()
+
+
+@pytest.mark.timeout(180)
+def test_two_schedulers_and_two_workers_at_once_send_each_email_once(
+    stack: Stack, sink: ChaosSink, db: Engine, report: list[Tally]
+) -> None:
+    people = 400
+    due = people * len(STEPS)
+    began = time.monotonic()
+    stack.start_api()
+    for _ in range(2):
+        stack.start_scheduler()
+        stack.start_worker()
+    ingest = post_events(stack.api_url, people)
+    assert not ingest.other, ingest.other
+    counts = wait_until_final(db, due, 90)
+    result = tally("two schedulers, two workers", "2 x scheduler, 2 x worker", db, sink, began)
+    report.append(result)
+    assert result.lost == 0, stack.logs()
+    assert counts["sent"] == due, counts
+    assert result.duplicates == 0, result.line()
+    assert half_written(db, people) == []
