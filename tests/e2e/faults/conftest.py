@@ -7,6 +7,7 @@ at the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,12 +76,14 @@ def sink() -> Iterator[ChaosSink]:
     server.stop()
 
 
-@pytest.fixture
-def stack(
-    tmp_path: Path, database_url: str, flushed_redis: str, sink: ChaosSink
-) -> Iterator[Stack]:
-    """The product's environment, migrated with ``remarket db upgrade``; no process runs yet."""
-    processes = Stack(tmp_path, database_url, flushed_redis, sink.url)
+@contextlib.contextmanager
+def running_stack(workdir: Path, database_url: str, sink: ChaosSink) -> Iterator[Stack]:
+    """The product's environment on a flushed broker, migrated with ``remarket db upgrade``;
+    no process runs yet, and every one started is stopped at the end."""
+    import redis
+
+    redis.Redis.from_url(FAULTS_REDIS_URL).flushdb()
+    processes = Stack(workdir, database_url, FAULTS_REDIS_URL, sink.url)
     migrated = processes.run("db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr
     try:
@@ -90,10 +93,13 @@ def stack(
 
 
 @pytest.fixture
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Tally]]:
-    """Tallies a test appends are printed and written to the suite's report file."""
-    tallies: list[Tally] = []
-    yield tallies
+def stack(tmp_path: Path, database_url: str, sink: ChaosSink) -> Iterator[Stack]:
+    with running_stack(tmp_path, database_url, sink) as processes:
+        yield processes
+
+
+def write_report(tmp_path_factory: pytest.TempPathFactory, tallies: list[Tally]) -> None:
+    """Print each tally's line and add it to the suite's report file."""
     path = tmp_path_factory.getbasetemp() / "faults-report.txt"
     with path.open("a") as out:
         for item in tallies:
@@ -101,6 +107,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Tally]]:
             print(line)  # noqa: T201 - the test's own output, shown with -s or on failure
             out.write(line + "\n")
             _REPORT.append(line)
+
+
+@pytest.fixture
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Tally]]:
+    """Tallies a test appends are printed and written to the suite's report file."""
+    tallies: list[Tally] = []
+    yield tallies
+    write_report(tmp_path_factory, tallies)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

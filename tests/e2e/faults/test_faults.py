@@ -8,21 +8,32 @@ what was on the wire at that instant.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from remarket_mailer.bootstrap import SEND_QUEUE
+from tests.e2e.faults.conftest import running_stack, write_report
 from tests.e2e.faults.harness import (
     SMTP_REQUEST,
     STEPS,
     WORKER_THREADS,
+    Attempt,
     BackendKiller,
+    Chaos,
     ChaosSink,
     Stack,
     Tally,
+    delivery_id_of,
+    fresh_database,
     half_written,
+    observer,
     post_events,
     tally,
     wait_for_arrivals,
@@ -149,3 +160,97 @@ def test_two_schedulers_and_two_workers_at_once_send_each_email_once(
     assert counts["sent"] == due, counts
     assert result.duplicates == 0, result.line()
     assert half_written(db, people) == []
+
+
+@dataclass
+class ChaosRun:
+    """One run against an SMTP server answering at random, shared by the tests below."""
+
+    tally: Tally
+    rows: dict[int, Any]
+    attempts: list[Attempt]
+    accepted: Counter[str]
+
+
+@pytest.fixture(scope="module")
+def smtp_chaos(
+    tmp_path_factory: pytest.TempPathFactory, fault_services: None
+) -> Iterator[ChaosRun]:
+    people = 300
+    due = people * len(STEPS)
+    sink = ChaosSink(Chaos(transient=0.15, permanent=0.05, drop=0.05))
+    sink.start()
+    with (
+        fresh_database() as url,
+        running_stack(tmp_path_factory.mktemp("smtp_chaos"), url, sink) as stack,
+    ):
+        db = observer(url)
+        began = time.monotonic()
+        stack.start_api()
+        stack.start_scheduler()
+        stack.start_worker()
+        ingest = post_events(stack.api_url, people)
+        assert not ingest.other, ingest.other
+        # Retries back off 1, 2, 4, 8... s: what still retries at the deadline may stay so.
+        wait_until_final(db, due, 30)
+        attempts = sink.snapshot()
+        with db.connect() as connection:
+            rows = {
+                row.id: row
+                for row in connection.execute(
+                    text("SELECT id, status, reason, detail, attempts, planned_at FROM deliveries")
+                )
+            }
+        outcomes = Counter(a.outcome for a in attempts)
+        injected = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
+        retrying = sum(1 for row in rows.values() if row.status == "scheduled")
+        counted = sum(row.attempts for row in rows.values())
+        notes = f"still retrying={retrying}; attempts counted={counted} made={len(attempts)}"
+        result = tally("smtp 451/550/drop", injected, db, sink, began, notes)
+        result.lost -= retrying  # allowed here, checked below
+        write_report(tmp_path_factory, [result])
+        db.dispose()
+    sink.stop()
+    yield ChaosRun(result, rows, attempts, sink.accepted())
+
+
+@pytest.mark.timeout(240)
+def test_an_smtp_server_answering_451_550_or_dropping_at_random_adds_up(
+    smtp_chaos: ChaosRun,
+) -> None:
+    rows, attempts = smtp_chaos.rows, smtp_chaos.attempts
+    last = {delivery_id_of(a.message_id): a.outcome for a in attempts}
+    sent = {i for i, row in rows.items() if row.status == "sent"}
+    failed = {i for i, row in rows.items() if row.status == "failed"}
+    retrying = {
+        i
+        for i, row in rows.items()
+        if row.status == "scheduled"
+        and row.reason == "retry"
+        and datetime.now(UTC) - row.planned_at < timedelta(hours=48)
+    }
+    assert len(rows) == 300 * len(STEPS)
+    assert sent | failed | retrying == set(rows), "a delivery is neither sent, failed nor retrying"
+    assert len(sent) + len(failed) + len(retrying) == len(rows)
+    assert sent == {delivery_id_of(m) for m in smtp_chaos.accepted}, "DB sent = sink accepted"
+    assert smtp_chaos.tally.duplicates == 0, smtp_chaos.tally.line()
+    # Failed exactly those the server refused with 550 at their last attempt, with the reason.
+    assert failed == {i for i, outcome in last.items() if outcome == "550"}
+    assert all(rows[i].reason == "permanent" and "550" in rows[i].detail for i in failed)
+    assert all(last[i] in ("451", "dropped") for i in retrying)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="attempts are counted when a batch takes a row, not when the provider tries it: "
+    "after a dropped connection the rest of that SMTP request is handed back untried but "
+    "counted (measured: 893 counted, 740 made, 101 of 600 deliveries off)",
+)
+@pytest.mark.timeout(240)
+def test_under_smtp_chaos_the_attempts_counted_are_the_attempts_made(
+    smtp_chaos: ChaosRun,
+) -> None:
+    made = Counter(delivery_id_of(a.message_id) for a in smtp_chaos.attempts)
+    wrong = {i: (row.attempts, made[i]) for i, row in smtp_chaos.rows.items()}
+    wrong = {i: pair for i, pair in wrong.items() if pair[0] != pair[1]}
+    assert not wrong, f"{len(wrong)} deliveries (counted, made): {list(wrong.items())[:10]}"
