@@ -216,9 +216,13 @@ class BackendKiller:
 
     def _run(self) -> None:
         admin = admin_engine()
+        connection = None
         try:
             while not self._stop.wait(self._random.uniform(0.1, 0.4)):
-                with contextlib.suppress(Exception), admin.connect() as connection:
+                try:
+                    # One connection kept open: connecting each round took longer than the
+                    # pause itself on a loaded machine.
+                    connection = connection or admin.connect()
                     killed = connection.execute(
                         text(
                             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
@@ -227,9 +231,16 @@ class BackendKiller:
                         ),
                         {"db": self.database, "me": OBSERVER},
                     ).scalar_one()
-                    self.killed += int(killed)
-                    self.rounds += 1
+                except Exception:
+                    if connection is not None:
+                        connection.close()
+                    connection = None
+                    continue
+                self.killed += int(killed)
+                self.rounds += 1
         finally:
+            if connection is not None:
+                connection.close()
             admin.dispose()
 
 
