@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from tests.e2e.faults.harness import (
     admin_engine,
     fresh_database,
     observer,
+    rabbitmqctl,
 )
 
 FAULTS_REDIS_URL = os.environ.get("REMARKET_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/6")
@@ -74,6 +78,27 @@ def sink() -> Iterator[ChaosSink]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def rabbitmq_url(fault_services: None) -> Iterator[str]:
+    """An amqp:// URL on a vhost of this test's own (guest may use it), deleted afterwards."""
+    if shutil.which("rabbitmqctl") is None:
+        service_missing("rabbitmqctl not found: RabbitMQ is not installed")
+    try:
+        running = rabbitmqctl("status", timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        running = False
+    if not running:
+        service_missing("RabbitMQ is not running (rabbitmqctl status failed)")
+    vhost = f"remarket-faults-{uuid.uuid4().hex[:8]}"
+    assert rabbitmqctl("add_vhost", vhost).returncode == 0
+    try:
+        granted = rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        assert granted.returncode == 0, granted.stderr
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
 
 
 @contextlib.contextmanager

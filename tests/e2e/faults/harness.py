@@ -639,3 +639,26 @@ def half_written(engine: Engine, people: int) -> list[str]:
     if partial:
         problems.append(f"{partial} enrollments without all {len(STEPS)} deliveries")
     return problems
+
+
+# --- RabbitMQ -------------------------------------------------------------------------------
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def restart_rabbitmq() -> float:
+    """stop_app, a second's pause, start_app; RabbitMQ is started again whatever happens.
+    Returns the seconds it was away."""
+    began = time.monotonic()
+    try:
+        rabbitmqctl("stop_app", timeout=120)
+        time.sleep(1)
+    finally:
+        started = rabbitmqctl("start_app", timeout=180)
+        rabbitmqctl("await_startup", timeout=180)
+    assert started.returncode == 0, started.stderr
+    return time.monotonic() - began

@@ -35,6 +35,8 @@ from tests.e2e.faults.harness import (
     half_written,
     observer,
     post_events,
+    rabbitmqctl,
+    restart_rabbitmq,
     tally,
     wait_for_arrivals,
     wait_until_final,
@@ -160,6 +162,43 @@ def test_two_schedulers_and_two_workers_at_once_send_each_email_once(
     assert counts["sent"] == due, counts
     assert result.duplicates == 0, result.line()
     assert half_written(db, people) == []
+
+
+@pytest.mark.timeout(300)
+def test_a_rabbitmq_restart_loses_and_doubles_nothing(
+    stack: Stack, sink: ChaosSink, db: Engine, rabbitmq_url: str, report: list[Tally]
+) -> None:
+    people = 500
+    due = people * len(STEPS)
+    began = time.monotonic()
+    stack.broker_url = rabbitmq_url
+    # Batches of one SMTP request: many messages wait in RabbitMQ, more than the worker has
+    # in hand (rabbitmqctl takes seconds to count them, so the restart comes early).
+    stack.extra_env["REMARKET_BATCH_SIZE"] = "10"
+    stack.start_api()
+    stack.start_scheduler()
+    ingest = post_events(stack.api_url, people)
+    assert not ingest.other, ingest.other
+    wait_until_final(db, due, 30, settled=lambda c: c["scheduled"] == 0)
+    stack.start_worker()
+    at_restart = wait_for_arrivals(sink, int(due * 0.2), 60)
+    vhost = rabbitmq_url.rpartition("/")[2]
+    listed = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "messages")
+    queued = sum(int(line.split()[1]) for line in listed.stdout.splitlines() if line.strip())
+    away = restart_rabbitmq()
+    counts = wait_until_final(db, due, 150)
+    injected = (
+        f"stop_app/start_app at {at_restart}/{due} arrived, {queued} messages queued, "
+        f"away {away:.0f}s"
+    )
+    result = tally("rabbitmq restarted", injected, db, sink, began)
+    report.append(result)
+    assert queued > 0, "nothing was queued in RabbitMQ when it went away"
+    assert result.lost == 0, stack.logs()
+    assert counts["sent"] == due, counts
+    assert result.duplicates == 0, result.line()
+    for proc in stack.procs.values():
+        assert proc.popen.poll() is None, f"{proc.name} died:\n{proc.output()[-3000:]}"
 
 
 @dataclass
