@@ -1,7 +1,7 @@
 """Exactly once under faults: each test injects one fault into running processes and counts
 every email by Message-ID at the SMTP sink and by status in the database.
 
-The promise (docs/architecture.md, "Faults"): nothing is lost, and a crash sends twice at most
+The promise (docs/security.md, "Faults"): nothing is lost, and a crash sends twice at most
 what was on the wire at that instant.
 """
 
