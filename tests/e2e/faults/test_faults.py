@@ -77,9 +77,11 @@ def test_kill_9_of_a_worker_mid_batch_loses_nothing_and_resends_only_what_was_on
 def test_terminated_postgres_backends_during_ingest_and_sending_lose_and_double_nothing(
     stack: Stack, sink: ChaosSink, db: Engine, database_url: str, report: list[Tally]
 ) -> None:
-    people = 300
+    people = 400
     due = people * len(STEPS)
     began = time.monotonic()
+    # Batches of two SMTP requests: many recording transactions for the killer to hit.
+    stack.extra_env["REMARKET_BATCH_SIZE"] = "20"
     stack.start_api()
     stack.start_scheduler()
     stack.start_worker()
@@ -97,11 +99,18 @@ def test_terminated_postgres_backends_during_ingest_and_sending_lose_and_double_
         f"{killer.killed} backends terminated in {killer.rounds} rounds; "
         f"{ingest.unavailable} posts answered 503, {ingest.transport_errors} unanswered"
     )
-    notes = f"ingest done at {ingested:.0f}s"
+    worker_log = "".join(p.output() for p in stack.procs.values() if p.name.startswith("worker"))
+    recordings_retried = worker_log.count("database connection lost, retrying")
+    batches_failed = worker_log.count("Failed to process message")
+    notes = (
+        f"ingest done at {ingested:.0f}s; worker: {recordings_retried} recordings retried, "
+        f"{batches_failed} batches failed to start and retried"
+    )
     result = tally("postgres backends terminated", injected, db, sink, began, notes)
     report.append(result)
     assert not ingest.other, ingest.other
     assert ingest.unavailable > 0, "the killer never hit an ingest transaction"
+    assert recordings_retried + batches_failed > 0, "the killer never hit the worker"
     assert half_written(db, people) == []
     assert result.lost == 0, stack.logs()
     assert counts["sent"] == due, counts
