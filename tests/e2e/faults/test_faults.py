@@ -288,13 +288,6 @@ def test_an_smtp_server_answering_451_550_or_dropping_at_random_adds_up(
     assert all(last[i] in ("451", "dropped") for i in retrying)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attempts are counted when a batch takes a row, not when the provider tries it: "
-    "after a dropped connection the rest of that SMTP request is handed back untried but "
-    "counted (measured in 3 runs: 884-899 counted for 736-741 made, about 100 of 600 "
-    "deliveries off)",
-)
 @pytest.mark.timeout(240)
 def test_under_smtp_chaos_the_attempts_counted_are_the_attempts_made(
     smtp_chaos: ChaosRun,
