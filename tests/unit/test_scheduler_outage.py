@@ -1,4 +1,4 @@
-"""The scheduler logs a database outage once and its end once, not a traceback per sweep."""
+"""Scheduler and worker log a database outage once and its end once, not a traceback each."""
 
 from __future__ import annotations
 
@@ -29,3 +29,35 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixt
     assert len(messages) == 2, messages
     assert "unreachable" in messages[0] and "reachable again" in messages[1]
     assert len(ran) == 5
+
+
+def test_a_worker_batch_that_finds_the_database_away_is_retried_quietly(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dramatiq logged every failed batch with a traceback; a Retry is not logged, and the
+    outage is, once, and its end once."""
+    import dramatiq
+
+    from remarket_mailer.entrypoints import actors
+
+    down = [True]
+
+    class Delivery:
+        def send(self, _ids: list[int]) -> None:
+            if down[0]:
+                raise UnavailableError("down")
+
+    class App:
+        delivery = Delivery()
+
+    monkeypatch.setattr(actors, "current_app", lambda: App())
+    with caplog.at_level(logging.INFO, logger="remarket_mailer.entrypoints.actors"):
+        for _ in range(5):
+            with pytest.raises(dramatiq.Retry):
+                actors.send_batch([1, 2])
+        down[0] = False
+        actors.send_batch([1, 2])
+        actors.send_batch([3])
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "unreachable" in messages[0] and "reachable again" in messages[1]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 
 from remarket_mailer.bootstrap import App, wait_for_database
+from remarket_mailer.entrypoints.outage import Outage
 from remarket_mailer.errors import UnavailableError
 from remarket_mailer.metrics import serve as serve_metrics
 from remarket_mailer.services.discounts import expire_codes
@@ -44,24 +44,19 @@ def scan_renewals_job(app: App) -> None:
     scan_renewals(app.uow, app.workflows, app.clock)
 
 
-class _Outage:
-    """Jobs that find the database away log it once, and once when it is back: a sweep every
-    second would otherwise write a traceback a second (538 lines in 30 s, measured)."""
+class _Outage(Outage):
+    """Runs scheduler jobs; one that finds the database away is skipped, logged once."""
 
     def __init__(self) -> None:
-        self.down_since: float | None = None
+        super().__init__(log, "jobs skipped")
 
     def run(self, job: Callable[[App], object], app: App) -> None:
         try:
             job(app)
         except UnavailableError as exc:
-            if self.down_since is None:
-                self.down_since = time.monotonic()
-                log.warning("database unreachable; jobs skipped until it answers: %s", exc)
+            self.failed(exc)
             return
-        if self.down_since is not None:
-            log.info("database reachable again after %.0fs", time.monotonic() - self.down_since)
-            self.down_since = None
+        self.succeeded()
 
 
 def run_scheduler(app: App) -> None:
