@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import os
 import random
 import re
@@ -34,6 +35,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from remarket_mailer.delivery.providers.smtp import SmtpProvider, SmtpSettings
+from remarket_mailer.services import sending
 from tests.conftest import PG_ADMIN_URL, ROOT, free_port
 
 REMARKET = [sys.executable, "-m", "remarket_mailer.cli"]
@@ -46,9 +49,15 @@ OBSERVER = "remarket-fault-observer"
 WORKER_THREADS = 4
 SMTP_REQUEST = 10
 """Messages per SMTP request (SmtpProvider.max_batch): what one thread has on the wire."""
-LEASE_SECONDS = 40
-"""The shortest lease the worker accepts for an SMTP timeout of 5 s (10 s to prepare a batch,
-2 x 5 s + 10 x 1 s per request, 5 s + 4.2 s to record it)."""
+SMTP_TIMEOUT = 5
+LEASE_SECONDS = math.ceil(
+    sending.PREPARE_SECONDS
+    + SmtpProvider(SmtpSettings("127.0.0.1", 25, timeout=SMTP_TIMEOUT)).request_seconds()
+    + sending.RECORD_SECONDS
+    + sum(sending.RECORD_RETRY_PAUSES)
+)
+"""The shortest lease the worker accepts for an SMTP timeout of 5 s (``check_lease``): the
+kill and flush tests wait it out, so it is kept as short as the worker allows."""
 
 STEPS = ("first", "second")
 WORKFLOW = """\
@@ -108,7 +117,7 @@ class ChaosSink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?timeout=5"
+        return f"smtp://127.0.0.1:{self.port}?timeout={SMTP_TIMEOUT}"
 
     def start(self) -> None:
         from aiosmtpd.controller import Controller

@@ -3,6 +3,12 @@
 ``smtp://user:pass@host:587?starttls=true`` (submission, STARTTLS before AUTH) or
 ``smtps://user:pass@host:465`` (implicit TLS, RFC 8314). One connection per thread is kept open
 across batches and re-opened after 421 or a dropped connection.
+
+Servers close connections they find idle (real MTAs after a few minutes): a connection unused
+for ``IDLE_CHECK_SECONDS`` is checked with NOOP before it carries a message, and re-opened if
+the server has gone. A connection lost in the middle of a request is re-opened once and the
+request goes on; the message that was on the wire then is handed back (the server may or may
+not have taken it), the ones before it stand.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import smtplib
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -28,6 +35,11 @@ from remarket_mailer.delivery.message import to_bytes
 from remarket_mailer.errors import ConfigError
 
 _HARD_BOUNCE_CODES = ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1")
+
+IDLE_CHECK_SECONDS = 30.0
+"""A kept connection idle this long is checked with NOOP before it is used again."""
+
+_LOST = (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +100,11 @@ class SmtpProvider(Provider):
         self._lock = threading.Lock()
 
     def request_seconds(self) -> float:
-        """Connecting may take the timeout, and a stalled reply takes it once more: the
-        connection is then dropped and the rest of the request handed back (``send_many``).
-        Each healthy message is a few round trips; a second each is generous."""
-        return 2 * self.settings.timeout + self.max_batch * 1.0
+        """Connecting may take the timeout, a lost connection is re-opened once (the timeout
+        again), and a stalled reply takes it once more: then the connection is dropped and
+        the rest of the request handed back (``send_many``). Each healthy message is a few
+        round trips; a second each is generous."""
+        return 3 * self.settings.timeout + self.max_batch * 1.0
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -120,9 +133,18 @@ class SmtpProvider(Provider):
 
     def _connection(self) -> smtplib.SMTP:
         conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is not None and time.monotonic() - self._local.used_at > IDLE_CHECK_SECONDS:
+            try:
+                code, _ = conn.noop()
+            except (smtplib.SMTPException, OSError):
+                code = 0
+            if code != 250:  # the server closed it while it was idle
+                self._drop()
+                conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+        self._local.used_at = time.monotonic()
         return conn
 
     def _drop(self) -> None:
@@ -137,18 +159,22 @@ class SmtpProvider(Provider):
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult] = []
+        reopened = False
         for index, message in enumerate(messages):
             try:
                 results.append(self._send_one(message))
-            except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
-                # The connection is gone: this message and every later one are retried later,
-                # none is lost and none is counted as sent.
+            except _LOST as exc:
+                # The connection is gone with this message on the wire: it is retried later
+                # (the server may have taken it), never counted as sent.
                 self._drop()
                 error = f"connection lost: {exc}"
                 results.append(Transient(error))
-                # The messages after it were never offered to the server.
-                results.extend(Transient(error, tried=False) for _ in messages[index + 1 :])
-                break
+                if reopened or isinstance(exc, TimeoutError):
+                    # Lost twice, or a server that stalls: the rest of the request was never
+                    # offered to it and waits for a later attempt.
+                    results.extend(Transient(error, tried=False) for _ in messages[index + 1 :])
+                    break
+                reopened = True  # the next message opens a new connection
         return results
 
     def _send_one(self, message: OutboundMessage) -> SendResult:
