@@ -31,10 +31,10 @@ def test_two_workers_share_one_bucket_and_one_pause(redis_url: str) -> None:
     settings = ThrottleSettings(max_rate=10, burst_seconds=1)
     one = RedisThrottle(client, "postmark", settings, clock, prefix)
     two = RedisThrottle(client, "postmark", settings, clock, prefix)
-    assert one.acquire(6) == 0
-    assert round(two.acquire(6), 3) == 0.2  # the other worker already took 6 of 10
+    assert one.acquire(6, 30) == 0
+    assert round(two.acquire(6, 30), 3) == 0.2  # the other worker already took 6 of 10
     one.throttled(retry_after=15)
-    assert round(two.acquire(1), 3) == 15
+    assert round(two.acquire(1, 30), 3) == 15
     clock.now += 16
     rate = float(client.hget(prefix + "postmark", "rate") or 0)
     assert rate == 5
@@ -75,3 +75,27 @@ def test_a_429_pauses_the_provider_and_nothing_is_lost(
     first = [d for d in deliveries(app) if d.step_id == "reminder_1"]
     assert {d.status for d in first} == {"scheduled"}
     assert all(d.due_at >= clock.now() + timedelta(seconds=590) for d in first)
+
+
+def test_workers_in_several_processes_never_exceed_the_rate_together(redis_url: str) -> None:
+    """The bucket in Redis reserves as the local one does: ten workers (two throttles, as
+    two processes would hold) asking at once for 10 each at 50/s send at most the rate plus
+    one burst in any second. Before, every worker that found the bucket short got the same
+    wait and all sent when it was over."""
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"remarket-test:{uuid.uuid4().hex[:8]}:"
+    clock = FakeTime()
+    settings = ThrottleSettings(max_rate=50, burst_seconds=1)
+    throttles = [RedisThrottle(client, "ses", settings, clock, prefix) for _ in range(2)]
+    sends: list[float] = []
+    for _ in range(3):
+        for worker in range(10):
+            wait = throttles[worker % 2].acquire(10, 5)
+            if wait <= 5:
+                sends.extend([clock.now + wait] * 10)
+        clock.now += 0.25
+    sends.sort()
+    for at in sends:
+        assert sum(1 for t in sends if at <= t < at + 1.0) <= 100
+    assert sends[-1] - sends[0] >= (len(sends) - 50) / 50 - 1e-6
+    client.delete(prefix + "ses")

@@ -1,7 +1,10 @@
 """Adaptive throttling per provider, shared by every worker process: AIMD on a token bucket.
 
 - A token bucket holds the provider's current rate (messages/s). Workers take tokens before a
-  batch; when the bucket is short they wait (briefly) or put the batch back for later.
+  batch; when the bucket is short they reserve them and wait (briefly) or, if the wait would
+  be long, take nothing and put the batch back for later. The reservation is what makes the
+  rate hold across workers: a wait returned without taking the tokens let every worker that
+  saw the same short bucket sleep the same time and send together.
 - Multiplicative decrease: a 429/421/Retry-After halves the rate and pauses until the
   provider's Retry-After has passed.
 - Additive increase: every batch that goes through raises the rate by a step, up to the
@@ -40,8 +43,10 @@ class ThrottleSettings:
 
 
 class Throttle(Protocol):
-    def acquire(self, count: int) -> float:
-        """Take ``count`` tokens now and return 0, or take none and return seconds to wait."""
+    def acquire(self, count: int, max_wait: float) -> float:
+        """Take ``count`` tokens and return the seconds to wait before using them: 0 when the
+        bucket had them, at most ``max_wait`` when they are reserved (sleep, then send). A
+        longer wait is returned with nothing taken: the caller puts its batch back."""
         ...
 
     def throttled(self, retry_after: float | None) -> None:
@@ -73,18 +78,17 @@ class LocalThrottle:
         self._paused_until = 0.0
         self._failures = 0
 
-    def acquire(self, count: int) -> float:
+    def acquire(self, count: int, max_wait: float) -> float:
         with self._lock:
             now = self._now()
-            if now < self._paused_until:
-                return self._paused_until - now
             capacity = max(self.rate * self.settings.burst_seconds, float(count))
+            # Below zero, the bucket holds what earlier callers reserved and still wait for.
             self._tokens = min(capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
-            if self._tokens >= count:
+            wait = max(self._paused_until - now, (count - self._tokens) / self.rate, 0.0)
+            if wait <= max_wait:
                 self._tokens -= count
-                return 0.0
-            return (count - self._tokens) / self.rate
+            return wait
 
     def throttled(self, retry_after: float | None) -> None:
         with self._lock:
@@ -114,8 +118,10 @@ class LocalThrottle:
         )
 
 
-# KEYS[1] = state hash. ARGV: now, count, max_rate, burst_seconds. State: rate, tokens, stamp,
-# paused_until. Returns seconds to wait (as a string: Lua numbers lose precision in replies).
+# KEYS[1] = state hash. ARGV: now, count, max_rate, burst_seconds, max_wait. State: rate,
+# tokens (below zero: reserved by callers still waiting), stamp, paused_until. Returns seconds
+# to wait (as a string: Lua numbers lose precision in replies); the tokens are taken only when
+# that is at most max_wait, as in LocalThrottle.acquire.
 _ACQUIRE = """
 local s = redis.call('HMGET', KEYS[1], 'rate', 'tokens', 'stamp', 'paused_until')
 local now, count = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -123,11 +129,10 @@ local rate = tonumber(s[1]) or tonumber(ARGV[3])
 local stamp = tonumber(s[3]) or now
 local tokens = tonumber(s[2]) or rate * tonumber(ARGV[4])
 local paused = tonumber(s[4]) or 0
-if now < paused then return tostring(paused - now) end
 local capacity = math.max(rate * tonumber(ARGV[4]), count)
 tokens = math.min(capacity, tokens + (now - stamp) * rate)
-local wait = 0
-if tokens >= count then tokens = tokens - count else wait = (count - tokens) / rate end
+local wait = math.max(paused - now, (count - tokens) / rate, 0)
+if wait <= tonumber(ARGV[5]) then tokens = tokens - count end
 redis.call('HSET', KEYS[1], 'rate', rate, 'tokens', tokens, 'stamp', now)
 redis.call('EXPIRE', KEYS[1], 86400)
 return tostring(wait)
@@ -181,10 +186,10 @@ class RedisThrottle:
         self._acquire = client.register_script(_ACQUIRE)
         self._feedback = client.register_script(_FEEDBACK)
 
-    def acquire(self, count: int) -> float:
+    def acquire(self, count: int, max_wait: float) -> float:
         s = self.settings
         wait = self._acquire(
-            keys=[self._key], args=[self._now(), count, s.max_rate, s.burst_seconds]
+            keys=[self._key], args=[self._now(), count, s.max_rate, s.burst_seconds, max_wait]
         )
         return float(wait)
 

@@ -619,7 +619,7 @@ class DeliveryService:
         """One provider call, paced by the shared throttle and feeding it back; the results,
         and whether the provider was asked at all (not when the throttle handed it back)."""
         provider, throttle = route.provider, route.throttle
-        wait = throttle.acquire(len(chunk)) if throttle else 0.0
+        wait = throttle.acquire(len(chunk), MAX_THROTTLE_SLEEP) if throttle else 0.0
         if wait > MAX_THROTTLE_SLEEP:
             # Paused or far over the rate: hand the batch back instead of holding a worker.
             return [Transient("throttled: provider rate limit", retry_after=wait)] * len(
