@@ -108,7 +108,9 @@ def test_esp_provider_urls() -> None:
     from remarket_mailer.config import load_settings
     from remarket_mailer.delivery.registry import provider_from_url
 
-    assert provider_from_url("postmark://tok@api.postmarkapp.com").name == "postmark"
+    assert (
+        provider_from_url("postmark://tok@api.postmarkapp.com?stream=broadcast").name == "postmark"
+    )
     assert provider_from_url("resend://re_key@api.resend.com").name == "resend"
     settings = load_settings(provider_url="sendgrid://SG.key@api.sendgrid.com")
     assert provider_from_url(settings.provider_url).name == "sendgrid"

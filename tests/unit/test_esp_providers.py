@@ -746,7 +746,8 @@ def test_url_credentials_are_decoded_on_the_wire() -> None:
         return httpx.Response(200, json=[{"ErrorCode": 0, "MessageID": "x"}])
 
     provider = esp_provider_from_url(
-        "postmark://tok%2Fen%40x@api.postmarkapp.com", transport=httpx.MockTransport(respond)
+        "postmark://tok%2Fen%40x@api.postmarkapp.com?stream=broadcast",
+        transport=httpx.MockTransport(respond),
     )
     assert provider is not None
     provider.send_many([message()])
@@ -756,7 +757,8 @@ def test_url_credentials_are_decoded_on_the_wire() -> None:
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("postmark://api.postmarkapp.com", "server token"),
+        ("postmark://api.postmarkapp.com?stream=broadcast", "server token"),
+        ("postmark://tok@api.postmarkapp.com", "stream"),
         ("mailgun://api:topsecret@api.mailgun.net", "sending domain"),
         ("ses://AKID:topsecret@ses.example.internal", "region"),
         ("ses://AKID@email.eu-west-1.amazonaws.com", "ACCESS_KEY_ID:SECRET_ACCESS_KEY"),

@@ -151,9 +151,19 @@ def _base_url(parsed: _Parsed) -> str:
 
 
 def _postmark(parsed: _Parsed, transport: httpx.BaseTransport | None) -> Provider:
+    key = _key(parsed, "server token")
+    stream = parsed.options.get("stream")
+    if not stream:
+        # Without MessageStream Postmark sends on the server's default transactional stream
+        # ("outbound"): marketing mail there breaks Postmark's terms and the transactional
+        # stream's reputation. Broadcast stream ids differ per server, so none is guessed.
+        raise ConfigError(
+            f"{_PREFIX}postmark:// needs ?stream=<your broadcast stream id> (marketing email "
+            "belongs on a Broadcast stream; ?stream=outbound sends on the transactional one)"
+        )
     return PostmarkProvider(
-        _key(parsed, "server token"),
-        message_stream=parsed.options.get("stream") or None,
+        key,
+        message_stream=stream,
         base_url=_base_url(parsed),
         transport=transport,
         timeout=_timeout(parsed),
