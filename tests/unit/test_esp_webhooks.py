@@ -248,6 +248,37 @@ def test_sendgrid_signed_batch(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, s
     assert events[0].occurred_at == datetime.fromtimestamp(1767323045, tz=UTC)
 
 
+@pytest.mark.parametrize(
+    ("reason", "kind", "bounce_class"),
+    [
+        ("Bounced Address", "bounced", "hard"),
+        ("Invalid", "bounced", "hard"),
+        ("Unsubscribed Address", "unsubscribed", None),
+        ("Spam Reporting Address", "complained", None),
+        # Sender-side drops: nothing wrong with the address, so a policy bounce (no suppression).
+        ("Invalid SMTPAPI header", "bounced", "policy"),
+        ("Spam Content (if spam checker app enabled)", "bounced", "policy"),
+        ("Spam Content", "bounced", "policy"),
+        ("Recipient List over Package Quota", "bounced", "policy"),
+        ("Duplicate message", "bounced", "policy"),
+        ("Something invalid we never heard of", "bounced", "policy"),
+    ],
+)
+def test_sendgrid_drop_reasons_are_matched_exactly(
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+    reason: str,
+    kind: str,
+    bounce_class: str | None,
+) -> None:
+    private, public_b64 = sendgrid_key
+    drop = {"event": "dropped", "email": "h@x.org", "timestamp": 1767323045,
+            "sg_event_id": "e9", "reason": reason}  # fmt: skip
+    body = dumps([drop])
+    headers = sendgrid_headers(private, body, "1767323045")
+    [event] = sendgrid.parse_webhook(headers, body, public_b64, now=1767323045.0)
+    assert (event.kind, event.bounce_class, event.detail) == (kind, bounce_class, reason)
+
+
 def test_sendgrid_refuses_tampering(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     private, public_b64 = sendgrid_key
     body = dumps(SENDGRID_EVENTS[:2])

@@ -1,0 +1,54 @@
+"""ESP events as the providers define them, through ``/v1/webhooks/{provider}``: only what is
+about the address suppresses it; sender-side failures are recorded for the operator."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.domain.clock import VirtualClock
+from tests.integration.test_webhook_hostile_input import (
+    hooks,
+    now_ts,
+    sendgrid_headers,
+    suppressed,
+    tracking_rows,
+)
+
+__all__ = ["hooks"]  # the fixture, imported for pytest
+
+
+def test_sendgrid_sender_side_drop_suppresses_no_one(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    at = int((clock.now() - timedelta(minutes=1)).timestamp())
+    drops = [
+        {"event": "dropped", "email": "ann@example.org", "timestamp": at, "sg_event_id": "d1",
+         "reason": "Invalid SMTPAPI header"},
+        {"event": "dropped", "email": "bob@example.org", "timestamp": at, "sg_event_id": "d2",
+         "reason": "Spam Content (if spam checker app enabled)"},
+    ]  # fmt: skip
+    body = json.dumps(drops).encode()
+    response = client.post(
+        "/v1/webhooks/sendgrid", content=body, headers=sendgrid_headers(body, str(now_ts(clock)))
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["suppressed"] == 0
+    assert suppressed(app) == []
+    assert [(r.kind, r.bounce_class) for r in tracking_rows(app)] == [
+        ("bounced", "policy"),
+        ("bounced", "policy"),
+    ]
+
+    invalid = [{"event": "dropped", "email": "cy@example.org", "timestamp": at,
+                "sg_event_id": "d3", "reason": "Invalid"}]  # fmt: skip
+    body = json.dumps(invalid).encode()
+    response = client.post(
+        "/v1/webhooks/sendgrid", content=body, headers=sendgrid_headers(body, str(now_ts(clock)))
+    )
+    assert response.json()["suppressed"] == 1
+    assert suppressed(app) == ["hard_bounce"]
