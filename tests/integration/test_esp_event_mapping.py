@@ -12,6 +12,7 @@ from remarket_mailer.bootstrap import App
 from remarket_mailer.domain.clock import VirtualClock
 from tests.integration.test_webhook_hostile_input import (
     hooks,
+    mailgun_signature,
     now_ts,
     sendgrid_headers,
     suppressed,
@@ -52,3 +53,27 @@ def test_sendgrid_sender_side_drop_suppresses_no_one(
     )
     assert response.json()["suppressed"] == 1
     assert suppressed(app) == ["hard_bounce"]
+
+
+def test_mailgun_failures_for_its_suppression_lists_suppress_here_too(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    at = (clock.now() - timedelta(minutes=1)).timestamp()
+    reasons = {
+        "suppress-unsubscribe": "ann@example.org",
+        "suppress-complaint": "bob@example.org",
+        "suppress-bounce": "cy@example.org",
+    }
+    for n, (reason, email) in enumerate(reasons.items()):
+        payload = {
+            "signature": mailgun_signature(str(now_ts(clock)), token=f"{n}" * 50),
+            "event-data": {"id": f"mg-{n}", "event": "failed", "severity": "permanent",
+                           "reason": reason, "recipient": email, "timestamp": at,
+                           "delivery-status": {"code": 605, "message": "Not delivering"}},
+        }  # fmt: skip
+        response = client.post("/v1/webhooks/mailgun", content=json.dumps(payload).encode())
+        assert response.status_code == 200, response.text
+        assert response.json()["suppressed"] == 1, reason
+    assert sorted(suppressed(app)) == ["complaint", "hard_bounce", "unsubscribed"]
+    assert sorted(r.kind for r in tracking_rows(app)) == ["bounced", "complained", "unsubscribed"]
