@@ -16,6 +16,7 @@ from tests.integration.test_webhook_hostile_input import (
     now_ts,
     sendgrid_headers,
     suppressed,
+    svix_headers,
     tracking_rows,
 )
 
@@ -77,3 +78,27 @@ def test_mailgun_failures_for_its_suppression_lists_suppress_here_too(
         assert response.json()["suppressed"] == 1, reason
     assert sorted(suppressed(app)) == ["complaint", "hard_bounce", "unsubscribed"]
     assert sorted(r.kind for r in tracking_rows(app)) == ["bounced", "complained", "unsubscribed"]
+
+
+def test_resend_suppressed_for_a_complaint_and_failed_at_quota_are_recorded(
+    hooks: tuple[App, TestClient], clock: VirtualClock
+) -> None:
+    app, client = hooks
+    at = (clock.now() - timedelta(minutes=1)).isoformat()
+    events = [
+        ("msg_s", "email.suppressed", "ann@example.org", {"suppressed": {"reason": "complaint"}}),
+        ("msg_f", "email.failed", "bob@example.org", {"failed": {"reason": "reached_daily_quota"}}),
+    ]
+    for msg_id, kind, email, extra in events:
+        payload = {"type": kind, "created_at": at,
+                   "data": {"email_id": f"id-{msg_id}", "to": [email], **extra}}  # fmt: skip
+        body = json.dumps(payload).encode()
+        headers = svix_headers(body, str(now_ts(clock)), msg_id)
+        response = client.post("/v1/webhooks/resend", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+    assert suppressed(app) == ["complaint"]
+    rows = [(r.kind, r.bounce_class, r.detail) for r in tracking_rows(app)]
+    assert rows == [
+        ("complained", None, "suppressed by resend: complaint"),
+        ("bounced", "policy", "failed at resend: reached_daily_quota"),
+    ]

@@ -509,6 +509,13 @@ def test_resend_permanent_bounce() -> None:
                                       "diagnosticCode": ["552 5.2.2 mailbox full"]}},
          "bounced", "soft"),
         ("email.suppressed", {}, "bounced", "hard"),
+        ("email.suppressed", {"suppressed": {"type": "OnAccountSuppressionList",
+                                             "message": "on the suppression list"}},
+         "bounced", "hard"),
+        ("email.suppressed", {"suppressed": {"reason": "complaint"}}, "complained", None),
+        ("email.suppressed", {"suppressed": {"reason": "bounce"}}, "bounced", "hard"),
+        ("email.failed", {"failed": {"reason": "reached_daily_quota"}}, "bounced", "policy"),
+        ("email.failed", {}, "bounced", "policy"),
     ],
 )  # fmt: skip
 def test_resend_event_types(
