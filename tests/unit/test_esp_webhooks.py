@@ -248,6 +248,37 @@ def test_sendgrid_signed_batch(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, s
     assert events[0].occurred_at == datetime.fromtimestamp(1767323045, tz=UTC)
 
 
+@pytest.mark.parametrize(
+    ("reason", "kind", "bounce_class"),
+    [
+        ("Bounced Address", "bounced", "hard"),
+        ("Invalid", "bounced", "hard"),
+        ("Unsubscribed Address", "unsubscribed", None),
+        ("Spam Reporting Address", "complained", None),
+        # Sender-side drops: nothing wrong with the address, so a policy bounce (no suppression).
+        ("Invalid SMTPAPI header", "bounced", "policy"),
+        ("Spam Content (if spam checker app enabled)", "bounced", "policy"),
+        ("Spam Content", "bounced", "policy"),
+        ("Recipient List over Package Quota", "bounced", "policy"),
+        ("Duplicate message", "bounced", "policy"),
+        ("Something invalid we never heard of", "bounced", "policy"),
+    ],
+)
+def test_sendgrid_drop_reasons_are_matched_exactly(
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+    reason: str,
+    kind: str,
+    bounce_class: str | None,
+) -> None:
+    private, public_b64 = sendgrid_key
+    drop = {"event": "dropped", "email": "h@x.org", "timestamp": 1767323045,
+            "sg_event_id": "e9", "reason": reason}  # fmt: skip
+    body = dumps([drop])
+    headers = sendgrid_headers(private, body, "1767323045")
+    [event] = sendgrid.parse_webhook(headers, body, public_b64, now=1767323045.0)
+    assert (event.kind, event.bounce_class, event.detail) == (kind, bounce_class, reason)
+
+
 def test_sendgrid_refuses_tampering(sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     private, public_b64 = sendgrid_key
     body = dumps(SENDGRID_EVENTS[:2])
@@ -354,6 +385,10 @@ def test_mailgun_permanent_failure_is_a_hard_bounce() -> None:
           "delivery-status": {"code": 550, "message": "5.7.1 spam policy"}}, "bounced", "policy"),
         ({"event": "failed", "severity": "permanent", "reason": "suppress-bounce"},
          "bounced", "hard"),
+        ({"event": "failed", "severity": "permanent", "reason": "suppress-unsubscribe"},
+         "unsubscribed", None),
+        ({"event": "failed", "severity": "permanent", "reason": "suppress-complaint"},
+         "complained", None),
         ({"event": "delivered"}, "delivered", None),
         ({"event": "opened"}, "opened", None),
         ({"event": "clicked", "url": "https://shop.example/c"}, "clicked", None),
@@ -474,6 +509,13 @@ def test_resend_permanent_bounce() -> None:
                                       "diagnosticCode": ["552 5.2.2 mailbox full"]}},
          "bounced", "soft"),
         ("email.suppressed", {}, "bounced", "hard"),
+        ("email.suppressed", {"suppressed": {"type": "OnAccountSuppressionList",
+                                             "message": "on the suppression list"}},
+         "bounced", "hard"),
+        ("email.suppressed", {"suppressed": {"reason": "complaint"}}, "complained", None),
+        ("email.suppressed", {"suppressed": {"reason": "bounce"}}, "bounced", "hard"),
+        ("email.failed", {"failed": {"reason": "reached_daily_quota"}}, "bounced", "policy"),
+        ("email.failed", {}, "bounced", "policy"),
     ],
 )  # fmt: skip
 def test_resend_event_types(

@@ -151,6 +151,15 @@ _SIMPLE_EVENTS: dict[str, EventKind] = {
     "complained": "complained",
     "unsubscribed": "unsubscribed",
 }
+# A permanent ``failed`` whose reason names one of Mailgun's suppression lists: Mailgun dropped
+# the message because the recipient previously unsubscribed or complained (its stats API counts
+# these as ``failed.permanent.suppress-unsubscribe`` / ``suppress-complaint``, "recipients
+# previously unsubscribed / complained"). That is the recipient's choice, so it suppresses here
+# too; ``suppress-bounce`` (previously bounced) stays a hard bounce.
+_SUPPRESSED_BY_MAILGUN: dict[str, EventKind] = {
+    "suppress-unsubscribe": "unsubscribed",
+    "suppress-complaint": "complained",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +244,10 @@ def _event(data: Mapping[str, Any]) -> TrackingEvent | None:
         kind = _SIMPLE_EVENTS[name]
         if kind == "clicked":
             detail = as_str(data.get("url"))
+    elif name == "failed" and str(data.get("reason", "")) in _SUPPRESSED_BY_MAILGUN:
+        reason = str(data.get("reason"))
+        kind = _SUPPRESSED_BY_MAILGUN[reason]
+        detail = f"{reason}: {detail}" if detail else reason
     elif name == "failed":
         if data.get("severity") == "temporary":
             kind = "deferred"

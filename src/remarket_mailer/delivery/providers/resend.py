@@ -248,10 +248,11 @@ def parse_webhook(
 
     ``email.bounced`` maps ``bounce.type`` Permanent/Transient to hard/soft (an enhanced status
     code in ``diagnosticCode`` wins); ``email.suppressed`` (Resend refused an address on its
-    suppression list) counts as a hard bounce. ``email.sent``, ``contact.*`` and ``domain.*``
-    give no event. ``now`` (Unix seconds) replaces the clock in tests. Raises
-    WebhookSignatureError for a bad signature or stale timestamp, ValidationError for a body
-    that is not a JSON object.
+    suppression list) is a complaint when ``suppressed.reason`` says so, else a hard bounce;
+    ``email.failed`` (Resend could not send: quota, key, domain) is a policy bounce that
+    suppresses no one. ``email.sent``, ``contact.*`` and ``domain.*`` give no event. ``now``
+    (Unix seconds) replaces the clock in tests. Raises WebhookSignatureError for a bad
+    signature or stale timestamp, ValidationError for a body that is not a JSON object.
     """
     verify_signature(headers, body, secret, now=now)
     payload = load_json(body, PROVIDER)
@@ -279,7 +280,14 @@ def parse_webhook(
         bounce_class = classify_bounce(diagnostic, esp_class)
         detail = as_str(bounce.get("message")) or diagnostic or None
     elif name == "email.suppressed":
-        kind, bounce_class, detail = "bounced", "hard", "suppressed by resend"
+        kind, bounce_class, detail = _suppressed(as_dict(data.get("suppressed")))
+    elif name == "email.failed":
+        # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
+        # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
+        # is bad: a policy bounce, recorded for the operator, suppresses no one.
+        reason = as_str(as_dict(data.get("failed")).get("reason"))
+        kind, bounce_class = "bounced", "policy"
+        detail = f"failed at resend: {reason}" if reason else "failed at resend"
     else:
         return []
     recipients = data.get("to")
@@ -302,6 +310,18 @@ def parse_webhook(
             raw_id=header(headers, "svix-id"),
         )
     ]
+
+
+def _suppressed(info: Mapping[str, Any]) -> tuple[EventKind, BounceClass | None, str]:
+    """``email.suppressed``: Resend refused the address because it is on the account's
+    suppression list, which holds hard bounces and complaints. Resend's sample carries
+    ``suppressed{type: "OnAccountSuppressionList", message}``; a ``reason`` (or ``type``) naming
+    a complaint makes it a complaint, anything else stays a hard bounce. Both suppress."""
+    reason = as_str(info.get("reason")) or as_str(info.get("type")) or ""
+    detail = f"suppressed by resend: {reason}" if reason else "suppressed by resend"
+    if "complain" in reason.lower():
+        return "complained", None, detail
+    return "bounced", "hard", detail
 
 
 def _tag_value(tags: Any, name: str) -> str | None:

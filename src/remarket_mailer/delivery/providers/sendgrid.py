@@ -155,13 +155,20 @@ _SIMPLE_EVENTS: dict[str, EventKind] = {
     "unsubscribe": "unsubscribed",
     "group_unsubscribe": "unsubscribed",
 }
-# "dropped" means SendGrid refused to send because of its own suppression lists.
-_DROP_REASONS: tuple[tuple[str, EventKind, BounceClass | None], ...] = (
-    ("bounced address", "bounced", "hard"),
-    ("invalid", "bounced", "hard"),
-    ("unsubscribed address", "unsubscribed", None),
-    ("spam reporting address", "complained", None),
-)
+# "dropped": SendGrid refused to send. Its documented reasons (glossary "Drops" and the Event
+# Webhook reference) are matched exactly, never as substrings: "Bounced Address",
+# "Unsubscribed Address", "Spam Reporting Address" and "Invalid" (the address is on the
+# account's Invalid Emails list) are about the address and suppress it. The sender-side ones
+# ("Invalid SMTPAPI header", "Spam Content" from the Spam Checker, "Recipient List over Package
+# Quota", "Duplicate message", or any reason not listed here) say nothing about the address:
+# they are recorded as a policy bounce, which suppresses no one.
+_ADDRESS_DROP_REASONS: dict[str, tuple[EventKind, BounceClass | None]] = {
+    "bounced address": ("bounced", "hard"),
+    "invalid": ("bounced", "hard"),
+    "unsubscribed address": ("unsubscribed", None),
+    "spam reporting address": ("complained", None),
+}
+_SENDER_DROP: tuple[EventKind, BounceClass | None] = ("bounced", "policy")
 
 
 def load_verification_key(secret: str) -> ec.EllipticCurvePublicKey:
@@ -245,11 +252,8 @@ def _event(item: Mapping[str, Any]) -> TrackingEvent | None:
         diagnostic = " ".join(filter(None, (as_str(item.get("status")), detail)))
         bounce_class = classify_bounce(diagnostic, fallback)
     elif name == "dropped":
-        reason = (detail or "").lower()
-        match = next((m for m in _DROP_REASONS if m[0] in reason), None)
-        if match is None:
-            return None
-        _, kind, bounce_class = match
+        reason = " ".join((detail or "").split()).lower()
+        kind, bounce_class = _ADDRESS_DROP_REASONS.get(reason, _SENDER_DROP)
     else:
         return None
     email = normalize_email(item.get("email"))
