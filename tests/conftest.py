@@ -46,7 +46,8 @@ def service_missing(reason: str) -> None:
 
 
 def free_port() -> int:
-    # aiosmtpd 1.4.6 Controller(port=0) does not work (DESIGN.md): pick a free port first.
+    # aiosmtpd 1.4.6 Controller(port=0) does not work (its start-up check connects to the port
+    # it was given, 0): pick a free port first.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

