@@ -31,13 +31,14 @@ from remarket_mailer.delivery.base import (
     Sent,
     Transient,
 )
+from remarket_mailer.delivery.providers.aws import AwsCredentials, sigv4_sign
 from remarket_mailer.delivery.providers.esp import esp_provider_from_url
 from remarket_mailer.delivery.providers.http_base import parse_retry_after
 from remarket_mailer.delivery.providers.mailgun import MailgunProvider
 from remarket_mailer.delivery.providers.postmark import PostmarkProvider
 from remarket_mailer.delivery.providers.resend import ResendProvider, batch_idempotency_key
 from remarket_mailer.delivery.providers.sendgrid import SendGridProvider
-from remarket_mailer.delivery.providers.ses import AwsCredentials, SesProvider, sigv4_sign
+from remarket_mailer.delivery.providers.ses import SesProvider
 from remarket_mailer.errors import ConfigError
 
 UNSUBSCRIBE = "<https://u.shop.example/u/tok>, <mailto:unsub@shop.example?subject=tok>"
@@ -654,7 +655,7 @@ def test_ses_send_email_is_signed_over_the_bytes_sent() -> None:
         "ReplyToAddresses": ["help@shop.example"],
         "Content": {
             "Simple": {
-                "Subject": {"Data": "You left something"},
+                "Subject": {"Data": "You left something", "Charset": "UTF-8"},
                 "Body": {
                     "Text": {"Data": "Hi", "Charset": "UTF-8"},
                     "Html": {"Data": "<p>Hi</p>", "Charset": "UTF-8"},

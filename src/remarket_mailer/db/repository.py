@@ -680,6 +680,35 @@ def _finish_in_one_statement(
 _TYPE_LENGTH = re.compile(r"\(\d+\)")
 
 
+def fail_sent_delivery(
+    session: Session,
+    *,
+    delivery_id: int | None,
+    provider: str,
+    provider_message_id: str | None,
+    detail: str | None,
+    now: datetime,
+) -> int | None:
+    """The ESP reported that a message it accepted was never sent: its delivery, still
+    ``sent``, becomes ``failed`` with reason ``esp_failed``. Found by our delivery id, else by
+    the provider's message id. Returns the delivery's id, or None when no sent row matched
+    (unknown, already failed, or another provider's)."""
+    if delivery_id is not None:
+        match = Delivery.id == delivery_id
+    elif provider_message_id:
+        match = Delivery.provider_message_id == provider_message_id
+    else:
+        return None
+    found = session.execute(
+        update(Delivery)
+        .where(match, Delivery.status == DeliveryStatus.SENT, Delivery.provider == provider)
+        .values(status=DeliveryStatus.FAILED, reason="esp_failed", detail=detail, updated_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
 @lru_cache(maxsize=64)
 def _finish_statement(
     dialect: Dialect, columns: tuple[str, ...], every: frozenset[str]

@@ -56,7 +56,12 @@ from remarket_mailer.delivery.base import (
     Sent,
     Transient,
 )
-from remarket_mailer.delivery.message import clean_header, make_message_id, sender_domain
+from remarket_mailer.delivery.message import (
+    clean_header,
+    make_message_id,
+    phrase,
+    sender_domain,
+)
 from remarket_mailer.delivery.throttle import Throttle
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.discounts import generate_code
@@ -589,7 +594,7 @@ class DeliveryService:
         headers = {
             "List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject={mail_subject}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": f"{clean_header(workflow.name)} <{workflow.id}.{domain}>",
+            "List-Id": f"{phrase(workflow.name)} <{workflow.id}.{domain}>",
             "Feedback-ID": (
                 f"{workflow.id}:{item.step.id}:{workflow.category}:{self.config.feedback_sender_id}"
             ),

@@ -249,10 +249,11 @@ def parse_webhook(
     ``email.bounced`` maps ``bounce.type`` Permanent/Transient to hard/soft (an enhanced status
     code in ``diagnosticCode`` wins); ``email.suppressed`` (Resend refused an address on its
     suppression list) is a complaint when ``suppressed.reason`` says so, else a hard bounce;
-    ``email.failed`` (Resend could not send: quota, key, domain) is a policy bounce that
-    suppresses no one. ``email.sent``, ``contact.*`` and ``domain.*`` give no event. ``now``
-    (Unix seconds) replaces the clock in tests. Raises WebhookSignatureError for a bad
-    signature or stale timestamp, ValidationError for a body that is not a JSON object.
+    ``email.failed`` (Resend accepted the request, then could not send: quota, key, domain) is
+    a ``failed`` event: the delivery did not go out, and no one is suppressed. ``email.sent``,
+    ``contact.*`` and ``domain.*`` give no event. ``now`` (Unix seconds) replaces the clock in
+    tests. Raises WebhookSignatureError for a bad signature or stale timestamp,
+    ValidationError for a body that is not a JSON object.
     """
     verify_signature(headers, body, secret, now=now)
     payload = load_json(body, PROVIDER)
@@ -284,9 +285,9 @@ def parse_webhook(
     elif name == "email.failed":
         # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
         # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
-        # is bad: a policy bounce, recorded for the operator, suppresses no one.
+        # is bad: the delivery is marked failed, no one is suppressed.
         reason = as_str(as_dict(data.get("failed")).get("reason"))
-        kind, bounce_class = "bounced", "policy"
+        kind = "failed"
         detail = f"failed at resend: {reason}" if reason else "failed at resend"
     else:
         return []
