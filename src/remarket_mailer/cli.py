@@ -32,7 +32,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 workflows_app = typer.Typer(help="Workflow files.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-contacts_app = typer.Typer(help="GDPR: export or erase a contact.", no_args_is_help=True)
+contacts_app = typer.Typer(
+    help="One contact: what happened to it (show); GDPR export or erase.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
@@ -140,6 +142,27 @@ def scheduler() -> None:
 
     _logging()
     run_scheduler(build_app(_shared_broker_settings()))
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Try it in one process: the API, the scheduler and a worker together (not for
+    production). With the defaults: SQLite, the in-process broker, emails in ./outbox."""
+    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.entrypoints.dev import run_dev
+
+    _logging()
+    settings = _settings()
+    if not settings.secret_key:
+        logging.getLogger(__name__).warning(
+            "REMARKET_SECRET_KEY is not set: using a random one for this run; the unsubscribe "
+            "links in its emails stop verifying when it ends"
+        )
+        settings = _one_process_settings()
+    run_dev(build_app(settings), host=host, port=port)
 
 
 @app.command()
@@ -480,6 +503,48 @@ def contacts_export(email: Annotated[str, typer.Argument(help="The contact's add
     if data is None:
         raise ValidationError(f"no contact has the address {email}", field="email")
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@contacts_app.command("show")
+def contacts_show(
+    email: Annotated[str, typer.Argument(help="The contact's address.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """What happened to one contact, in time order: events, consent, enrollments, and each
+    email sent, due, deferred or skipped with the reason."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from remarket_mailer.errors import ValidationError
+    from remarket_mailer.services.timeline import contact_timeline
+
+    timeline = contact_timeline(_uow(), email)
+    if timeline is None:
+        raise ValidationError(f"no contact has the address {email}", field="email")
+    if as_json:
+        rows = [
+            {"at": e.at.isoformat(), "kind": e.kind, "what": e.what, "detail": e.detail}
+            for e in timeline.entries
+        ]
+        typer.echo(json.dumps({"email": timeline.email, "entries": rows}, ensure_ascii=False))
+        return
+    console = Console()
+    facts = [timeline.name or "(no name)", f"timezone {timeline.timezone or 'UTC (none given)'}"]
+    if timeline.language:
+        facts.append(f"language {timeline.language}")
+    if timeline.suppressed:
+        facts.append(f"[bold red]suppressed: {timeline.suppressed}[/]")
+    console.print(f"[bold]{timeline.email}[/] — " + ", ".join(facts))
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("what", no_wrap=True)
+    table.add_column("why / detail", overflow="fold")
+    for entry in timeline.entries:
+        table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.kind, entry.what, entry.detail)
+    console.print(table)
 
 
 @contacts_app.command("erase")

@@ -131,6 +131,8 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    deferred_why: dict[str, int] = field(default_factory=dict)
+    """Deferrals by their rule (quiet_hours, a cap), for the log line."""
 
     def count(self, reason: str) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
@@ -144,6 +146,15 @@ class SendReport:
         self.failed += other.failed
         for reason, count in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + count
+        for why, count in other.deferred_why.items():
+            self.deferred_why[why] = self.deferred_why.get(why, 0) + count
+
+    def why_not_sent(self) -> str:
+        """``no_consent=2 transient=1 deferred:quiet_hours=1``: what a batch's log line says
+        about the emails it did not send, by reason (empty when it sent them all)."""
+        parts = [f"{r}={n}" for r, n in sorted(self.reasons.items()) if r != "deferred"]
+        parts += [f"deferred:{w or 'unknown'}={n}" for w, n in sorted(self.deferred_why.items())]
+        return " ".join(parts)
 
 
 @dataclass
@@ -199,8 +210,8 @@ class DeliveryService:
         taken_at = self.clock.now()  # no later than the lease's start: a safe reckoning
         with self.uow() as session:
             ready = self._prepare(session, delivery_ids, report)
-        if not ready:
-            return report
+        if not ready:  # all skipped or deferred: still counted and logged
+            return _reported(report)
         messages, failures = self._render(ready)
         results: dict[int, SendResult] = dict(failures)
         by_id = {r.delivery.id: r for r in ready}
@@ -252,17 +263,7 @@ class DeliveryService:
             pending = {}
         if pending:
             self._record_or_leave(by_id, pending, {}, every_enrollment, report)
-        for reason, count in report.reasons.items():
-            metrics.SKIPS.labels(reason).inc(count)
-        log.info(
-            "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d",
-            report.sent,
-            report.skipped,
-            report.deferred,
-            report.retried,
-            report.failed,
-        )
-        return report
+        return _reported(report)
 
     # -- step 1 ------------------------------------------------------------------------------
 
@@ -456,6 +457,9 @@ class DeliveryService:
             elif status == DeliveryStatus.SCHEDULED:
                 report.deferred += 1
                 report.count("deferred")
+                # "quiet_hours until …": the log says why, the metric keeps one label.
+                why = str(change.get("detail") or "").partition(" until ")[0]
+                report.deferred_why[why] = report.deferred_why.get(why, 0) + 1
             else:
                 report.failed += 1
                 report.count(str(change["reason"]))
@@ -816,6 +820,22 @@ class DeliveryService:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return timedelta(seconds=delay)
+
+
+def _reported(report: SendReport) -> SendReport:
+    """Count a finished batch's reasons in the metrics and log its one line."""
+    for reason, count in report.reasons.items():
+        metrics.SKIPS.labels(reason).inc(count)
+    log.info(
+        "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d%s",
+        report.sent,
+        report.skipped,
+        report.deferred,
+        report.retried,
+        report.failed,
+        f" not_sent: {why}" if (why := report.why_not_sent()) else "",
+    )
+    return report
 
 
 def _is_push_back(result: Transient) -> bool:
