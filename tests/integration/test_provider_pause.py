@@ -180,3 +180,26 @@ def test_a_batch_taken_while_paused_is_handed_back_untried(
 
 def account_transport(account: PostmarkAccount) -> httpx.MockTransport:
     return httpx.MockTransport(account)
+
+
+def test_providers_status_shows_the_pause_and_what_to_fix(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object, database_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from remarket_mailer.cli import app as cli
+
+    runner = CliRunner()
+    env = {"REMARKET_DATABASE_URL": database_url}
+    assert "no provider is paused" in runner.invoke(cli, ["providers", "status"], env=env).output
+    account = PostmarkAccount([httpx.Response(401, json={"ErrorCode": 10, "Message": "Bad"})])
+    provider = PostmarkProvider(
+        "t", message_stream="broadcast", transport=account_transport(account)
+    )
+    app = make_app(provider=provider, workflows_dir=cart_only)
+    start_carts(app, clock)
+    run_due(app)
+    result = runner.invoke(cli, ["providers", "status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "postmark: " in result.output and "reason=credentials" in result.output
+    assert "REMARKET_PROVIDER_URL" in result.output
