@@ -318,3 +318,22 @@ def test_a_fault_while_paused_keeps_the_pause_and_a_refused_probe_doubles_it() -
     second, started = after_fault(probe, "postmark", later, "credentials", "401")
     assert started and second.faults == 2 and not second.probing
     assert second.paused_until == later + timedelta(seconds=120)
+
+
+def test_with_the_database_away_requests_go_and_faults_still_keep_their_messages() -> None:
+    from contextlib import contextmanager
+
+    from remarket_mailer.domain.clock import VirtualClock
+    from remarket_mailer.errors import UnavailableError
+    from remarket_mailer.services.provider_pauses import ProviderPauses
+
+    class Away:
+        @contextmanager
+        def __call__(self) -> Any:
+            raise UnavailableError("the database is not reachable; retry shortly")
+            yield
+
+    pauses = ProviderPauses(Away(), VirtualClock(NOW), timedelta(minutes=5))  # type: ignore[arg-type]
+    assert pauses.gate("postmark").gate is Gate.OPEN
+    kept = pauses.fault("postmark", ProviderFault("401 refused", "credentials"))
+    assert kept.paused_until == NOW + timedelta(seconds=60)

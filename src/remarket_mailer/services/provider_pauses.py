@@ -19,6 +19,7 @@ from remarket_mailer.db import provider_pauses as store
 from remarket_mailer.delivery.base import ProviderFault
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.provider_pause import Gate, ProviderPause, after_fault, gate
+from remarket_mailer.errors import UnavailableError
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,14 @@ class ProviderPauses:
         """How long a claimed probe keeps everything else waiting (a batch's lease)."""
 
     def gate(self, provider: str) -> Passage:
-        """May a request go out through ``provider`` now (one small read when all is well)."""
+        """May a request go out through ``provider`` now (one small read when all is well).
+        With the database away the request goes (its recording retries and copes)."""
+        try:
+            return self._gate(provider)
+        except UnavailableError:
+            return Passage(Gate.OPEN)
+
+    def _gate(self, provider: str) -> Passage:
         now = self.clock.now()
         with self.uow() as session:
             pause = store.pause_of(session, provider)
@@ -71,8 +79,32 @@ class ProviderPauses:
 
     def fault(self, provider: str, fault: ProviderFault) -> ProviderPause:
         """The provider refused a request with ``fault``: pause it (or keep the pause that
-        runs); returns the pause, whose end the kept messages wait for."""
+        runs); returns the pause, whose end the kept messages wait for. With the database
+        away the messages still wait one first pause; the next fault records it."""
         now = self.clock.now()
+        try:
+            pause, started = self._record_fault(provider, fault, now)
+        except UnavailableError:
+            log.warning("provider=%s fault not recorded (database away): %s", provider, fault.error)
+            return after_fault(None, provider, now, fault.reason, fault.error, fault.retry_after)[0]
+        metrics.PROVIDER_FAULTS.labels(provider, fault.reason).inc()
+        metrics.PROVIDER_PAUSED.labels(provider).set(1)
+        if started:
+            seconds = (pause.paused_until - now).total_seconds()
+            log.warning(
+                "provider=%s paused %.0fs (fault %d in a row, reason=%s): %s; messages kept, "
+                "sending resumes after a probe",
+                provider,
+                seconds,
+                pause.faults,
+                pause.reason,
+                fault.error,
+            )
+        return pause
+
+    def _record_fault(
+        self, provider: str, fault: ProviderFault, now: datetime
+    ) -> tuple[ProviderPause, bool]:
         with self.uow() as session:
             current = store.pause_of(session, provider, lock=True)
             pause, started = after_fault(
@@ -91,20 +123,7 @@ class ProviderPauses:
                             store.update_pause(session, pause, now)
                 else:
                     store.update_pause(session, pause, now)
-        metrics.PROVIDER_FAULTS.labels(provider, fault.reason).inc()
-        metrics.PROVIDER_PAUSED.labels(provider).set(1)
-        if started:
-            seconds = (pause.paused_until - now).total_seconds()
-            log.warning(
-                "provider=%s paused %.0fs (fault %d in a row, reason=%s): %s; messages kept, "
-                "sending resumes after a probe",
-                provider,
-                seconds,
-                pause.faults,
-                pause.reason,
-                fault.error,
-            )
-        return pause
+        return pause, started
 
     def answered(self, provider: str, passage: Passage, accepted: bool) -> None:
         """A probe's answer: ``accepted`` (the provider took or refused messages on their
@@ -113,11 +132,14 @@ class ProviderPauses:
         if passage.gate is not Gate.PROBE:
             return
         now = self.clock.now()
-        with self.uow() as session:
-            if accepted:
-                started = store.delete_pause(session, provider)
-            else:
-                store.release_probe(session, provider, now)
+        try:
+            with self.uow() as session:
+                if accepted:
+                    started = store.delete_pause(session, provider)
+                else:
+                    store.release_probe(session, provider, now)
+        except UnavailableError:
+            return  # the probe's claim runs out and the next batch probes again
         if accepted:
             metrics.PROVIDER_PAUSED.labels(provider).set(0)
             if started is not None:
