@@ -35,10 +35,12 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 contacts_app = typer.Typer(
     help="One contact: what happened to it (show); GDPR export or erase.", no_args_is_help=True
 )
+providers_app = typer.Typer(help="Sending providers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(providers_app, name="providers")
 app.add_typer(discounts_app, name="discounts")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
@@ -601,6 +603,35 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     if not done:
         raise _fail(f"no active key named {name!r}")
     console.print(f"key {name!r} revoked: running API processes refuse it within 30 seconds")
+
+
+@providers_app.command("status")
+def providers_status() -> None:
+    """Show providers paused after an account or configuration fault, and what to fix."""
+    from datetime import timedelta
+
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.provider_pauses import ProviderPauses
+
+    now = SystemClock().now()
+    pauses = ProviderPauses(_uow(), SystemClock(), timedelta(0)).status()
+    if not pauses:
+        console.print("no provider is paused")
+        return
+    for name, pause in sorted(pauses.items()):
+        left = (pause.paused_until - now).total_seconds()
+        state = (
+            "probing"
+            if pause.probing and left > 0
+            else f"paused {left:.0f}s more"
+            if left > 0
+            else "pause over, next batch probes"
+        )
+        console.print(
+            f"{name}: {state} (fault {pause.faults} in a row, reason={pause.reason})",
+            markup=False,
+        )
+        console.print(f"  {pause.detail}", markup=False)
 
 
 def main() -> None:

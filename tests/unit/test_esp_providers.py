@@ -27,6 +27,7 @@ from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
     Permanent,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
@@ -273,7 +274,7 @@ def test_postmark_refused_token_is_not_a_permanent_failure() -> None:
         ),
     )
     [result] = provider.send_many([message()])
-    assert isinstance(result, Transient)
+    assert isinstance(result, ProviderFault) and result.reason == "credentials"
     assert "REMARKET_PROVIDER_URL" in result.error
     assert "wrong" not in result.error
 
@@ -533,7 +534,7 @@ def test_resend_error_answers() -> None:
 
     cases: list[tuple[Handler, type, float | None]] = [
         (respond(422, "invalid_from_address"), Permanent, None),
-        (respond(403, "validation_error"), Permanent, None),
+        (respond(403, "validation_error"), ProviderFault, None),
         (respond(409, "invalid_idempotent_request"), KeyConflict, None),
         (respond(409, "concurrent_idempotent_requests"), Transient, 1.0),
         (respond(409, "conflict"), Permanent, None),
@@ -699,8 +700,8 @@ def test_ses_error_answers() -> None:
             Transient,
             None,
         ),
-        (respond(400, "SendingPausedException", "Sending is paused"), Transient, 600.0),
-        (respond(403, "SignatureDoesNotMatch", "signature mismatch"), Transient, 600.0),
+        (respond(400, "SendingPausedException", "Sending is paused"), ProviderFault, None),
+        (respond(403, "SignatureDoesNotMatch", "signature mismatch"), ProviderFault, None),
         (respond(500, "InternalFailure", "oops"), Transient, None),
     ]
     for handler, kind, retry_after in cases:

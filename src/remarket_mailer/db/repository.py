@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -404,19 +404,41 @@ class Claimed:
     send_key: str | None
 
 
-def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
+def claim_due(
+    session: Session,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    *,
+    skip_workflows: Collection[str] = (),
+    only_workflows: Collection[str] | None = None,
+) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries (and the rest of their key groups): scheduled →
-    queued with a lease.
+    queued with a lease. ``skip_workflows`` are left due (their provider is paused);
+    ``only_workflows``, when given, limits the claim to those (a paused provider's probe).
 
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
     claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
     """
     scheduled = Delivery.status == DeliveryStatus.SCHEDULED
+    query = select(Delivery.id, Delivery.send_key, Delivery.status).where(
+        scheduled, Delivery.due_at <= now
+    )
+    if skip_workflows:
+        query = query.where(
+            Delivery.enrollment_id.not_in(
+                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(skip_workflows)))
+            )
+        )
+    if only_workflows is not None:
+        query = query.where(
+            Delivery.enrollment_id.in_(
+                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(only_workflows)))
+            )
+        )
     rows = list(
         session.execute(
-            select(Delivery.id, Delivery.send_key, Delivery.status)
-            .where(scheduled, Delivery.due_at <= now)
-            .order_by(Delivery.due_at, Delivery.id)
+            query.order_by(Delivery.due_at, Delivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

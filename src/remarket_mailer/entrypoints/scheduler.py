@@ -32,6 +32,7 @@ def sweep(app: App) -> DispatchReport:
         app.enqueue_send,
         batch_size=app.settings.batch_size,
         lease=timedelta(seconds=app.settings.lease_seconds),
+        pause_keys=app.delivery.pause_keys_by_workflow(),
     )
 
 

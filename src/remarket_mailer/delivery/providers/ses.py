@@ -12,10 +12,19 @@ encoded words), as the SES v2 model requires.
 timeout may send twice.
 
 Errors beyond the common mapping (by ``x-amzn-ErrorType``): throttling and daily-quota
-messages are transient; a paused or suspended account, an unverified MAIL FROM domain and
-refused credentials (403 signature / token errors) are transient with a long ``retry_after``
-(the account, not the message, is wrong: the queue must survive until an operator fixes it);
-``MessageRejected`` and other 4xx are permanent.
+messages are transient; the account and configuration errors of SendEmail (the SES v2 model's
+error list) are a ``ProviderFault`` (the account, not the message, is wrong: the messages are
+kept and the provider paused until an operator fixes it):
+
+- ``AccountSuspendedException``: SES suspended the account's sending;
+- ``SendingPausedException``: sending is paused for the account (or the configuration set);
+- ``MailFromDomainNotVerifiedException``: the custom MAIL FROM domain is not verified;
+- ``NotFoundException``: a resource the request names does not exist; we name only the
+  configuration set (``?configuration_set=``), so it is missing in this region;
+- refused credentials (403 signature / token errors below): the keys in the URL are wrong.
+
+``MessageRejected`` (e.g. an unverified From address in the sandbox, a virus) and other 4xx
+are permanent.
 
 Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
 ``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
@@ -47,7 +56,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent, Transient
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    ProviderFault,
+    SendResult,
+    Sent,
+    Transient,
+)
 from remarket_mailer.delivery.providers.aws import (
     AwsCredentials,
     CredentialSource,
@@ -59,6 +74,7 @@ from remarket_mailer.delivery.providers.http_base import (
     HttpProvider,
     clean_headers,
     clean_subject,
+    credentials_refused,
     message_tags,
     split_address,
 )
@@ -83,7 +99,6 @@ from remarket_mailer.errors import ValidationError
 PROVIDER = "ses"
 SERVICE = "ses"
 SEND_PATH = "/v2/email/outbound-emails"
-ACCOUNT_RETRY_SECONDS = 600.0
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _SIGNED_HEADERS = ("content-type", "host", "x-amz-date", "x-amz-security-token")
@@ -100,9 +115,19 @@ _CREDENTIAL_ERRORS = frozenset(
         "AccessDeniedException",
     }
 )
-_ACCOUNT_ERRORS = frozenset(
-    {"AccountSuspendedException", "SendingPausedException", "MailFromDomainNotVerifiedException"}
-)
+_ACCOUNT_ERRORS: dict[str, tuple[str, str]] = {
+    "AccountSuspendedException": ("account_suspended", "the account is suspended: see SES"),
+    "SendingPausedException": ("account_suspended", "sending is paused: resume it in SES"),
+    "MailFromDomainNotVerifiedException": (
+        "sender_unverified",
+        "the MAIL FROM domain is not verified in SES",
+    ),
+    "NotFoundException": (
+        "configuration_set_missing",
+        "the configuration set in REMARKET_PROVIDER_URL does not exist in this region",
+    ),
+}
+"""x-amzn-ErrorType → (fault reason, what to fix) for account and configuration errors."""
 _THROTTLING_TEXT = ("maximum sending rate exceeded", "daily message quota exceeded", "throttl")
 
 
@@ -215,11 +240,10 @@ class SesProvider(HttpProvider):
         error_type = _error_type(response)
         text = f"ses HTTP {response.status_code} {error_type or ''}: {self.error_message(response)}"
         if error_type in _CREDENTIAL_ERRORS:
-            return Transient(
-                f"{text} (credentials refused: check REMARKET_PROVIDER_URL)", ACCOUNT_RETRY_SECONDS
-            )
+            return credentials_refused(text)
         if error_type in _ACCOUNT_ERRORS:
-            return Transient(f"{text} (account-level: fix in SES)", ACCOUNT_RETRY_SECONDS)
+            reason, fix = _ACCOUNT_ERRORS[error_type]
+            return ProviderFault(f"{text} ({fix})", reason)
         if any(t in text.lower() for t in _THROTTLING_TEXT):
             return Transient(text, self.retry_after(response))
         return super().error_result(response)
