@@ -149,11 +149,10 @@ def test_server_errors_are_retried(status: int) -> None:
     assert isinstance(result, Transient)
 
 
-def test_refused_token_is_retried_not_failed() -> None:
-    [result] = _send(
-        httpx.Response(401, json=_item(10, "The Server Token you provided is invalid."))
-    )
-    assert isinstance(result, Transient)
+def test_refused_token_suppresses_no_one() -> None:
+    response = httpx.Response(401, json=_item(10, "The Server Token you provided is invalid."))
+    [result] = _send(response)
+    assert not (isinstance(result, Permanent) and result.hard_bounce)
 
 
 def test_invalid_address_fails_the_message_without_suppressing() -> None:

@@ -157,9 +157,10 @@ def test_documented_request_errors_fail_the_message_without_suppressing(status: 
     assert not result.hard_bounce
 
 
-def test_documented_401_is_retried_not_failed() -> None:
+def test_documented_401_account_error_suppresses_no_one() -> None:
+    """401 "authorization required": the key was refused, which says nothing about anyone."""
     result = _answer(httpx.Response(401, json=_documented_error(401)))
-    assert isinstance(result, Transient)
+    assert not (isinstance(result, Permanent) and result.hard_bounce)
 
 
 def test_documented_403_account_error_suppresses_no_one() -> None:
