@@ -27,6 +27,7 @@ from svix.webhooks import Webhook
 from remarket_mailer.delivery.base import (
     OutboundMessage,
     Permanent,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
@@ -153,8 +154,9 @@ def test_rate_limited_is_retried_after_the_given_seconds() -> None:
 
 
 def test_daily_quota_is_retried_not_failed() -> None:
+    # The account's quota, not the message: the provider pauses and the message is kept.
     [result] = _send(_error(429, "daily_quota_exceeded", "You have reached your daily quota."))
-    assert isinstance(result, Transient)
+    assert isinstance(result, ProviderFault) and result.reason == "quota"
 
 
 @pytest.mark.parametrize(
