@@ -128,8 +128,8 @@ class Settings(BaseSettings):
     """``text``: key=value lines; ``json``: one JSON object per line (time, level, logger,
     message and the log call's fields), uvicorn's access log included."""
     api_docs: bool = False
-    """Serve the interactive API docs at /docs and /redoc (they load scripts from a CDN);
-    /openapi.json is always served."""
+    """Serve the interactive API docs at /docs and /redoc (their scripts from this process,
+    not a CDN); /openapi.json is always served."""
     batch_size: int = Field(default=100, ge=1, le=1000)
     provider_rate: float = Field(
         default=50.0,
