@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -118,6 +119,48 @@ def redis_url() -> str:
     except Exception as exc:
         service_missing(f"Redis not reachable at {REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+def delete_keys(url: str, prefix: str) -> int:
+    """Delete every key of ``url``'s database that starts with ``prefix``; how many."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+def close_redis_broker(broker: RedisBroker, url: str) -> None:
+    """Drop the broker's messages and every key of its namespace. ``flush_all`` alone leaves
+    Dramatiq's ``NAMESPACE:__heartbeats__`` set (and acks of a worker that died), one more
+    key per test in the developer's Redis."""
+    broker.flush_all()
+    broker.close()
+    delete_keys(url, f"{broker.namespace}:")
+
+
+@pytest.fixture
+def redis_broker(redis_url: str) -> Iterator[RedisBroker]:
+    """A Dramatiq Redis broker on a namespace of its own, removed with all its keys after
+    the test (stop the test's workers first: fixtures that use this one end before it)."""
+    broker = RedisBroker(url=redis_url, namespace=f"remarket-test-{uuid.uuid4().hex[:8]}")
+    try:
+        yield broker
+    finally:
+        close_redis_broker(broker, redis_url)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own in the test Redis; its keys are deleted afterwards."""
+    prefix = f"remarket-test:{uuid.uuid4().hex[:8]}:"
+    try:
+        yield prefix
+    finally:
+        delete_keys(redis_url, prefix)
 
 
 # --- SMTP -----------------------------------------------------------------------------------

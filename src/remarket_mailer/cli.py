@@ -82,10 +82,9 @@ def _shared_broker_settings() -> Settings:
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+    from remarket_mailer.logs import configure
+
+    configure(level, _settings().log_format)  # REMARKET_LOG_FORMAT: text or json
 
 
 @app.command()
@@ -118,6 +117,7 @@ def api(
         factory=True,
         metrics_port=settings.metrics_port,
         metrics_host=settings.metrics_host,
+        log_format=settings.log_format,
         limits=ClientLimits(
             header_timeout=settings.api_header_timeout_seconds,
             keep_alive_timeout=settings.api_keep_alive_seconds,

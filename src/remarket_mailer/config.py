@@ -124,9 +124,12 @@ class Settings(BaseSettings):
     """How long an idle kept-alive API connection stays open between requests."""
     api_max_concurrency: int = Field(default=1000, ge=1)
     """Connections or running requests per API worker process past which it answers 503."""
+    log_format: Literal["text", "json"] = "text"
+    """``text``: key=value lines; ``json``: one JSON object per line (time, level, logger,
+    message and the log call's fields), uvicorn's access log included."""
     api_docs: bool = False
-    """Serve the interactive API docs at /docs and /redoc (they load scripts from a CDN);
-    /openapi.json is always served."""
+    """Serve the interactive API docs at /docs and /redoc (their scripts from this process,
+    not a CDN); /openapi.json is always served."""
     batch_size: int = Field(default=100, ge=1, le=1000)
     provider_rate: float = Field(
         default=50.0,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,11 +28,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(
-    postgres_url: str, redis_url: str, smtp_sink: SmtpSink, cart_only: Path
+    postgres_url: str,
+    redis_url: str,
+    redis_broker: RedisBroker,
+    smtp_sink: SmtpSink,
+    cart_only: Path,
 ) -> Iterator[tuple[App, TestClient, VirtualClock, RedisBroker, dramatiq.Worker]]:
     truncate_all(postgres_url)
     clock = VirtualClock(T0)
-    broker = RedisBroker(url=redis_url, namespace=f"remarket-test-{uuid.uuid4().hex[:8]}")
+    broker = redis_broker
     settings = make_settings(
         database_url=postgres_url,
         broker_url=redis_url,
@@ -45,9 +48,7 @@ def stack(
     try:
         yield app, TestClient(create_api(app)), clock, broker, worker
     finally:
-        worker.stop()
-        broker.flush_all()
-        broker.close()
+        worker.stop()  # the redis_broker fixture then removes the broker's keys
         app.close()
 
 

@@ -4,6 +4,7 @@ for, and a health answer that names the failing dependency but none of its detai
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,58 @@ def test_health_names_the_failing_dependencies_but_not_their_details(
 def test_health_when_all_is_well(build: Any) -> None:
     response = build().get("/v1/health")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_the_docs_pages_load_nothing_from_another_origin(build: Any) -> None:
+    """Offline installs got a blank page: the scripts came from a CDN. Every script, style
+    and icon the pages name is now served by the API itself."""
+    client = build(api_docs=True)
+    for path in ("/docs", "/redoc"):
+        html = client.get(path).text
+        assert "//" not in html.replace("http://testserver", ""), html  # no absolute URL
+        assets = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", html)
+        assets = [a for a in assets if a != "/openapi.json"]
+        assert any(a.endswith(".js") for a in assets), (path, assets)
+        for asset in assets:
+            answer = client.get(asset)
+            assert answer.status_code == 200 and len(answer.content) > 1000, (path, asset)
+
+
+def test_the_docs_assets_are_not_served_when_the_docs_are_off(build: Any) -> None:
+    client = build()
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 404
+
+
+def test_openapi_declares_the_bearer_keys_where_they_are_checked(build: Any) -> None:
+    """Swagger UI shows "Authorize" for a securitySchemes entry and sends the key with each
+    operation that references it."""
+    client = build(api_docs=True)
+    schema = client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert {name: (s["type"], s["scheme"]) for name, s in schemes.items()} == {
+        "apiKey": ("http", "bearer"),
+        "adminKey": ("http", "bearer"),
+    }
+    secured = {
+        (path, method): [name for requirement in op["security"] for name in requirement]
+        for path, operations in schema["paths"].items()
+        for method, op in operations.items()
+        if "security" in op
+    }
+    assert secured == {
+        ("/v1/events", "post"): ["apiKey"],
+        ("/v1/events/batch", "post"): ["apiKey"],
+        ("/v1/discounts/validate", "post"): ["apiKey"],
+        ("/v1/discounts/redeem", "post"): ["apiKey"],
+        ("/v1/contacts/export", "post"): ["adminKey"],
+        ("/v1/contacts/erase", "post"): ["adminKey"],
+    }
+    # The declarations say what the routes do: no key, 401; the key, past the check.
+    keys = {"apiKey": "test-key", "adminKey": "admin-key"}
+    client = build(api_docs=True, admin_api_keys=["admin-key"])
+    for (path, _method), (name,) in secured.items():
+        assert client.post(path, json={}).status_code == 401, path
+        with_key = client.post(path, json={}, headers={"Authorization": f"Bearer {keys[name]}"})
+        assert with_key.status_code == 422, (path, with_key.text)
+    health = schema["paths"]["/v1/health"]["get"]
+    assert "security" not in health

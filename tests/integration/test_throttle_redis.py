@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import redis
@@ -24,9 +23,9 @@ class FakeTime:
         return self.now
 
 
-def test_two_workers_share_one_bucket_and_one_pause(redis_url: str) -> None:
+def test_two_workers_share_one_bucket_and_one_pause(redis_url: str, redis_prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    prefix = f"remarket-test:{uuid.uuid4().hex[:8]}:"
+    prefix = redis_prefix
     clock = FakeTime()
     settings = ThrottleSettings(max_rate=10, burst_seconds=1)
     one = RedisThrottle(client, "postmark", settings, clock, prefix)
@@ -40,7 +39,6 @@ def test_two_workers_share_one_bucket_and_one_pause(redis_url: str) -> None:
     assert rate == 5
     two.succeeded()
     assert float(client.hget(prefix + "postmark", "rate") or 0) == 6
-    client.delete(prefix + "postmark")
 
 
 class RateLimitedProvider(Provider):
@@ -77,13 +75,15 @@ def test_a_429_pauses_the_provider_and_nothing_is_lost(
     assert all(d.due_at >= clock.now() + timedelta(seconds=590) for d in first)
 
 
-def test_workers_in_several_processes_never_exceed_the_rate_together(redis_url: str) -> None:
+def test_workers_in_several_processes_never_exceed_the_rate_together(
+    redis_url: str, redis_prefix: str
+) -> None:
     """The bucket in Redis reserves as the local one does: ten workers (two throttles, as
     two processes would hold) asking at once for 10 each at 50/s send at most the rate plus
     one burst in any second. Before, every worker that found the bucket short got the same
     wait and all sent when it was over."""
     client = redis.Redis.from_url(redis_url)
-    prefix = f"remarket-test:{uuid.uuid4().hex[:8]}:"
+    prefix = redis_prefix
     clock = FakeTime()
     settings = ThrottleSettings(max_rate=50, burst_seconds=1)
     throttles = [RedisThrottle(client, "ses", settings, clock, prefix) for _ in range(2)]
@@ -98,4 +98,3 @@ def test_workers_in_several_processes_never_exceed_the_rate_together(redis_url: 
     for at in sends:
         assert sum(1 for t in sends if at <= t < at + 1.0) <= 100
     assert sends[-1] - sends[0] >= (len(sends) - 50) / 50 - 1e-6
-    client.delete(prefix + "ses")

@@ -19,6 +19,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer import __version__
@@ -28,6 +29,8 @@ from remarket_mailer.entrypoints.coalesce import GroupCommit
 from remarket_mailer.entrypoints.contacts_api import contacts_router
 from remarket_mailer.entrypoints.discounts_api import discounts_router
 from remarket_mailer.entrypoints.http import (
+    API_KEY_SECURITY,
+    SECURITY_SCHEMES,
     ApiError,
     install_error_handlers,
     pydantic_problems,
@@ -54,12 +57,14 @@ UNSUBSCRIBE_MAX_BYTES = 16_000
 
 
 def create_api(app: App) -> FastAPI:
-    api = FastAPI(
+    # Metrics are not here but on their own port (metrics.py). The interactive docs are
+    # opt-in; their scripts are served from this process (fastapi-offline ships them), not
+    # from a CDN: an offline install gets a working page and no third-party script runs on
+    # this origin.
+    api = (FastAPIOffline if app.settings.api_docs else FastAPI)(
         title="remarket-mailer",
         version=__version__,
         description="Trigger events in; timed, consented remarketing email out.",
-        # Metrics are not here but on their own port (metrics.py); the interactive docs
-        # pull scripts from a CDN onto this origin, so they are opt-in.
         docs_url="/docs" if app.settings.api_docs else None,
         redoc_url="/redoc" if app.settings.api_docs else None,
     )
@@ -83,7 +88,7 @@ def create_api(app: App) -> FastAPI:
     @api.post(
         "/v1/events",
         summary="Send one trigger event",
-        openapi_extra={"requestBody": _json_body(event_schema)},
+        openapi_extra={**API_KEY_SECURITY, "requestBody": _json_body(event_schema)},
         responses={
             200: {"description": "A replay of an event already accepted: nothing changed"},
             202: {"description": "Accepted and applied"},
@@ -137,6 +142,7 @@ def create_api(app: App) -> FastAPI:
         "/v1/events/batch",
         summary="Send up to 1,000 trigger events",
         openapi_extra={
+            **API_KEY_SECURITY,
             "requestBody": _json_body(
                 {
                     "type": "object",
@@ -150,7 +156,7 @@ def create_api(app: App) -> FastAPI:
                         }
                     },
                 }
-            )
+            ),
         },
         responses={
             200: {"description": "Per-event results: accepted, duplicate or rejected"},
@@ -336,7 +342,9 @@ def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(definitions)
+            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             api.openapi_schema = schema
         return api.openapi_schema
 

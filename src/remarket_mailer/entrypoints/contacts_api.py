@@ -14,7 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.entrypoints.http import ApiError, error_response, read_json
+from remarket_mailer.entrypoints.http import (
+    ADMIN_KEY_SECURITY,
+    ApiError,
+    error_response,
+    read_json,
+)
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.gdpr import erase_contact, export_contact
 
@@ -106,7 +111,7 @@ def contacts_router(app: App) -> APIRouter:
     @router.post(
         "/export",
         summary="Everything held about one contact",
-        openapi_extra={"requestBody": _EMAIL_BODY},
+        openapi_extra={**ADMIN_KEY_SECURITY, "requestBody": _EMAIL_BODY},
         responses={
             200: {"description": "The contact and every row that belongs to it"},
             404: _error("No contact has this address"),
@@ -142,7 +147,7 @@ def contacts_router(app: App) -> APIRouter:
     @router.post(
         "/erase",
         summary="Erase a contact; keep a hashed suppression",
-        openapi_extra={"requestBody": _EMAIL_BODY},
+        openapi_extra={**ADMIN_KEY_SECURITY, "requestBody": _EMAIL_BODY},
         responses={
             200: {
                 "description": "Done. `found`: a contact had the address and its data is "

@@ -23,6 +23,7 @@ from remarket_mailer.bootstrap import App
 from remarket_mailer.db.repository import find_contact
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.entrypoints.http import (
+    API_KEY_SECURITY,
     ApiError,
     parse_json,
     read_body,
@@ -163,6 +164,7 @@ def discounts_router(app: App) -> APIRouter:
         "/validate",
         summary="Check a discount code at checkout",
         response_model=ValidateResponse,
+        openapi_extra=API_KEY_SECURITY,
         responses=_ERRORS,
     )
     async def validate(body: ValidateRequest) -> ValidateResponse:
@@ -182,6 +184,7 @@ def discounts_router(app: App) -> APIRouter:
         "/redeem",
         summary="Record that an order used a discount code",
         response_model=RedeemResponse,
+        openapi_extra=API_KEY_SECURITY,
         responses={
             **_ERRORS,
             404: {"description": "No such code"},

@@ -31,6 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from remarket_mailer import metrics
+from remarket_mailer.logs import LogFormat, uvicorn_log_config
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +120,12 @@ def serve(
     access_log: bool = True,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    log_format: LogFormat = "text",
     limits: ClientLimits | None = None,
 ) -> None:
     """Serve ``app`` (an import string, "module:attribute") until interrupted, and its
-    Prometheus metrics on ``metrics_host:metrics_port`` when a port is given."""
+    Prometheus metrics on ``metrics_host:metrics_port`` when a port is given. Every process
+    logs in ``log_format``, uvicorn's access log included."""
     limits = limits or ClientLimits()
     config = _Config(
         app,
@@ -131,6 +134,7 @@ def serve(
         workers=workers,
         factory=factory,
         log_level=log_level,
+        log_config=uvicorn_log_config(log_format, log_level.upper()),
         access_log=access_log,
         http=_HeaderDeadlineH11,
         header_timeout=limits.header_timeout,

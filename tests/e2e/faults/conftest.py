@@ -115,6 +115,8 @@ def running_stack(workdir: Path, database_url: str, sink: ChaosSink) -> Iterator
         yield processes
     finally:
         processes.stop_all()
+        # The processes' queues and Dramatiq's __heartbeats__ set: leave the database empty.
+        redis.Redis.from_url(FAULTS_REDIS_URL).flushdb()
 
 
 @pytest.fixture
