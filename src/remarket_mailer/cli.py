@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,24 +15,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from remarket_mailer import __version__
 from remarket_mailer.config import Settings, load_settings
+from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.entrypoints.discounts_cli import discounts_app
 from remarket_mailer.errors import RemarketError
 
 if TYPE_CHECKING:
     from remarket_mailer.services.unit_of_work import UnitOfWork
 
-app = typer.Typer(
+app = CommandGroup(
     name="remarket",
     help="Email remarketing automation: events in, timed, consented email out.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-workflows_app = typer.Typer(help="Workflow files.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-contacts_app = typer.Typer(help="GDPR: export or erase a contact.", no_args_is_help=True)
+db_app = CommandGroup(help="Database migrations (Alembic).")
+workflows_app = CommandGroup(help="Workflow files.")
+keys_app = CommandGroup(help="API keys.")
+contacts_app = CommandGroup(help="GDPR: export or erase a contact.")
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
@@ -42,6 +43,27 @@ app.add_typer(discounts_app, name="discounts")
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"remarket {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Email remarketing automation: events in, timed, consented email out."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -383,29 +405,113 @@ def report(
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply database migrations (Alembic)."""
+    """Apply database migrations up to REVISION (all of them by default)."""
     from remarket_mailer.db.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url, revision)
-    console.print(f"database at revision {revision}")
+    _migrate(upgrade, settings.database_url, revision)
+    console.print(f"database at revision {_current_revision(settings)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Revision to go back to; -1 undoes the newest, base all.")
+    ] = "-1",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Undo database migrations down to REVISION: columns or tables they added are dropped."""
+    from remarket_mailer.db.migrate import downgrade
+
+    settings = _settings()
+    current = _current_revision(settings)
+    if current is None:
+        raise _fail("the database is not migrated: there is nothing to downgrade")
+    if not yes and not typer.confirm(
+        f"Downgrade the database from revision {current} to {revision}? "
+        "Data in what the undone migrations added is lost"
+    ):
+        raise typer.Exit(code=1)
+    _migrate(downgrade, settings.database_url, revision)
+    now = _current_revision(settings)
+    console.print(f"database at revision {now or 'base (not migrated)'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the revision the database is at and the one this version expects."""
+    from remarket_mailer.db.migrate import head_revision
+
+    current = _current_revision(_settings())
+    head = head_revision()
+    if current == head:
+        console.print(f"database at revision {current} (head: up to date)")
+        return
+    found = f"at revision {current}" if current else "not migrated"
+    console.print(f"database {found}; this version expects {head}: run `remarket db upgrade`")
+
+
+def _current_revision(settings: Settings) -> str | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from remarket_mailer.db.engine import make_engine
+    from remarket_mailer.db.migrate import current_revision
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    except SQLAlchemyError as exc:
+        raise _fail(f"the database does not answer: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
+    from alembic.util import CommandError
+
+    try:
+        step(database_url, revision)
+    except CommandError as exc:
+        raise _fail(f"revision {revision!r}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 @workflows_app.command("validate")
 def workflows_validate(
     directory: Annotated[Path | None, typer.Argument(help="Workflows directory.")] = None,
+    templates: Annotated[
+        Path | None,
+        typer.Option(help="Templates directory the steps' templates must be in."),
+    ] = None,
 ) -> None:
-    """Check every workflow file; print each problem as file:line: message."""
-    from remarket_mailer.workflows.loader import check_workflow
+    """Check every workflow file and that each step's template exists; print each problem
+    as file:line: message. Exit code 1 when there is a problem, 2 when it cannot check."""
+    from remarket_mailer.rendering.lint import missing_templates
+    from remarket_mailer.workflows.loader import check_workflow, load_workflows
 
-    directory = directory or _settings().workflows_dir
+    settings = _settings()
+    directory = directory or settings.workflows_dir
+    templates_dir = templates or settings.templates_dir
     if not directory.is_dir():
         raise _fail(f"{directory} is not a directory")
+    if not templates_dir.is_dir():
+        raise _fail(f"{templates_dir} is not a directory (give the templates with --templates)")
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     problems = 0
     for path in files:
         for problem in check_workflow(path.read_text(encoding="utf-8"), str(path)):
             console.print(str(problem), highlight=False, soft_wrap=True)
+            problems += 1
+    if not problems:
+        # Every file loads: now the steps can be looked up against the templates.
+        workflows = load_workflows(directory).workflows.values()
+        for missing in missing_templates(templates_dir, workflows):
+            console.print(str(missing), highlight=False, soft_wrap=True, markup=False)
             problems += 1
     if problems:
         console.print(f"{problems} problem(s) in {len(files)} file(s)")
@@ -462,10 +568,10 @@ def workflows_schema() -> None:
 
 
 def _uow() -> UnitOfWork:
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.services.unit_of_work import UnitOfWork
+    """The database of the settings, checked to be migrated (else one line and exit 2)."""
+    from remarket_mailer.bootstrap import open_migrated_database
 
-    return UnitOfWork(make_session_factory(make_engine(_settings().database_url)))
+    return open_migrated_database(_settings())
 
 
 @contacts_app.command("export")
@@ -499,41 +605,41 @@ def contacts_erase(
 @keys_app.command("create")
 def keys_create(name: Annotated[str, typer.Argument(help="A name for the key.")]) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    from sqlalchemy.exc import IntegrityError
-
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.db.models import ApiKey
     from remarket_mailer.domain.clock import SystemClock
-    from remarket_mailer.services.api_keys import hash_key, new_key
+    from remarket_mailer.services.api_keys import create_key
 
-    settings = _settings()
-    engine = make_engine(settings.database_url)
-    key = new_key()
-    try:
-        with make_session_factory(engine).begin() as session:
-            session.add(ApiKey(name=name, key_hash=hash_key(key), created_at=SystemClock().now()))
-    except IntegrityError:
-        raise _fail(f"a key named {name!r} exists already") from None
-    console.print(key)
+    console.print(create_key(_uow(), name, SystemClock().now()), highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the stored API keys: id, name, when created, revoked or not. Never the keys."""
+    from rich.markup import escape
+
+    from remarket_mailer.services.api_keys import list_keys
+
+    keys = list_keys(_uow())
+    if not keys:
+        console.print("no stored keys (create one with `remarket keys create NAME`)")
+        return
+    table = Table(title="API keys", caption="keys in REMARKET_API_KEYS are not stored here")
+    for column in ("id", "name", "created (UTC)", "status"):
+        table.add_column(column)
+    for key in keys:
+        status = "active"
+        if key.revoked_at is not None:
+            status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        table.add_row(str(key.id), escape(key.name), f"{key.created_at:%Y-%m-%d %H:%M}", status)
+    console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke an API key by name."""
-    from sqlalchemy import update
-
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.db.models import ApiKey
     from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.api_keys import revoke_key
 
-    engine = make_engine(_settings().database_url)
-    with make_session_factory(engine).begin() as session:
-        done = session.execute(
-            update(ApiKey)
-            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=SystemClock().now())
-        ).rowcount  # type: ignore[attr-defined]
-    if not done:
+    if not revoke_key(_uow(), name, SystemClock().now()):
         raise _fail(f"no active key named {name!r}")
     console.print(f"key {name!r} revoked: running API processes refuse it within 30 seconds")
 
