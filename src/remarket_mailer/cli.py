@@ -45,6 +45,10 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
+PREVIEW_PORT = 8089
+"""Not 8025: Mailpit's web UI has that one in docker-compose.yml, and a writer runs both."""
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"remarket {__version__}")
@@ -545,7 +549,7 @@ def lint(
 @app.command()
 def preview(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = PREVIEW_PORT,
 ) -> None:
     """Serve the template preview page (reloads when a template changes). Local use only."""
     import uvicorn

@@ -257,3 +257,19 @@ def test_workflows_validate_refuses_a_step_whose_template_does_not_exist(
     assert ok.returncode == 0, ok.stdout
     elsewhere = run("workflows", "validate", str(ROOT / "workflows"), "--templates", str(tmp_path))
     assert elsewhere.returncode == 1 and "which has no" in elsewhere.stdout
+
+
+def test_preview_port_is_not_one_docker_compose_publishes() -> None:
+    """It was 8025, Mailpit's web UI in docker-compose.yml: a writer runs both."""
+    import yaml
+
+    preview = get_command(app).commands["preview"]  # type: ignore[attr-defined]
+    port = next(p.default for p in preview.params if p.name == "port")
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = {
+        int(str(mapping).split(":")[-2])
+        for service in compose["services"].values()
+        for mapping in service.get("ports", [])
+    }
+    assert 8025 in published and port not in published
+    assert f"http://127.0.0.1:{port}/preview/" in (ROOT / "README.md").read_text()
