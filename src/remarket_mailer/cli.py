@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from remarket_mailer import __version__
 from remarket_mailer.config import Settings, load_settings
@@ -34,11 +36,13 @@ db_app = CommandGroup(help="Database migrations (Alembic).")
 workflows_app = CommandGroup(help="Workflow files.")
 keys_app = CommandGroup(help="API keys.")
 contacts_app = CommandGroup(help="GDPR: export or erase a contact.")
+renewals_app = CommandGroup(help="Subscription renewal reminders.")
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(discounts_app, name="discounts")
+app.add_typer(renewals_app, name="renewals")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -258,10 +262,12 @@ def simulate(
         overrides["workflows_dir"] = workflows
     if templates is not None:
         overrides["templates_dir"] = templates
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _progress("replaying events") as advance:
         settings = _one_process_settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
         try:
-            result = run_demo(settings, events=events, until=end, provider=MemoryProvider())
+            result = run_demo(
+                settings, events=events, until=end, provider=MemoryProvider(), progress=advance
+            )
         except PydanticValidationError as exc:
             raise _fail(f"{events_file}: an event is invalid: {exc.errors()[0]['msg']}") from None
     sends = [
@@ -301,21 +307,78 @@ def simulate(
         console.print_json(json.dumps({"sends": sends, "skipped": skipped, "summary": summary}))
         return
     table = Table(title=f"simulation of {events_file}")
-    for column in ("at", "workflow", "step", "contact", "outcome"):
+    for column in ("at (UTC)", "workflow", "step", "contact", "outcome"):
         table.add_column(column)
     for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
-        outcome = "sent" + (f" ({row.discount_code})" if row.discount_code else "")
-        if row.status != "sent":
-            outcome = f"{row.status}: {row.reason}"
+        # Text cells: a contact's address or a workflow id is never read as rich markup.
         table.add_row(
-            (row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M"),
-            row.workflow_id,
-            f"{row.workflow_id}\n{row.step_id}",
-            row.contact_email or "",
-            outcome,
+            Text((row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M")),
+            Text(row.workflow_id),
+            Text(row.step_id),
+            Text(row.contact_email or ""),
+            Text(_outcome(row.status, row.reason, row.discount_code)),
+            style="green" if row.status == "sent" else None,
         )
     console.print(table)
-    console.print(summary)
+    console.print(_summary_table(summary))
+
+
+def _outcome(status: str, reason: str | None, code: str | None) -> str:
+    """One cell: "sent (code X)", "skipped: no_consent", "scheduled after the clock stopped"."""
+    if status == "sent":
+        return f"sent (code {code})" if code else "sent"
+    if status in ("scheduled", "queued", "sending"):
+        return "still to come when the clock stopped"
+    return f"{status}: {reason}" if reason else status
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="summary", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, key in (
+        ("events replayed", "events"),
+        ("duplicates ignored", "duplicates"),
+        ("enrollments started", "enrollments"),
+        ("emails sent", "sent"),
+        ("skipped or failed", "skipped"),
+        ("still to come", "pending"),
+    ):
+        table.add_row(label, str(summary[key]))
+    for title, key in (("sent", "sent_by_workflow"), ("skipped", "skipped_by_reason")):
+        for name, count in sorted(summary[key].items(), key=lambda item: (-item[1], item[0])):
+            table.add_row(Text(f"  {title}: {name}"), str(count))
+    return table
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (shown on a terminal, gone when done): yields
+    ``advance(done, total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -576,6 +639,36 @@ def _uow() -> UnitOfWork:
     from remarket_mailer.bootstrap import open_migrated_database
 
     return open_migrated_database(_settings())
+
+
+@renewals_app.command("scan")
+def renewals_scan() -> None:
+    """Enroll subscriptions renewing in the next 31 days now, as the scheduler does daily."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.renewal_scan import ScanReport, scan_renewals
+    from remarket_mailer.workflows.loader import load_workflows
+
+    settings = _settings()
+    uow = _uow()
+    workflows = load_workflows(settings.workflows_dir)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("scanning subscriptions", total=None)
+
+        def show(report: ScanReport) -> None:
+            bar.update(
+                task,
+                description=f"scanning subscriptions: {report.pages} page(s), "
+                f"{report.enrolled} enrolled",
+            )
+
+        report = scan_renewals(uow, workflows, SystemClock(), progress=show)
+    console.print(
+        f"{report.candidates} subscription(s) renewing within 31 days and not enrolled yet: "
+        f"{report.enrolled} enrolled, {report.deliveries} reminder(s) scheduled"
+    )
 
 
 @contacts_app.command("export")

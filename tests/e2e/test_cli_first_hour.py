@@ -38,6 +38,7 @@ COMMANDS = [
     ["contacts", "erase", "--yes", "ann@example.com"],
     ["discounts", "stock", "spring"],
     ["discounts", "import", "spring", "{tmp}/codes.csv", "--percent", "10"],
+    ["renewals", "scan"],
 ]
 
 
@@ -111,6 +112,7 @@ DATABASE_COMMANDS = [
     ["contacts", "export", "ann@example.com"],
     ["contacts", "erase", "--yes", "ann@example.com"],
     ["discounts", "stock", "spring"],
+    ["renewals", "scan"],
 ]
 
 
@@ -273,3 +275,73 @@ def test_preview_port_is_not_one_docker_compose_publishes() -> None:
     }
     assert 8025 in published and port not in published
     assert f"http://127.0.0.1:{port}/preview/" in (ROOT / "README.md").read_text()
+
+
+DEMO_EVENTS = ROOT / "src" / "remarket_mailer" / "demo" / "events.jsonl"
+
+
+def test_simulate_table_and_summary_read_as_tables() -> None:
+    """The summary used to be a Python dict repr, rows still pending said "scheduled: None"
+    and the step column repeated the workflow's name."""
+    result = run("simulate", str(DEMO_EVENTS), env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "None" not in out and "{'" not in out and "sent_by_workflow" not in out
+    rows = [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in out.splitlines()
+        if line.startswith("│ 2026-")
+    ]
+    assert rows and all(len(row) == 5 for row in rows), out
+    workflows = {row[1] for row in rows}
+    assert "abandoned_cart" in workflows
+    assert all(row[2] and row[1] not in row[2] for row in rows), out
+    assert {"reminder_1", "reminder_2", "last_chance"} <= {row[2] for row in rows}
+    outcomes = {row[4] for row in rows}
+    assert any(o.startswith("sent (code CART-") for o in outcomes), outcomes
+    assert "skipped: no_consent" in outcomes
+    summary = {
+        cells[0]: int(cells[1])
+        for line in out.split("summary", 1)[1].splitlines()
+        if line.startswith("│") and (cells := [c.strip() for c in line.strip("│").split("│")])
+    }
+    assert summary["events replayed"] == 22 and summary["emails sent"] == 8
+    assert summary["sent: abandoned_cart"] == 4
+    assert summary["skipped: exited"] == 2
+
+
+def test_simulate_reports_progress_as_the_events_go_in(tmp_path: Path) -> None:
+    import json
+
+    from remarket_mailer.config import load_settings
+    from remarket_mailer.delivery.providers.memory import MemoryProvider
+    from remarket_mailer.entrypoints.demo import run_demo
+
+    events = [json.loads(line) for line in DEMO_EVENTS.read_text().splitlines() if line]
+    calls: list[tuple[int, int]] = []
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'sim.db'}",
+        broker_url="stub://",
+        provider_url="memory://",
+        secret_key="test-secret-key-0123456789-0123456789",
+        workflows_dir=ROOT / "workflows",
+        templates_dir=ROOT / "templates",
+    )
+    result = run_demo(
+        settings,
+        events=events,
+        provider=MemoryProvider(),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert sum(1 for r in result.rows if r.status == "sent") == 8
+    assert len(calls) > 10 and {total for _, total in calls} == {len(events)}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[0] < len(events) and calls[-1] == (22, 22)
+
+
+def test_renewal_scan_by_hand(tmp_path: Path) -> None:
+    env = {"REMARKET_DATABASE_URL": f"sqlite:///{tmp_path / 'scan.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    result = run("renewals", "scan", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "0 subscription(s) renewing within 31 days" in result.stdout
