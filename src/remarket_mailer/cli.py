@@ -262,7 +262,8 @@ def simulate(
         overrides["workflows_dir"] = workflows
     if templates is not None:
         overrides["templates_dir"] = templates
-    with tempfile.TemporaryDirectory() as tmp, _progress("replaying events") as advance:
+    progress = _progress("replaying events", len(events))
+    with tempfile.TemporaryDirectory() as tmp, progress as advance:
         settings = _one_process_settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
         try:
             result = run_demo(
@@ -352,7 +353,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 
 
 @contextmanager
-def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+def _progress(what: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr (shown on a terminal, gone when done): yields
     ``advance(done, total)``."""
     from rich.progress import (
@@ -373,7 +374,7 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(what, total=None)
+        task = bar.add_task(what, total=total)
 
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
