@@ -87,6 +87,7 @@ def run_due(app: App) -> DispatchReport:
         app.delivery.send,
         batch_size=app.settings.batch_size,
         lease=timedelta(seconds=app.settings.lease_seconds),
+        pause_keys=app.delivery.pause_keys_by_workflow(),
     )
 
 

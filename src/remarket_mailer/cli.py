@@ -35,12 +35,14 @@ app = CommandGroup(
 db_app = CommandGroup(help="Database migrations (Alembic).")
 workflows_app = CommandGroup(help="Workflow files.")
 keys_app = CommandGroup(help="API keys.")
-contacts_app = CommandGroup(help="GDPR: export or erase a contact.")
+contacts_app = CommandGroup(help="One contact: what happened to it (show); GDPR export or erase.")
+providers_app = CommandGroup(help="Sending providers.")
 renewals_app = CommandGroup(help="Subscription renewal reminders.")
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(providers_app, name="providers")
 app.add_typer(discounts_app, name="discounts")
 app.add_typer(renewals_app, name="renewals")
 
@@ -170,6 +172,27 @@ def scheduler() -> None:
 
     _logging()
     run_scheduler(build_app(_shared_broker_settings()))
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Try it in one process: the API, the scheduler and a worker together (not for
+    production). With the defaults: SQLite, the in-process broker, emails in ./outbox."""
+    from remarket_mailer.bootstrap import build_app
+    from remarket_mailer.entrypoints.dev import run_dev
+
+    _logging()
+    settings = _settings()
+    if not settings.secret_key:
+        logging.getLogger(__name__).warning(
+            "REMARKET_SECRET_KEY is not set: using a random one for this run; the unsubscribe "
+            "links in its emails stop verifying when it ends"
+        )
+        settings = _one_process_settings()
+    run_dev(build_app(settings), host=host, port=port)
 
 
 @app.command()
@@ -686,6 +709,48 @@ def contacts_export(email: Annotated[str, typer.Argument(help="The contact's add
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+@contacts_app.command("show")
+def contacts_show(
+    email: Annotated[str, typer.Argument(help="The contact's address.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """What happened to one contact, in time order: events, consent, enrollments, and each
+    email sent, due, deferred or skipped with the reason."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from remarket_mailer.errors import ValidationError
+    from remarket_mailer.services.timeline import contact_timeline
+
+    timeline = contact_timeline(_uow(), email)
+    if timeline is None:
+        raise ValidationError(f"no contact has the address {email}", field="email")
+    if as_json:
+        rows = [
+            {"at": e.at.isoformat(), "kind": e.kind, "what": e.what, "detail": e.detail}
+            for e in timeline.entries
+        ]
+        typer.echo(json.dumps({"email": timeline.email, "entries": rows}, ensure_ascii=False))
+        return
+    console = Console()
+    facts = [timeline.name or "(no name)", f"timezone {timeline.timezone or 'UTC (none given)'}"]
+    if timeline.language:
+        facts.append(f"language {timeline.language}")
+    if timeline.suppressed:
+        facts.append(f"[bold red]suppressed: {timeline.suppressed}[/]")
+    console.print(f"[bold]{timeline.email}[/] — " + ", ".join(facts))
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("what", no_wrap=True)
+    table.add_column("why / detail", overflow="fold")
+    for entry in timeline.entries:
+        table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.kind, entry.what, entry.detail)
+    console.print(table)
+
+
 @contacts_app.command("erase")
 def contacts_erase(
     email: Annotated[str, typer.Argument(help="The contact's address.")],
@@ -740,6 +805,35 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     if not revoke_key(_uow(), name, SystemClock().now()):
         raise _fail(f"no active key named {name!r}")
     console.print(f"key {name!r} revoked: running API processes refuse it within 30 seconds")
+
+
+@providers_app.command("status")
+def providers_status() -> None:
+    """Show providers paused after an account or configuration fault, and what to fix."""
+    from datetime import timedelta
+
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.provider_pauses import ProviderPauses
+
+    now = SystemClock().now()
+    pauses = ProviderPauses(_uow(), SystemClock(), timedelta(0)).status()
+    if not pauses:
+        console.print("no provider is paused")
+        return
+    for name, pause in sorted(pauses.items()):
+        left = (pause.paused_until - now).total_seconds()
+        state = (
+            "probing"
+            if pause.probing and left > 0
+            else f"paused {left:.0f}s more"
+            if left > 0
+            else "pause over, next batch probes"
+        )
+        console.print(
+            f"{name}: {state} (fault {pause.faults} in a row, reason={pause.reason})",
+            markup=False,
+        )
+        console.print(f"  {pause.detail}", markup=False)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from remarket_mailer.errors import ConfigError
@@ -47,6 +47,20 @@ EXPRESSION_ERRORS = Counter(
     ["workflow", "where"],
 )
 TRACKING = Counter("remarket_tracking_events_total", "ESP and own tracking events", ["kind"])
+PROVIDER_PAUSED = Gauge(
+    "remarket_provider_paused",
+    "1 while the provider is paused after an account or configuration fault (its messages are "
+    "kept and wait), 0 once a probe got through",
+    ["provider"],
+    # Across worker processes the newest value wins: the one that saw the latest state.
+    multiprocess_mode="mostrecent",
+)
+PROVIDER_FAULTS = Counter(
+    "remarket_provider_faults_total",
+    "Requests the provider refused for an account or configuration reason (a refused key, an "
+    "unverified sender domain, a suspended account)",
+    ["provider", "reason"],
+)
 
 
 HEADER_TIMEOUTS = Counter(

@@ -20,6 +20,7 @@ from tests.e2e.test_cli import run
 # Every command that reads the settings, with arguments that would let it go on.
 COMMANDS = [
     ["api"],
+    ["dev"],
     ["worker"],
     ["scheduler"],
     ["demo", "--database", "sqlite:///{tmp}/demo.db", "--outbox", "{tmp}/outbox"],
@@ -39,6 +40,8 @@ COMMANDS = [
     ["discounts", "stock", "spring"],
     ["discounts", "import", "spring", "{tmp}/codes.csv", "--percent", "10"],
     ["renewals", "scan"],
+    ["contacts", "show", "ann@example.com"],
+    ["providers", "status"],
 ]
 
 
@@ -113,6 +116,8 @@ DATABASE_COMMANDS = [
     ["contacts", "erase", "--yes", "ann@example.com"],
     ["discounts", "stock", "spring"],
     ["renewals", "scan"],
+    ["contacts", "show", "ann@example.com"],
+    ["providers", "status"],
 ]
 
 

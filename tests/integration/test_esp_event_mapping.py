@@ -100,5 +100,5 @@ def test_resend_suppressed_for_a_complaint_and_failed_at_quota_are_recorded(
     rows = [(r.kind, r.bounce_class, r.detail) for r in tracking_rows(app)]
     assert rows == [
         ("complained", None, "suppressed by resend: complaint"),
-        ("bounced", "policy", "failed at resend: reached_daily_quota"),
+        ("failed", None, "failed at resend: reached_daily_quota"),
     ]

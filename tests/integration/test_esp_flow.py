@@ -148,3 +148,54 @@ def test_unknown_workflow_provider_stops_startup(make_app: AppFactory, tmp_path:
     (tmp_path / "abandoned_cart.yaml").write_text(stock + "provider: pigeons\n")
     with pytest.raises(ConfigError, match="pigeons"):
         make_app(workflows_dir=tmp_path)
+
+
+def test_resend_email_failed_marks_the_sent_delivery_failed_and_suppresses_no_one(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    # Resend accepted the batch, then reported email.failed (its sample reason is
+    # reached_daily_quota): the email never left, so the delivery must not stay "sent".
+    from remarket_mailer.delivery.providers.resend import ResendProvider
+    from tests.integration.test_webhook_hostile_input import RESEND_SECRET, svix_headers
+
+    def resend_batch(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)
+        return httpx.Response(200, json={"data": [{"id": f"re-{i}"} for i in range(len(items))]})
+
+    provider = ResendProvider("re_key", transport=httpx.MockTransport(resend_batch))
+    app = make_app(provider=provider, webhook_secrets={"resend": RESEND_SECRET})
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    first = deliveries(app)[0]
+    assert (first.status, first.provider, first.provider_message_id) == ("sent", "resend", "re-0")
+
+    event = {
+        "type": "email.failed",
+        "created_at": (T0 + timedelta(hours=1, minutes=1)).isoformat(),
+        "data": {
+            "email_id": "re-0",
+            "to": ["ann@example.org"],
+            "tags": {"delivery_id": str(first.id)},
+            "failed": {"reason": "reached_daily_quota"},
+        },
+    }
+    body = json.dumps(event).encode()
+    headers = svix_headers(body, str(int(clock.now().timestamp())), "msg_failed")
+    for _ in range(2):  # a redelivery changes nothing more
+        response = client.post("/v1/webhooks/resend", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["suppressed"] == 0
+    after = deliveries(app)[0]
+    assert (after.status, after.reason) == ("failed", "esp_failed")
+    assert after.detail == "failed at resend: reached_daily_quota"
+
+    # Found by Resend's message id when the tags are missing; never a delivery of another ESP.
+    event["data"] = {"email_id": "re-0", "to": ["ann@example.org"]}
+    body = json.dumps(event).encode()
+    headers = svix_headers(body, str(int(clock.now().timestamp())), "msg_failed_2")
+    assert client.post("/v1/webhooks/resend", content=body, headers=headers).status_code == 200
+    assert deliveries(app)[0].status == "failed"

@@ -27,17 +27,19 @@ from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
     Permanent,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
 )
+from remarket_mailer.delivery.providers.aws import AwsCredentials, sigv4_sign
 from remarket_mailer.delivery.providers.esp import esp_provider_from_url
 from remarket_mailer.delivery.providers.http_base import parse_retry_after
 from remarket_mailer.delivery.providers.mailgun import MailgunProvider
 from remarket_mailer.delivery.providers.postmark import PostmarkProvider
 from remarket_mailer.delivery.providers.resend import ResendProvider, batch_idempotency_key
 from remarket_mailer.delivery.providers.sendgrid import SendGridProvider
-from remarket_mailer.delivery.providers.ses import AwsCredentials, SesProvider, sigv4_sign
+from remarket_mailer.delivery.providers.ses import SesProvider
 from remarket_mailer.errors import ConfigError
 
 UNSUBSCRIBE = "<https://u.shop.example/u/tok>, <mailto:unsub@shop.example?subject=tok>"
@@ -272,7 +274,7 @@ def test_postmark_refused_token_is_not_a_permanent_failure() -> None:
         ),
     )
     [result] = provider.send_many([message()])
-    assert isinstance(result, Transient)
+    assert isinstance(result, ProviderFault) and result.reason == "credentials"
     assert "REMARKET_PROVIDER_URL" in result.error
     assert "wrong" not in result.error
 
@@ -532,7 +534,7 @@ def test_resend_error_answers() -> None:
 
     cases: list[tuple[Handler, type, float | None]] = [
         (respond(422, "invalid_from_address"), Permanent, None),
-        (respond(403, "validation_error"), Permanent, None),
+        (respond(403, "validation_error"), ProviderFault, None),
         (respond(409, "invalid_idempotent_request"), KeyConflict, None),
         (respond(409, "concurrent_idempotent_requests"), Transient, 1.0),
         (respond(409, "conflict"), Permanent, None),
@@ -654,7 +656,7 @@ def test_ses_send_email_is_signed_over_the_bytes_sent() -> None:
         "ReplyToAddresses": ["help@shop.example"],
         "Content": {
             "Simple": {
-                "Subject": {"Data": "You left something"},
+                "Subject": {"Data": "You left something", "Charset": "UTF-8"},
                 "Body": {
                     "Text": {"Data": "Hi", "Charset": "UTF-8"},
                     "Html": {"Data": "<p>Hi</p>", "Charset": "UTF-8"},
@@ -698,8 +700,8 @@ def test_ses_error_answers() -> None:
             Transient,
             None,
         ),
-        (respond(400, "SendingPausedException", "Sending is paused"), Transient, 600.0),
-        (respond(403, "SignatureDoesNotMatch", "signature mismatch"), Transient, 600.0),
+        (respond(400, "SendingPausedException", "Sending is paused"), ProviderFault, None),
+        (respond(403, "SignatureDoesNotMatch", "signature mismatch"), ProviderFault, None),
         (respond(500, "InternalFailure", "oops"), Transient, None),
     ]
     for handler, kind, retry_after in cases:

@@ -514,8 +514,8 @@ def test_resend_permanent_bounce() -> None:
          "bounced", "hard"),
         ("email.suppressed", {"suppressed": {"reason": "complaint"}}, "complained", None),
         ("email.suppressed", {"suppressed": {"reason": "bounce"}}, "bounced", "hard"),
-        ("email.failed", {"failed": {"reason": "reached_daily_quota"}}, "bounced", "policy"),
-        ("email.failed", {}, "bounced", "policy"),
+        ("email.failed", {"failed": {"reason": "reached_daily_quota"}}, "failed", None),
+        ("email.failed", {}, "failed", None),
     ],
 )  # fmt: skip
 def test_resend_event_types(

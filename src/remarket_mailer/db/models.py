@@ -332,3 +332,22 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class ProviderPauseRow(Base):
+    """A provider paused after an account or configuration fault, shared by every worker:
+    nothing is sent through it before ``paused_until``; then one probe batch. No row = not
+    paused (a probe the provider accepts deletes it)."""
+
+    __tablename__ = "provider_pauses"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The provider's name, with ``@route`` for a named route (``postmark@bulk``)."""
+    faults: Mapped[int] = mapped_column(Integer)
+    paused_until: Mapped[datetime]
+    probing: Mapped[bool]
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    """When the first of these consecutive faults came."""
+    updated_at: Mapped[datetime]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -404,19 +404,41 @@ class Claimed:
     send_key: str | None
 
 
-def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
+def claim_due(
+    session: Session,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    *,
+    skip_workflows: Collection[str] = (),
+    only_workflows: Collection[str] | None = None,
+) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries (and the rest of their key groups): scheduled →
-    queued with a lease.
+    queued with a lease. ``skip_workflows`` are left due (their provider is paused);
+    ``only_workflows``, when given, limits the claim to those (a paused provider's probe).
 
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
     claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
     """
     scheduled = Delivery.status == DeliveryStatus.SCHEDULED
+    query = select(Delivery.id, Delivery.send_key, Delivery.status).where(
+        scheduled, Delivery.due_at <= now
+    )
+    if skip_workflows:
+        query = query.where(
+            Delivery.enrollment_id.not_in(
+                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(skip_workflows)))
+            )
+        )
+    if only_workflows is not None:
+        query = query.where(
+            Delivery.enrollment_id.in_(
+                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(only_workflows)))
+            )
+        )
     rows = list(
         session.execute(
-            select(Delivery.id, Delivery.send_key, Delivery.status)
-            .where(scheduled, Delivery.due_at <= now)
-            .order_by(Delivery.due_at, Delivery.id)
+            query.order_by(Delivery.due_at, Delivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -678,6 +700,35 @@ def _finish_in_one_statement(
 
 
 _TYPE_LENGTH = re.compile(r"\(\d+\)")
+
+
+def fail_sent_delivery(
+    session: Session,
+    *,
+    delivery_id: int | None,
+    provider: str,
+    provider_message_id: str | None,
+    detail: str | None,
+    now: datetime,
+) -> int | None:
+    """The ESP reported that a message it accepted was never sent: its delivery, still
+    ``sent``, becomes ``failed`` with reason ``esp_failed``. Found by our delivery id, else by
+    the provider's message id. Returns the delivery's id, or None when no sent row matched
+    (unknown, already failed, or another provider's)."""
+    if delivery_id is not None:
+        match = Delivery.id == delivery_id
+    elif provider_message_id:
+        match = Delivery.provider_message_id == provider_message_id
+    else:
+        return None
+    found = session.execute(
+        update(Delivery)
+        .where(match, Delivery.status == DeliveryStatus.SENT, Delivery.provider == provider)
+        .values(status=DeliveryStatus.FAILED, reason="esp_failed", detail=detail, updated_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 @lru_cache(maxsize=64)

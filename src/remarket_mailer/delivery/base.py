@@ -5,7 +5,11 @@ Results, in the caller's order:
 - ``Transient(error, retry_after)``: try again later (SMTP 4xx, HTTP 429/5xx, timeouts);
 - ``Permanent(error, hard_bounce)``: do not try this message again (SMTP 5xx, other HTTP 4xx);
 - ``KeyConflict(error)``: an idempotent provider already holds another request under the
-  message's ``send_key`` and sent nothing now (see :class:`KeyConflict`).
+  message's ``send_key`` and sent nothing now (see :class:`KeyConflict`);
+- ``ProviderFault(error, reason, retry_after)``: the provider refused the request because of
+  the account or the configuration (a refused key, an unverified sender domain, a suspended
+  account), which no message can get past: the message is fine and kept, the provider is
+  paused (see :class:`ProviderFault`).
 
 A provider never raises for a per-message problem; it raises only when it cannot be used at all
 (misconfiguration), which the caller turns into a transient result for the whole batch.
@@ -86,7 +90,23 @@ class KeyConflict:
     error: str
 
 
-SendResult = Sent | Transient | Permanent | KeyConflict
+@dataclass(frozen=True, slots=True)
+class ProviderFault:
+    """The provider refused the request for a reason of the account or configuration, not of
+    the message: every other message would be refused the same way until an operator fixes it.
+
+    The worker keeps the message (no attempt counted) and pauses the provider for all worker
+    processes; ``reason`` is a short label for metrics and the log (``credentials``,
+    ``sender_unverified``, ``domain_not_found``, ``account_suspended``, ...), ``error`` the
+    provider's own words, ``retry_after`` the provider's hint when it gave one (a quota reset).
+    """
+
+    error: str
+    reason: str
+    retry_after: float | None = None
+
+
+SendResult = Sent | Transient | Permanent | KeyConflict | ProviderFault
 
 
 class Provider(abc.ABC):

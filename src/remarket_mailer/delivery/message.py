@@ -49,6 +49,21 @@ def encoded_words(text: str) -> str:
     )
 
 
+_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+
+
+def phrase(text: str) -> str:
+    """``text`` as an RFC 5322 phrase (the name part of ``List-Id: name <id>``): as it is when
+    it is atoms, quoted when ASCII with specials, RFC 2047 encoded words when not ASCII. Never
+    the whole header value encoded: a reader could no longer find the ``<id>`` in it."""
+    text = clean_header(text)
+    if not text.isascii():
+        return encoded_words(text)
+    if _ATEXT_PHRASE.fullmatch(text) and "=?" not in text:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def encoded_name(name: str) -> str:
     """A display name as one encoded word, as ``formataddr`` writes a non-ASCII name: between
     the words of a phrase some readers (Python's among them) keep the space."""

@@ -14,6 +14,8 @@ Delivery (one step of one enrollment; unique per (enrollment, step))::
         │  └──▶ skipped     └──▶ skipped                                 (due_at moves on)
         └── defer (cap / quiet hours) from queued or sending: due_at moves, never dropped
 
+    sent ──▶ failed(esp_failed)   the ESP reported later that it never sent the message
+
 ``queued`` rows carry a lease; the sweeper re-enqueues rows whose lease expired (a lost broker
 message). Every transition is one guarded UPDATE ``WHERE status = :expected`` so two workers can
 never both move a row.
@@ -70,7 +72,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
             DeliveryStatus.QUEUED,  # worker died mid-send: the sweeper takes it back
         }
     ),
-    DeliveryStatus.SENT: frozenset(),
+    # The ESP reported afterwards that it never sent the message (Resend email.failed).
+    DeliveryStatus.SENT: frozenset({DeliveryStatus.FAILED}),
     DeliveryStatus.FAILED: frozenset(),
     DeliveryStatus.SKIPPED: frozenset(),
 }

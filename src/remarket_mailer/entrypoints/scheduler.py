@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from remarket_mailer.bootstrap import App, wait_for_database
 from remarket_mailer.entrypoints.outage import Outage
@@ -16,6 +17,9 @@ from remarket_mailer.metrics import serve as serve_metrics
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 from remarket_mailer.services.renewal_scan import scan_renewals
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ def sweep(app: App) -> DispatchReport:
         app.enqueue_send,
         batch_size=app.settings.batch_size,
         lease=timedelta(seconds=app.settings.lease_seconds),
+        pause_keys=app.delivery.pause_keys_by_workflow(),
     )
 
 
@@ -59,16 +64,12 @@ class _Outage(Outage):
         self.succeeded()
 
 
-def run_scheduler(app: App) -> None:
-    """Block, sweeping every ``sweep_interval_seconds`` until SIGINT/SIGTERM. Raises
-    ConfigError (exit 2) for a database on another schema."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    wait_for_database(app)
+def add_jobs(scheduler: BaseScheduler, app: App) -> None:
+    """The scheduler's jobs (sweep, discount expiry, renewal scan), on ``scheduler``: the
+    scheduler process runs them, and so does ``remarket dev`` in its one process."""
     # One INFO line per job run ("executed successfully") was 191 of every 194 lines.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     outage = _Outage()
-    scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(
         outage.run,
         "interval",
@@ -78,7 +79,6 @@ def run_scheduler(app: App) -> None:
         max_instances=1,
         coalesce=True,
     )
-
     scheduler.add_job(
         outage.run,
         "interval",
@@ -88,7 +88,6 @@ def run_scheduler(app: App) -> None:
         max_instances=1,
         coalesce=True,
     )
-
     scheduler.add_job(
         outage.run,
         "cron",
@@ -98,6 +97,16 @@ def run_scheduler(app: App) -> None:
         max_instances=1,
         coalesce=True,
     )
+
+
+def run_scheduler(app: App) -> None:
+    """Block, sweeping every ``sweep_interval_seconds`` until SIGINT/SIGTERM. Raises
+    ConfigError (exit 2) for a database on another schema."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    wait_for_database(app)
+    scheduler = BlockingScheduler(timezone="UTC")
+    add_jobs(scheduler, app)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         scheduler.shutdown(wait=False)

@@ -10,16 +10,23 @@ same group, so the provider answers for the first request instead of sending twi
 without (other providers) are sent again blind, possibly twice, and counted as such. Rows
 sharing a key always travel in one ``send_batch`` message: the request can only be made again
 whole.
+
+A provider paused after an account or configuration fault (``services.provider_pauses``)
+has its deliveries left due, not claimed: given ``pause_keys`` (workflow id → the pause name
+of its provider), the sweeper skips the workflows of every paused provider, and when a pause
+is over it claims the probe and hands out one batch of that provider's due deliveries; the
+rest wait until the probe's answer ends the pause (or renews it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from remarket_mailer import metrics
+from remarket_mailer.db import provider_pauses as pause_store
 from remarket_mailer.db import repository as repo
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -41,6 +48,8 @@ class DispatchReport:
     """Rows found in 'sending' with an expired lease and a send_key: they go out again under
     that idempotency key, so the provider replays the first request instead of sending twice."""
     batches: int = 0
+    probes: int = 0
+    """Probe batches handed out for paused providers whose pause is over."""
 
 
 def dispatch_due(
@@ -51,14 +60,39 @@ def dispatch_due(
     batch_size: int = 100,
     lease: timedelta = timedelta(minutes=5),
     max_rows: int = 10_000,
+    pause_keys: Mapping[str, str] | None = None,
 ) -> DispatchReport:
-    """Claim what is due now and enqueue it in batches of ``batch_size``."""
+    """Claim what is due now and enqueue it in batches of ``batch_size``; with
+    ``pause_keys``, leave paused providers' deliveries due (module docstring)."""
     report = DispatchReport()
     while report.claimed + report.reclaimed < max_rows:
         now = clock.now()
+        probes: list[list[repo.Claimed]] = []
         with uow() as session:
             queued, sending = repo.reclaim_expired(session, now, batch_size * 10, lease)
-            due = repo.claim_due(session, now, batch_size * 10, lease)
+            skip: set[str] = set()
+            over: list[tuple[str, set[str]]] = []
+            if pause_keys:
+                paused = pause_store.all_pauses(session)
+                for key, pause in paused.items():
+                    workflows = {w for w, k in pause_keys.items() if k == key}
+                    skip |= workflows
+                    if pause.paused_until <= now and workflows:
+                        over.append((key, workflows))
+            due = repo.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
+            for key, workflows in over:
+                if not pause_store.claim_probe(session, key, now, now + lease):
+                    continue  # another sweeper or a worker took the probe
+                probe = repo.claim_due(session, now, batch_size, lease, only_workflows=workflows)
+                if probe:
+                    probes.append(probe)
+                else:
+                    pause_store.release_probe(session, key, now)  # nothing due to probe with
+        for probe in probes:
+            enqueue([row.id for row in probe])
+            report.probes += 1
+            report.batches += 1
+            report.claimed += len(probe)
         again = queued + sending
         report.reclaimed += len(again)
         keyed = sum(1 for row in sending if row.send_key is not None)

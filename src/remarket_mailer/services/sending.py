@@ -52,11 +52,17 @@ from remarket_mailer.delivery.base import (
     OutboundMessage,
     Permanent,
     Provider,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
 )
-from remarket_mailer.delivery.message import clean_header, make_message_id, sender_domain
+from remarket_mailer.delivery.message import (
+    clean_header,
+    make_message_id,
+    phrase,
+    sender_domain,
+)
 from remarket_mailer.delivery.throttle import Throttle
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.discounts import generate_code
@@ -68,6 +74,7 @@ from remarket_mailer.domain.policy import (
     SkipReason,
     decide,
 )
+from remarket_mailer.domain.provider_pause import Gate
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Step, Workflow
 from remarket_mailer.errors import ConfigError, TemplateError, UnavailableError, ValidationError
@@ -75,6 +82,7 @@ from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
 from remarket_mailer.services.ingest import cart_view
+from remarket_mailer.services.provider_pauses import ProviderPauses
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
@@ -126,6 +134,8 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    deferred_why: dict[str, int] = field(default_factory=dict)
+    """Deferrals by their rule (quiet_hours, a cap), for the log line."""
 
     def count(self, reason: str) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
@@ -139,6 +149,15 @@ class SendReport:
         self.failed += other.failed
         for reason, count in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + count
+        for why, count in other.deferred_why.items():
+            self.deferred_why[why] = self.deferred_why.get(why, 0) + count
+
+    def why_not_sent(self) -> str:
+        """``no_consent=2 transient=1 deferred:quiet_hours=1``: what a batch's log line says
+        about the emails it did not send, by reason (empty when it sent them all)."""
+        parts = [f"{r}={n}" for r, n in sorted(self.reasons.items()) if r != "deferred"]
+        parts += [f"deferred:{w or 'unknown'}={n}" for w, n in sorted(self.deferred_why.items())]
+        return " ".join(parts)
 
 
 @dataclass
@@ -166,6 +185,12 @@ class Route:
 DEFAULT_ROUTE = "default"
 
 
+def pause_key(route_name: str, provider: Provider) -> str:
+    """The name a route's provider is paused under: the provider's name, with ``@route`` for
+    a named route (two routes may use one ESP with two accounts)."""
+    return provider.name if route_name == DEFAULT_ROUTE else f"{provider.name}@{route_name}"
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -187,6 +212,22 @@ class DeliveryService:
         self.config = config
         self.routes = {DEFAULT_ROUTE: Route(provider, throttle), **(routes or {})}
         self.tracking = TrackingLinks(config.secret_key, links.public_url)
+        self.pauses = ProviderPauses(uow, clock, config.lease)
+        self.pause_keys = {
+            route: pause_key(name, route.provider) for name, route in self.routes.items()
+        }
+
+    def pause_keys_by_workflow(self) -> dict[str, str]:
+        """Workflow id → the pause name of the provider it sends through (for the sweeper)."""
+        return {
+            workflow.id: pause_key(
+                workflow.provider or DEFAULT_ROUTE,
+                self.routes.get(
+                    workflow.provider or DEFAULT_ROUTE, self.routes[DEFAULT_ROUTE]
+                ).provider,
+            )
+            for workflow in self.workflows.workflows.values()
+        }
 
     def send(self, delivery_ids: Sequence[int]) -> SendReport:
         """Send one batch; every id ends sent, skipped, deferred, retried later or failed."""
@@ -194,8 +235,8 @@ class DeliveryService:
         taken_at = self.clock.now()  # no later than the lease's start: a safe reckoning
         with self.uow() as session:
             ready = self._prepare(session, delivery_ids, report)
-        if not ready:
-            return report
+        if not ready:  # all skipped or deferred: still counted and logged
+            return _reported(report)
         messages, failures = self._render(ready)
         results: dict[int, SendResult] = dict(failures)
         by_id = {r.delivery.id: r for r in ready}
@@ -229,7 +270,7 @@ class DeliveryService:
                 lease_until = self._renew_lease(
                     [m.delivery_id for _, later in requests[index:] for m in later]
                 )
-            outcome, asked = self._send_chunk(route, chunk)
+            outcome, asked = self._send_unless_paused(route, chunk)
             used = {m.delivery_id: route.provider.name for m in chunk} if asked else {}
             for message, result in zip(chunk, outcome, strict=True):
                 pending[message.delivery_id] = result
@@ -247,17 +288,7 @@ class DeliveryService:
             pending = {}
         if pending:
             self._record_or_leave(by_id, pending, {}, every_enrollment, report)
-        for reason, count in report.reasons.items():
-            metrics.SKIPS.labels(reason).inc(count)
-        log.info(
-            "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d",
-            report.sent,
-            report.skipped,
-            report.deferred,
-            report.retried,
-            report.failed,
-        )
-        return report
+        return _reported(report)
 
     # -- step 1 ------------------------------------------------------------------------------
 
@@ -451,6 +482,9 @@ class DeliveryService:
             elif status == DeliveryStatus.SCHEDULED:
                 report.deferred += 1
                 report.count("deferred")
+                # "quiet_hours until …": the log says why, the metric keeps one label.
+                why = str(change.get("detail") or "").partition(" until ")[0]
+                report.deferred_why[why] = report.deferred_why.get(why, 0) + 1
             else:
                 report.failed += 1
                 report.count(str(change["reason"]))
@@ -589,7 +623,7 @@ class DeliveryService:
         headers = {
             "List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject={mail_subject}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": f"{clean_header(workflow.name)} <{workflow.id}.{domain}>",
+            "List-Id": f"{phrase(workflow.name)} <{workflow.id}.{domain}>",
             "Feedback-ID": (
                 f"{workflow.id}:{item.step.id}:{workflow.category}:{self.config.feedback_sender_id}"
             ),
@@ -613,6 +647,43 @@ class DeliveryService:
             send_key=item.delivery.send_key,
         )
 
+    # -- provider pauses (account or configuration faults) ------------------------------------
+
+    def _send_unless_paused(
+        self, route: Route, chunk: list[OutboundMessage]
+    ) -> tuple[list[SendResult], bool]:
+        """:meth:`_send_chunk`, unless the route's provider is paused: then the chunk is kept
+        for the pause's end, untried. A ``ProviderFault`` answer pauses the provider (or keeps
+        the pause that runs) and its messages wait for the pause's end; a probe the provider
+        answers otherwise ends the pause. Every fault comes back with ``retry_after`` = the
+        seconds until the pause ends (see :meth:`_record`)."""
+        key = self.pause_keys[route]
+        passage = self.pauses.gate(key)
+        if passage.gate is Gate.CLOSED:
+            assert passage.until is not None and passage.pause is not None
+            held = ProviderFault(
+                f"provider {key} paused until {passage.until.isoformat()}: {passage.pause.detail}",
+                passage.pause.reason,
+                self._seconds_until(passage.until),
+            )
+            return [held] * len(chunk), False
+        outcome, asked = self._send_chunk(route, chunk)
+        faults = [r for r in outcome if isinstance(r, ProviderFault)]
+        if faults:
+            pause = self.pauses.fault(key, faults[0])
+            wait = self._seconds_until(pause.paused_until)
+            outcome = [
+                ProviderFault(r.error, r.reason, wait) if isinstance(r, ProviderFault) else r
+                for r in outcome
+            ]
+        elif asked:
+            accepted = any(not isinstance(r, Transient) for r in outcome)
+            self.pauses.answered(key, passage, accepted)
+        return outcome, asked
+
+    def _seconds_until(self, when: datetime) -> float:
+        return max(0.0, (when - self.clock.now()).total_seconds())
+
     def _send_chunk(
         self, route: Route, chunk: list[OutboundMessage]
     ) -> tuple[list[SendResult], bool]:
@@ -634,7 +705,8 @@ class DeliveryService:
             outcome = [Transient(f"provider error: {exc}") for _ in chunk]
         if len(outcome) != len(chunk):
             outcome = [Transient("provider returned a wrong number of results")] * len(chunk)
-        if throttle is not None:
+        if throttle is not None and not any(isinstance(r, ProviderFault) for r in outcome):
+            # A fault says nothing about the rate: the pause handles it.
             pushed_back = [r for r in outcome if isinstance(r, Transient) and _is_push_back(r)]
             if pushed_back:
                 throttle.throttled(max((r.retry_after or 0) for r in pushed_back) or None)
@@ -743,7 +815,7 @@ class DeliveryService:
                 # The key was given by this attempt: that the provider already holds it says
                 # nothing about this message.
                 result = Permanent(result.error)
-            outcome = "sent" if isinstance(result, KeyConflict) else type(result).__name__.lower()
+            outcome = _outcome(result)
             counted = (item.workflow.id, outcome)
             outcomes[counted] = outcomes.get(counted, 0) + 1
             if isinstance(result, Sent | KeyConflict):
@@ -770,6 +842,22 @@ class DeliveryService:
                         f"attempt; provider id unknown ({result.error})"
                     )[:2000]
                 changes.append(change)
+            elif isinstance(result, ProviderFault):
+                # The account or configuration is wrong, not the message: it waits for the
+                # provider's pause to end (retry_after), no attempt counted, and never runs out
+                # of retries (a step that expires is skipped when it is taken again).
+                report.retried += 1
+                report.count("provider_paused")
+                changes.append(
+                    {
+                        "id": delivery_id,
+                        "status": DeliveryStatus.SCHEDULED,
+                        "due_at": now + timedelta(seconds=result.retry_after or 0.0),
+                        "lease_expires_at": None,
+                        "reason": "provider_paused",
+                        "detail": result.error[:2000],
+                    }
+                )
             elif isinstance(result, Transient):
                 if now - delivery.planned_at > self.config.retry_max_age:
                     report.failed += 1
@@ -799,7 +887,8 @@ class DeliveryService:
             # deferral decided before any call, or a message after a connection was lost.
             delivery_id = cast(int, change["id"])
             result = results[delivery_id]
-            if delivery_id in used and not (isinstance(result, Transient) and not result.tried):
+            untried = isinstance(result, Transient) and not result.tried
+            if delivery_id in used and not untried and not isinstance(result, ProviderFault):
                 change["attempts"] = ready[delivery_id].delivery.attempts + 1
         repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
         return outcomes
@@ -811,6 +900,31 @@ class DeliveryService:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return timedelta(seconds=delay)
+
+
+def _reported(report: SendReport) -> SendReport:
+    """Count a finished batch's reasons in the metrics and log its one line."""
+    for reason, count in report.reasons.items():
+        metrics.SKIPS.labels(reason).inc(count)
+    log.info(
+        "batch sent=%d skipped=%d deferred=%d retried=%d failed=%d%s",
+        report.sent,
+        report.skipped,
+        report.deferred,
+        report.retried,
+        report.failed,
+        f" not_sent: {why}" if (why := report.why_not_sent()) else "",
+    )
+    return report
+
+
+def _outcome(result: SendResult) -> str:
+    """The ``outcome`` label of a result in ``remarket_deliveries_total``."""
+    if isinstance(result, KeyConflict):
+        return "sent"
+    if isinstance(result, ProviderFault):
+        return "provider_paused"
+    return type(result).__name__.lower()
 
 
 def _is_push_back(result: Transient) -> bool:

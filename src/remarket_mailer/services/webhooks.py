@@ -2,7 +2,9 @@
 
 hard bounce → suppressed at once; complaint → suppressed; unsubscribe → suppressed;
 soft bounces → suppressed after 3 in 30 days (our threshold, not a standard); policy bounces
-(5.7.x: a sender problem) → recorded for the operator, the address is not suppressed.
+(5.7.x: a sender problem) → recorded for the operator, the address is not suppressed;
+failed (the ESP accepted the message, then never sent it) → the delivery becomes ``failed``
+(``esp_failed``), no one is suppressed.
 A redelivered webhook (same ESP event id) changes nothing.
 """
 
@@ -123,6 +125,9 @@ def apply_tracking_events(
         for event in new_events:
             report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
             metrics.TRACKING.labels(event.kind).inc()
+            if event.kind == "failed":
+                _fail_delivery(session, event, now)
+                continue
             reason = _suppression_reason(session, event, now)
             if reason is None:
                 continue
@@ -134,6 +139,24 @@ def apply_tracking_events(
     if report.suppressed:
         log.info("webhook suppressed=%d new=%d", report.suppressed, report.new)
     return report
+
+
+def _fail_delivery(session: Session, event: TrackingEvent, now: datetime) -> None:
+    failed = repo.fail_sent_delivery(
+        session,
+        delivery_id=delivery_id_number(event.delivery_id),
+        provider=event.provider,
+        provider_message_id=event.provider_message_id,
+        detail=event.detail,
+        now=now,
+    )
+    if failed is not None:  # counted as remarket_tracking_events_total{kind="failed"}
+        log.warning(
+            "provider=%s delivery_id=%s was never sent (%s): marked failed",
+            event.provider,
+            failed,
+            event.detail or "no reason given",
+        )
 
 
 def _suppression_reason(session: Session, event: TrackingEvent, now: datetime) -> str | None:

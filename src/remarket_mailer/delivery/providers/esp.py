@@ -24,11 +24,17 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 import httpx
 
 from remarket_mailer.delivery.base import Provider
+from remarket_mailer.delivery.providers.aws import (
+    AwsCredentials,
+    CredentialSource,
+    NoCredentialsError,
+    credential_chain,
+)
 from remarket_mailer.delivery.providers.mailgun import MailgunProvider
 from remarket_mailer.delivery.providers.postmark import PostmarkProvider
 from remarket_mailer.delivery.providers.resend import ResendProvider
 from remarket_mailer.delivery.providers.sendgrid import SendGridProvider
-from remarket_mailer.delivery.providers.ses import AwsCredentials, SesProvider
+from remarket_mailer.delivery.providers.ses import SesProvider
 from remarket_mailer.errors import ConfigError
 
 ESP_SCHEMES = ("postmark", "sendgrid", "mailgun", "resend", "ses")
@@ -206,20 +212,29 @@ def _resend(parsed: _Parsed, transport: httpx.BaseTransport | None) -> Provider:
 
 
 def _ses(parsed: _Parsed, transport: httpx.BaseTransport | None) -> Provider:
-    if not parsed.user or not parsed.password:
-        raise ConfigError(
-            f"{_PREFIX}ses:// needs ACCESS_KEY_ID:SECRET_ACCESS_KEY before the @ "
-            "(URL-encode / and + in the secret)"
-        )
     match = _SES_HOST.match(parsed.host or "")
     region = parsed.options.get("region") or (match.group(1) if match else None)
+    credentials: AwsCredentials | CredentialSource
+    if parsed.user or parsed.password:
+        if not parsed.user or not parsed.password:
+            raise ConfigError(
+                f"{_PREFIX}ses:// needs both ACCESS_KEY_ID:SECRET_ACCESS_KEY before the @ "
+                "(URL-encode / and + in the secret), or neither to use the AWS credential chain"
+            )
+        credentials = AwsCredentials(
+            parsed.user, parsed.password, parsed.options.get("session_token") or None
+        )
+    else:
+        try:
+            credentials, chain_region = credential_chain()
+        except NoCredentialsError as exc:
+            raise ConfigError(f"{_PREFIX}ses:// {exc}") from exc
+        region = region or chain_region
     if not region:
         raise ConfigError(
-            f"{_PREFIX}ses:// needs a region: use host email.<region>.amazonaws.com or ?region="
+            f"{_PREFIX}ses:// needs a region: use host email.<region>.amazonaws.com, ?region= "
+            "or AWS_REGION"
         )
-    credentials = AwsCredentials(
-        parsed.user, parsed.password, parsed.options.get("session_token") or None
-    )
     return SesProvider(
         credentials,
         region,

@@ -20,13 +20,16 @@ Error mapping, the same for every ESP:
   twice. At-least-once is the chosen side: losing a send is worse.
 - HTTP 429 and 5xx → ``Transient`` with ``retry_after`` from ``Retry-After`` (seconds or an
   HTTP-date) when present;
-- HTTP 401 → ``Transient``: the credentials in ``REMARKET_PROVIDER_URL`` were refused, which
-  says nothing about the message, and a rotated key must not fail the whole queue for good;
+- HTTP 401 → ``ProviderFault`` (reason ``credentials``): the credentials in
+  ``REMARKET_PROVIDER_URL`` were refused, which says nothing about the message, and a rotated
+  key must not fail the whole queue for good: the message is kept and the provider paused;
 - any other 4xx → ``Permanent``;
 - a message we cannot even build (no address in To/From) → ``Permanent`` for that message only.
 
 ESP modules refine this through :meth:`HttpProvider.error_result` (Postmark's per-item
-``ErrorCode``, Resend's 409 and quota 429s, SES's paused account).
+``ErrorCode``, Resend's 409 and quota 429s, SES's paused account): each lists the answers it
+documents as account- or configuration-wide, which become ``ProviderFault`` too. A refusal
+about one message (an invalid recipient) stays ``Permanent``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from remarket_mailer.delivery.base import (
     OutboundMessage,
     Permanent,
     Provider,
+    ProviderFault,
     SendResult,
     Transient,
 )
@@ -153,6 +157,13 @@ def _redact(value: str) -> str:
     return f"<…@{domain}>" if domain else "<no address>"
 
 
+def credentials_refused(text: str) -> ProviderFault:
+    """The fault of a refused API key or token: the operator fixes REMARKET_PROVIDER_URL."""
+    return ProviderFault(
+        f"{text} (credentials refused: check REMARKET_PROVIDER_URL)", "credentials"
+    )
+
+
 class HttpProvider(Provider):
     """Base for ESPs reached over HTTPS. Owns one ``httpx.Client`` and one thread pool."""
 
@@ -253,7 +264,7 @@ class HttpProvider(Provider):
         if status == 429 or status >= 500:
             return Transient(text, self.retry_after(response))
         if status == 401:
-            return Transient(f"{text} (credentials refused: check REMARKET_PROVIDER_URL)")
+            return credentials_refused(text)
         if 400 <= status < 500:
             return Permanent(text)
         return Transient(f"{self.name} unexpected HTTP {status}")

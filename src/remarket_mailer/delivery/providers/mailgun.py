@@ -10,6 +10,13 @@ without the angle brackets, which is also what the parser reports for events. A 
 to come back ("try again after <date>"); that date, or ``Retry-After``, becomes ``retry_after``.
 Mailgun documents no idempotency key: a retry after a timeout may send twice.
 
+Account or configuration answers are a ``ProviderFault`` (messages kept, provider paused):
+401 (the API key was refused), 403 (the account or domain may not send this way: a sandbox
+domain's unauthorised recipients, a disabled account) and 404 (the sending domain in the URL is
+not on the account, or the URL names the other region: ``api.eu.mailgun.net`` holds EU domains).
+Mailgun's docs say a 404 for a domain just added may pass (eventually consistent): the pause
+retries it.
+
 Webhooks (JSON) carry ``signature{timestamp, token, signature}`` in the body:
 HMAC-SHA256 keyed with the HTTP webhook signing key (not the API key) over
 ``timestamp + token``, hex. The signature does not cover the body, so a captured block would
@@ -32,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
+from remarket_mailer.delivery.base import OutboundMessage, ProviderFault, SendResult, Sent
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
@@ -122,6 +129,22 @@ class MailgunProvider(HttpProvider):
         if not provider_id:
             raise ValueError("200 without id")
         return Sent(provider_id)
+
+    def error_result(self, response: httpx.Response) -> SendResult:
+        status = response.status_code
+        text = f"mailgun HTTP {status}: {self.error_message(response)}"
+        if status == 403:
+            return ProviderFault(
+                f"{text} (the account or domain {self.domain} may not send: check it in Mailgun)",
+                "account_forbidden",
+            )
+        if status == 404:
+            return ProviderFault(
+                f"{text} (domain {self.domain} not found: check the domain and the region "
+                "(api.mailgun.net / api.eu.mailgun.net) in REMARKET_PROVIDER_URL)",
+                "domain_not_found",
+            )
+        return super().error_result(response)
 
     def retry_after(self, response: httpx.Response) -> float | None:
         header_value = parse_retry_after(response.headers.get("retry-after"))

@@ -4,8 +4,25 @@ Sending: up to 500 distinct messages per request, authenticated with
 ``X-Postmark-Server-Token``. Postmark answers HTTP 200 even when some items fail, with one
 ``{ErrorCode, Message, MessageID}`` per item in request order: ``ErrorCode`` 0 is sent,
 406 (inactive recipient: bounced, complained or suppressed) is a hard bounce, 429 and 100
-(maintenance) are transient, any other code is permanent. Our ``delivery_id`` and the other tags
-go in ``Metadata``; the ``workflow`` tag also becomes Postmark's single ``Tag``.
+(maintenance) are transient, the account and sender codes below are a ``ProviderFault``, any
+other code is permanent.
+
+Account or configuration ErrorCodes (Postmark's API error code list), which every message of
+the server would get until an operator acts, so they pause the provider and keep the messages:
+
+- 10 "Bad or missing API token": the server token in ``REMARKET_PROVIDER_URL`` is wrong;
+- 400 "Sender signature not found": the From address (or its domain) has no sender signature
+  on the account;
+- 401 "Sender signature not confirmed": it has one, not confirmed yet;
+- 405 "Not allowed to send": the account may not send (it ran out of credits);
+- 412 "Account is pending": the account awaits Postmark's approval (until then it may only
+  send to its own domain);
+- 413 "Account may not send": sending is disabled for the account.
+
+(HTTP 413, a request over the size limit, is another thing: it stays permanent.)
+
+Our ``delivery_id`` and the other tags go in ``Metadata``; the ``workflow`` tag also becomes
+Postmark's single ``Tag``.
 Postmark documents no idempotency key: a retry after a timeout may send twice.
 
 Webhooks carry no signature: configure the webhook URL with basic auth
@@ -22,7 +39,14 @@ from typing import Any
 
 import httpx
 
-from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    Permanent,
+    ProviderFault,
+    SendResult,
+    Sent,
+    Transient,
+)
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
@@ -52,6 +76,15 @@ DEFAULT_BASE_URL = "https://api.postmarkapp.com"
 
 _INACTIVE_RECIPIENT = 406
 _TRANSIENT_CODES = frozenset({100, 429})
+ACCOUNT_CODES: dict[int, tuple[str, str]] = {
+    10: ("credentials", "bad or missing server token: check REMARKET_PROVIDER_URL"),
+    400: ("sender_unverified", "sender signature not found: add the From address or domain"),
+    401: ("sender_unverified", "sender signature not confirmed: confirm it in Postmark"),
+    405: ("account_suspended", "not allowed to send: the account has no credits left"),
+    412: ("account_pending", "account pending approval: request approval in Postmark"),
+    413: ("account_suspended", "account may not send: sending is disabled for the account"),
+}
+"""ErrorCode → (fault reason, what to fix) for the account-wide codes (module docstring)."""
 
 
 class PostmarkProvider(HttpProvider):
@@ -121,18 +154,24 @@ class PostmarkProvider(HttpProvider):
         return _code_result(code, str(item.get("Message", "")))
 
     def error_result(self, response: httpx.Response) -> SendResult:
-        if response.status_code == 422:
+        if response.status_code in (401, 422):
             try:
                 body = as_dict(response.json())
                 code = int(body.get("ErrorCode", -1))
             except (ValueError, TypeError):
                 return super().error_result(response)
-            return _code_result(code, str(body.get("Message", "")))
+            result = _code_result(code, str(body.get("Message", "")))
+            # HTTP 401 is a refused token whatever the body says.
+            if response.status_code == 422 or isinstance(result, ProviderFault):
+                return result
         return super().error_result(response)
 
 
 def _code_result(code: int, message: str) -> SendResult:
     text = f"postmark ErrorCode {code}: {message}"
+    if code in ACCOUNT_CODES:
+        reason, fix = ACCOUNT_CODES[code]
+        return ProviderFault(f"{text} ({fix})", reason)
     if code == _INACTIVE_RECIPIENT:
         return Permanent(text, hard_bounce=True)
     if code in _TRANSIENT_CODES:

@@ -16,8 +16,23 @@ key is new again, so an attempt that late may send twice.
 
 Errors beyond the common mapping: 409 ``concurrent_idempotent_requests`` is transient (the
 first request is still running), 409 ``invalid_idempotent_request`` is a ``KeyConflict`` (the
-worker decides: sent already if the key was stored earlier, else permanent); 429 (rate or
-quota) is transient with ``retry-after`` when Resend sends it.
+worker decides: sent already if the key was stored earlier, else permanent); 429
+``rate_limit_exceeded`` is transient with ``retry-after`` when Resend sends it.
+
+Account or configuration errors (Resend's error list, ``name`` in the body) are a
+``ProviderFault``: the messages are kept and the provider paused.
+
+- 401 ``missing_api_key``, 401/403 ``invalid_api_key``, 401 ``validation_error`` ("API key is
+  invalid", what the sending endpoints answer today), 403 ``suspended_api_key``: the key in
+  ``REMARKET_PROVIDER_URL`` is missing, wrong, deleted or suspended (any 401 counts);
+- 403 ``validation_error``: the From domain is not verified on the account ("You can only send
+  testing emails to your own email address", "The … domain is not verified"), which Resend
+  answers for the whole request;
+- 429 ``daily_quota_exceeded`` / ``monthly_quota_exceeded``: the plan's sending quota is used
+  up; no message goes out before it resets (``retry-after`` when given).
+
+A 400/422 ``validation_error`` or ``invalid_from_address`` is about the request itself and
+stays permanent.
 
 Webhooks are signed by Svix: HMAC-SHA256 keyed with the base64 part of ``whsec_…`` over
 ``"{svix-id}.{svix-timestamp}.{body}"``; a timestamp more than 5 minutes off is refused.
@@ -40,6 +55,7 @@ from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
     Permanent,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
@@ -71,6 +87,17 @@ from remarket_mailer.delivery.providers.webhooks import (
 from remarket_mailer.errors import ValidationError
 
 PROVIDER = "resend"
+ACCOUNT_ERRORS: dict[tuple[int, str], tuple[str, str]] = {
+    (401, "missing_api_key"): ("credentials", "no API key: check REMARKET_PROVIDER_URL"),
+    (403, "invalid_api_key"): ("credentials", "API key refused: check REMARKET_PROVIDER_URL"),
+    (401, "invalid_api_key"): ("credentials", "API key refused: check REMARKET_PROVIDER_URL"),
+    (401, "validation_error"): ("credentials", "API key refused: check REMARKET_PROVIDER_URL"),
+    (403, "suspended_api_key"): ("account_suspended", "API key suspended: contact Resend"),
+    (403, "validation_error"): ("sender_unverified", "verify the From domain in Resend"),
+    (429, "daily_quota_exceeded"): ("quota", "daily sending quota used up"),
+    (429, "monthly_quota_exceeded"): ("quota", "monthly sending quota used up"),
+}
+"""(HTTP status, error name) → (fault reason, what to fix): the account-wide answers."""
 DEFAULT_BASE_URL = "https://api.resend.com"
 WEBHOOK_TOLERANCE_SECONDS = 300.0
 
@@ -175,12 +202,18 @@ class ResendProvider(HttpProvider):
 
     def error_result(self, response: httpx.Response) -> SendResult:
         status = response.status_code
+        try:
+            error_name = str(as_dict(response.json()).get("name", ""))
+        except ValueError:
+            error_name = ""
+        text = f"resend HTTP {status}: {self.error_message(response)}"
+        fault = ACCOUNT_ERRORS.get((status, error_name))
+        if fault is not None:
+            reason, fix = fault
+            return ProviderFault(
+                f"{text} ({error_name}: {fix})", reason, self.retry_after(response)
+            )
         if status == 409:
-            try:
-                error_name = str(as_dict(response.json()).get("name", ""))
-            except ValueError:
-                error_name = ""
-            text = f"resend HTTP 409: {self.error_message(response)}"
             if error_name == "concurrent_idempotent_requests":
                 return Transient(text, self.retry_after(response) or 1.0)
             if error_name == "invalid_idempotent_request":
@@ -249,10 +282,11 @@ def parse_webhook(
     ``email.bounced`` maps ``bounce.type`` Permanent/Transient to hard/soft (an enhanced status
     code in ``diagnosticCode`` wins); ``email.suppressed`` (Resend refused an address on its
     suppression list) is a complaint when ``suppressed.reason`` says so, else a hard bounce;
-    ``email.failed`` (Resend could not send: quota, key, domain) is a policy bounce that
-    suppresses no one. ``email.sent``, ``contact.*`` and ``domain.*`` give no event. ``now``
-    (Unix seconds) replaces the clock in tests. Raises WebhookSignatureError for a bad
-    signature or stale timestamp, ValidationError for a body that is not a JSON object.
+    ``email.failed`` (Resend accepted the request, then could not send: quota, key, domain) is
+    a ``failed`` event: the delivery did not go out, and no one is suppressed. ``email.sent``,
+    ``contact.*`` and ``domain.*`` give no event. ``now`` (Unix seconds) replaces the clock in
+    tests. Raises WebhookSignatureError for a bad signature or stale timestamp,
+    ValidationError for a body that is not a JSON object.
     """
     verify_signature(headers, body, secret, now=now)
     payload = load_json(body, PROVIDER)
@@ -284,9 +318,9 @@ def parse_webhook(
     elif name == "email.failed":
         # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
         # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
-        # is bad: a policy bounce, recorded for the operator, suppresses no one.
+        # is bad: the delivery is marked failed, no one is suppressed.
         reason = as_str(as_dict(data.get("failed")).get("reason"))
-        kind, bounce_class = "bounced", "policy"
+        kind = "failed"
         detail = f"failed at resend: {reason}" if reason else "failed at resend"
     else:
         return []

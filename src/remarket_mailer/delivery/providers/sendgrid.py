@@ -9,6 +9,11 @@ part before the first dot so both sides match. ``custom_args`` (in the personali
 ``workflow`` tag becomes a category. 429 waits until ``X-RateLimit-Reset`` (epoch seconds).
 SendGrid documents no idempotency key: a retry after a timeout may send twice.
 
+401 (the API key was refused) and 403 (the key lacks the ``mail.send`` permission, or the From
+address matches no verified Sender Identity) are account or configuration answers: a
+``ProviderFault`` (messages kept, provider paused). Other 4xx (a malformed request) stay
+permanent.
+
 Webhooks are signed with ECDSA P-256 / SHA-256 over ``timestamp + raw body``; the secret is the
 base64 verification key shown in SendGrid's Mail Settings (a DER public key; PEM also works). A
 signed timestamp more than 10 minutes from now is refused, so a captured batch cannot be
@@ -28,7 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent
+from remarket_mailer.delivery.base import OutboundMessage, ProviderFault, SendResult, Sent
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
@@ -133,6 +138,15 @@ class SendGridProvider(HttpProvider):
                 f"{as_dict(e).get('field') or '-'}: {as_dict(e).get('message')}" for e in errors
             )[:300]
         return super().error_message(response)
+
+    def error_result(self, response: httpx.Response) -> SendResult:
+        if response.status_code == 403:
+            return ProviderFault(
+                f"sendgrid HTTP 403: {self.error_message(response)} (check the API key's "
+                "mail.send permission and that the From address is a verified Sender Identity)",
+                "account_forbidden",
+            )
+        return super().error_result(response)
 
     def retry_after(self, response: httpx.Response) -> float | None:
         reset = response.headers.get("x-ratelimit-reset")

@@ -4,16 +4,27 @@ SES's SendBulkEmail needs one shared template, so each message is its own
 ``POST /v2/email/outbound-emails`` (run on the provider's bounded thread pool) with
 ``Content.Simple`` (subject, text, HTML, our headers), our tags as ``EmailTags`` (characters
 SES does not allow become ``_``) and the configuration set that publishes events to SNS.
-Requests are signed with AWS Signature Version 4 (service ``ses``) by :func:`sigv4_sign`,
-written here with hmac/hashlib and checked against AWS's published test-suite vectors.
+Requests are signed with AWS Signature Version 4 (service ``ses``, see
+:mod:`~remarket_mailer.delivery.providers.aws`) with static keys or the AWS credential chain.
+The subject is sent with ``Charset: UTF-8`` and header values as printable ASCII (RFC 2047
+encoded words), as the SES v2 model requires.
 200 ``{"MessageId"}`` is ``Sent(MessageId)``. SES has no idempotency key: a retry after a
 timeout may send twice.
 
 Errors beyond the common mapping (by ``x-amzn-ErrorType``): throttling and daily-quota
-messages are transient; a paused or suspended account, an unverified MAIL FROM domain and
-refused credentials (403 signature / token errors) are transient with a long ``retry_after``
-(the account, not the message, is wrong: the queue must survive until an operator fixes it);
-``MessageRejected`` and other 4xx are permanent.
+messages are transient; the account and configuration errors of SendEmail (the SES v2 model's
+error list) are a ``ProviderFault`` (the account, not the message, is wrong: the messages are
+kept and the provider paused until an operator fixes it):
+
+- ``AccountSuspendedException``: SES suspended the account's sending;
+- ``SendingPausedException``: sending is paused for the account (or the configuration set);
+- ``MailFromDomainNotVerifiedException``: the custom MAIL FROM domain is not verified;
+- ``NotFoundException``: a resource the request names does not exist; we name only the
+  configuration set (``?configuration_set=``), so it is missing in this region;
+- refused credentials (403 signature / token errors below): the keys in the URL are wrong.
+
+``MessageRejected`` (e.g. an unverified From address in the sandbox, a virus) and other 4xx
+are permanent.
 
 Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
 ``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
@@ -28,17 +39,16 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import hashlib
-import hmac
 import re
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.header import Header
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
@@ -46,12 +56,25 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from remarket_mailer.delivery.base import OutboundMessage, SendResult, Sent, Transient
+from remarket_mailer.delivery.base import (
+    OutboundMessage,
+    ProviderFault,
+    SendResult,
+    Sent,
+    Transient,
+)
+from remarket_mailer.delivery.providers.aws import (
+    AwsCredentials,
+    CredentialSource,
+    sigv4_sign,
+    static_credentials,
+)
 from remarket_mailer.delivery.providers.http_base import (
     ApiRequest,
     HttpProvider,
     clean_headers,
     clean_subject,
+    credentials_refused,
     message_tags,
     split_address,
 )
@@ -76,10 +99,8 @@ from remarket_mailer.errors import ValidationError
 PROVIDER = "ses"
 SERVICE = "ses"
 SEND_PATH = "/v2/email/outbound-emails"
-ACCOUNT_RETRY_SECONDS = 600.0
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_UNRESERVED = "-_.~"
 _SIGNED_HEADERS = ("content-type", "host", "x-amz-date", "x-amz-security-token")
 _CERT_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
 _CERT_PATH = re.compile(r"(?:/[A-Za-z0-9._-]{1,128})+\.pem")
@@ -94,95 +115,20 @@ _CREDENTIAL_ERRORS = frozenset(
         "AccessDeniedException",
     }
 )
-_ACCOUNT_ERRORS = frozenset(
-    {"AccountSuspendedException", "SendingPausedException", "MailFromDomainNotVerifiedException"}
-)
+_ACCOUNT_ERRORS: dict[str, tuple[str, str]] = {
+    "AccountSuspendedException": ("account_suspended", "the account is suspended: see SES"),
+    "SendingPausedException": ("account_suspended", "sending is paused: resume it in SES"),
+    "MailFromDomainNotVerifiedException": (
+        "sender_unverified",
+        "the MAIL FROM domain is not verified in SES",
+    ),
+    "NotFoundException": (
+        "configuration_set_missing",
+        "the configuration set in REMARKET_PROVIDER_URL does not exist in this region",
+    ),
+}
+"""x-amzn-ErrorType → (fault reason, what to fix) for account and configuration errors."""
 _THROTTLING_TEXT = ("maximum sending rate exceeded", "daily message quota exceeded", "throttl")
-
-
-# -- Signature Version 4 ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AwsCredentials:
-    """An access key pair, with the session token of temporary credentials when there is one."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-
-def _canonical_query(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    encoded = sorted((quote(k, safe=_UNRESERVED), quote(v, safe=_UNRESERVED)) for k, v in pairs)
-    return "&".join(f"{k}={v}" for k, v in encoded)
-
-
-def sigv4_sign(
-    *,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    credentials: AwsCredentials,
-    region: str,
-    service: str,
-    when: datetime,
-) -> dict[str, str]:
-    """Sign a request with AWS Signature Version 4; return the headers to add to it.
-
-    ``headers`` are the headers to sign besides ``host`` (taken from ``url``) and
-    ``x-amz-date`` (from ``when``); the result holds ``X-Amz-Date``, ``Authorization`` and,
-    for temporary credentials, ``X-Amz-Security-Token``. The path is URI-encoded once more, as
-    every service but S3 expects. Raises ValueError when ``when`` is naive.
-    """
-    if when.tzinfo is None:
-        raise ValueError("when must be timezone-aware")
-    moment = when.astimezone(UTC)
-    amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
-    day = moment.strftime("%Y%m%d")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    added = {"X-Amz-Date": amz_date}
-    if credentials.session_token:
-        added["X-Amz-Security-Token"] = credentials.session_token
-    to_sign = {k.lower(): " ".join(v.split()) for k, v in {**headers, **added}.items()}
-    to_sign["host"] = host
-    names = sorted(to_sign)
-    canonical_request = "\n".join(
-        (
-            method.upper(),
-            quote(parts.path or "/", safe="/" + _UNRESERVED),
-            _canonical_query(parts.query),
-            "".join(f"{name}:{to_sign[name]}\n" for name in names),
-            ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        )
-    )
-    scope = f"{day}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        (
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
-        )
-    )
-    key = _hmac(("AWS4" + credentials.secret_access_key).encode("utf-8"), day)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    added["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return added
 
 
 # -- sending ---------------------------------------------------------------------------------
@@ -198,6 +144,15 @@ def _ses_address(value: str) -> str:
     return email.utils.formataddr((name, address), charset="utf-8") if name else address
 
 
+def _header_value(name: str, value: str) -> str:
+    """A header value as SES takes it: printable ASCII only (``MessageHeaderValue`` is
+    ``[ -~]*``), so anything else becomes RFC 2047 encoded words, unfolded onto one line."""
+    if value.isascii() and value.isprintable():
+        return value
+    folded = Header(value, "utf-8", header_name=name).encode(linesep="\n")
+    return " ".join(part.strip() for part in folded.split("\n"))
+
+
 class SesProvider(HttpProvider):
     """Sends each message with its own signed SendEmail call; see the module docstring."""
 
@@ -206,7 +161,7 @@ class SesProvider(HttpProvider):
 
     def __init__(
         self,
-        credentials: AwsCredentials,
+        credentials: AwsCredentials | CredentialSource,
         region: str,
         *,
         configuration_set: str | None = None,
@@ -224,13 +179,18 @@ class SesProvider(HttpProvider):
             timeout=timeout,
             concurrency=concurrency,
         )
-        self._credentials = credentials
+        self._credentials: CredentialSource = (
+            static_credentials(credentials)
+            if isinstance(credentials, AwsCredentials)
+            else credentials
+        )
         self.region = region
         self.configuration_set = configuration_set
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def build_request(self, message: OutboundMessage) -> ApiRequest:
-        simple: dict[str, Any] = {"Subject": {"Data": clean_subject(message)}}
+        # Content.Subject is 7-bit ASCII unless a Charset is given (the SES v2 model).
+        simple: dict[str, Any] = {"Subject": {"Data": clean_subject(message), "Charset": "UTF-8"}}
         body: dict[str, Any] = {}
         if message.text:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
@@ -239,7 +199,9 @@ class SesProvider(HttpProvider):
         simple["Body"] = body
         headers = clean_headers(message)
         if headers:
-            simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+            simple["Headers"] = [
+                {"Name": k, "Value": _header_value(k, v)} for k, v in headers.items()
+            ]
         payload: dict[str, Any] = {
             "FromEmailAddress": _ses_address(message.from_addr),
             "Destination": {"ToAddresses": [_ses_address(message.to_addr)]},
@@ -264,7 +226,7 @@ class SesProvider(HttpProvider):
                 url=str(request.url),
                 headers=signed,
                 body=request.content,
-                credentials=self._credentials,
+                credentials=self._credentials(),
                 region=self.region,
                 service=SERVICE,
                 when=self._clock(),
@@ -278,11 +240,10 @@ class SesProvider(HttpProvider):
         error_type = _error_type(response)
         text = f"ses HTTP {response.status_code} {error_type or ''}: {self.error_message(response)}"
         if error_type in _CREDENTIAL_ERRORS:
-            return Transient(
-                f"{text} (credentials refused: check REMARKET_PROVIDER_URL)", ACCOUNT_RETRY_SECONDS
-            )
+            return credentials_refused(text)
         if error_type in _ACCOUNT_ERRORS:
-            return Transient(f"{text} (account-level: fix in SES)", ACCOUNT_RETRY_SECONDS)
+            reason, fix = _ACCOUNT_ERRORS[error_type]
+            return ProviderFault(f"{text} ({fix})", reason)
         if any(t in text.lower() for t in _THROTTLING_TEXT):
             return Transient(text, self.retry_after(response))
         return super().error_result(response)

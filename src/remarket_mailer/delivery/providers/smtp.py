@@ -26,6 +26,7 @@ from remarket_mailer.delivery.base import (
     OutboundMessage,
     Permanent,
     Provider,
+    ProviderFault,
     SendResult,
     Sent,
     Transient,
@@ -126,9 +127,20 @@ def _seconds(query: dict[str, str], name: str, *, default: float) -> float:
     return value
 
 
+_AUTH_CODES = frozenset({530, 535})
+"""RFC 4954: 530 authentication required, 535 credentials invalid. They answer for the
+session, not the message: every message would get them."""
+
+
 def classify_smtp_error(code: int, message: str) -> SendResult:
-    """4xx is transient, 5xx permanent; 5.1.x-style codes mean the address itself is bad."""
+    """4xx is transient, 5xx permanent; 5.1.x-style codes mean the address itself is bad;
+    530/535 (authentication required / refused) are a ``ProviderFault``."""
     text = f"{code} {message}".strip()
+    if code in _AUTH_CODES:
+        return ProviderFault(
+            f"{text} (SMTP authentication: check the user and password in REMARKET_PROVIDER_URL)",
+            "credentials",
+        )
     if 400 <= code < 500:
         return Transient(text)
     return Permanent(text, hard_bounce=any(c in message for c in _HARD_BOUNCE_CODES))
@@ -180,7 +192,12 @@ class SmtpProvider(Provider):
                 raise ConfigError(
                     "REMARKET_PROVIDER_URL: SMTP AUTH needs smtps:// or ?starttls=true"
                 )
-            conn.login(s.username, s.password or "")
+            try:
+                conn.login(s.username, s.password or "")
+            except smtplib.SMTPException:
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    conn.close()
+                raise
         with self._lock:
             self._all.append(conn)
         return conn
@@ -217,6 +234,12 @@ class SmtpProvider(Provider):
         for index, message in enumerate(messages):
             try:
                 results.append(self._send_one(message))
+            except smtplib.SMTPAuthenticationError as exc:
+                # Refused at login: nothing was offered, and nothing else would get through.
+                self._drop()
+                fault = classify_smtp_error(exc.smtp_code, _decode(exc.smtp_error))
+                results.extend(fault for _ in messages[index:])
+                break
             except _LOST as exc:
                 # The connection is gone with this message on the wire: it is retried later
                 # (the server may have taken it), never counted as sent.

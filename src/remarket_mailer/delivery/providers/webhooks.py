@@ -36,8 +36,10 @@ from remarket_mailer.domain.emails import normalize_email as canonical_email
 from remarket_mailer.errors import RemarketError, ValidationError
 
 EventKind = Literal[
-    "delivered", "deferred", "bounced", "complained", "opened", "clicked", "unsubscribed"
+    "delivered", "deferred", "bounced", "complained", "opened", "clicked", "unsubscribed", "failed"
 ]
+"""``failed``: the ESP accepted the request, then never sent the message (Resend
+``email.failed``: quota, key or domain problems). Nothing is known about the address."""
 BounceClass = Literal["hard", "soft", "policy"]
 
 EVENT_KINDS: Final[tuple[EventKind, ...]] = (
@@ -48,6 +50,7 @@ EVENT_KINDS: Final[tuple[EventKind, ...]] = (
     "opened",
     "clicked",
     "unsubscribed",
+    "failed",
 )
 
 MAX_ID_LENGTH: Final = 255
