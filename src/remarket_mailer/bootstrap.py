@@ -33,7 +33,7 @@ from remarket_mailer.delivery.throttle import (
 )
 from remarket_mailer.domain.clock import Clock, SystemClock
 from remarket_mailer.domain.policy import parse_caps
-from remarket_mailer.errors import ConfigError
+from remarket_mailer.errors import ConfigError, UnavailableError
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.sending import DeliveryService, Route, SendConfig
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -213,6 +213,33 @@ def build_app(
     dramatiq.set_broker(broker)
     _current = app
     return app
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    """An engine on ``settings.database_url`` for a command run by hand, once its schema is
+    checked to be this code's.
+
+    Raises ConfigError when the database is not migrated (or on another revision), saying to
+    run ``remarket db upgrade``, and UnavailableError when it does not answer: one line each,
+    instead of a query failing on a missing table.
+    """
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            problem = schema_problem(connection)
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        first = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        raise UnavailableError(f"the database does not answer: {first[0]}") from None
+    if problem:
+        engine.dispose()
+        raise ConfigError(problem)
+    return engine
+
+
+def open_migrated_database(settings: Settings) -> UnitOfWork:
+    """``migrated_engine`` as a unit of work (raises the same)."""
+    return UnitOfWork(make_session_factory(migrated_engine(settings)))
 
 
 def check_database(app: App) -> str | None:

@@ -7,45 +7,73 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from remarket_mailer import __version__
 from remarket_mailer.config import Settings, load_settings
+from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.entrypoints.discounts_cli import discounts_app
 from remarket_mailer.errors import RemarketError
 
 if TYPE_CHECKING:
     from remarket_mailer.services.unit_of_work import UnitOfWork
 
-app = typer.Typer(
+app = CommandGroup(
     name="remarket",
     help="Email remarketing automation: events in, timed, consented email out.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-workflows_app = typer.Typer(help="Workflow files.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-contacts_app = typer.Typer(
-    help="One contact: what happened to it (show); GDPR export or erase.", no_args_is_help=True
-)
-providers_app = typer.Typer(help="Sending providers.", no_args_is_help=True)
+db_app = CommandGroup(help="Database migrations (Alembic).")
+workflows_app = CommandGroup(help="Workflow files.")
+keys_app = CommandGroup(help="API keys.")
+contacts_app = CommandGroup(help="One contact: what happened to it (show); GDPR export or erase.")
+providers_app = CommandGroup(help="Sending providers.")
+renewals_app = CommandGroup(help="Subscription renewal reminders.")
 app.add_typer(db_app, name="db")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(providers_app, name="providers")
 app.add_typer(discounts_app, name="discounts")
+app.add_typer(renewals_app, name="renewals")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+
+
+PREVIEW_PORT = 8089
+"""Not 8025: Mailpit's web UI has that one in docker-compose.yml, and a writer runs both."""
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"remarket {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Email remarketing automation: events in, timed, consented email out."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -257,10 +285,13 @@ def simulate(
         overrides["workflows_dir"] = workflows
     if templates is not None:
         overrides["templates_dir"] = templates
-    with tempfile.TemporaryDirectory() as tmp:
+    progress = _progress("replaying events", len(events))
+    with tempfile.TemporaryDirectory() as tmp, progress as advance:
         settings = _one_process_settings(database_url=f"sqlite:///{tmp}/simulate.db", **overrides)
         try:
-            result = run_demo(settings, events=events, until=end, provider=MemoryProvider())
+            result = run_demo(
+                settings, events=events, until=end, provider=MemoryProvider(), progress=advance
+            )
         except PydanticValidationError as exc:
             raise _fail(f"{events_file}: an event is invalid: {exc.errors()[0]['msg']}") from None
     sends = [
@@ -300,21 +331,78 @@ def simulate(
         console.print_json(json.dumps({"sends": sends, "skipped": skipped, "summary": summary}))
         return
     table = Table(title=f"simulation of {events_file}")
-    for column in ("at", "workflow", "step", "contact", "outcome"):
+    for column in ("at (UTC)", "workflow", "step", "contact", "outcome"):
         table.add_column(column)
     for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
-        outcome = "sent" + (f" ({row.discount_code})" if row.discount_code else "")
-        if row.status != "sent":
-            outcome = f"{row.status}: {row.reason}"
+        # Text cells: a contact's address or a workflow id is never read as rich markup.
         table.add_row(
-            (row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M"),
-            row.workflow_id,
-            f"{row.workflow_id}\n{row.step_id}",
-            row.contact_email or "",
-            outcome,
+            Text((row.sent_at or row.due_at).strftime("%Y-%m-%d %H:%M")),
+            Text(row.workflow_id),
+            Text(row.step_id),
+            Text(row.contact_email or ""),
+            Text(_outcome(row.status, row.reason, row.discount_code)),
+            style="green" if row.status == "sent" else None,
         )
     console.print(table)
-    console.print(summary)
+    console.print(_summary_table(summary))
+
+
+def _outcome(status: str, reason: str | None, code: str | None) -> str:
+    """One cell: "sent (code X)", "skipped: no_consent", "scheduled after the clock stopped"."""
+    if status == "sent":
+        return f"sent (code {code})" if code else "sent"
+    if status in ("scheduled", "queued", "sending"):
+        return "still to come when the clock stopped"
+    return f"{status}: {reason}" if reason else status
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="summary", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, key in (
+        ("events replayed", "events"),
+        ("duplicates ignored", "duplicates"),
+        ("enrollments started", "enrollments"),
+        ("emails sent", "sent"),
+        ("skipped or failed", "skipped"),
+        ("still to come", "pending"),
+    ):
+        table.add_row(label, str(summary[key]))
+    for title, key in (("sent", "sent_by_workflow"), ("skipped", "skipped_by_reason")):
+        for name, count in sorted(summary[key].items(), key=lambda item: (-item[1], item[0])):
+            table.add_row(Text(f"  {title}: {name}"), str(count))
+    return table
+
+
+@contextmanager
+def _progress(what: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (shown on a terminal, gone when done): yields
+    ``advance(done, total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -408,29 +496,113 @@ def report(
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply database migrations (Alembic)."""
+    """Apply database migrations up to REVISION (all of them by default)."""
     from remarket_mailer.db.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url, revision)
-    console.print(f"database at revision {revision}")
+    _migrate(upgrade, settings.database_url, revision)
+    console.print(f"database at revision {_current_revision(settings)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Revision to go back to; -1 undoes the newest, base all.")
+    ] = "-1",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Undo database migrations down to REVISION: columns or tables they added are dropped."""
+    from remarket_mailer.db.migrate import downgrade
+
+    settings = _settings()
+    current = _current_revision(settings)
+    if current is None:
+        raise _fail("the database is not migrated: there is nothing to downgrade")
+    if not yes and not typer.confirm(
+        f"Downgrade the database from revision {current} to {revision}? "
+        "Data in what the undone migrations added is lost"
+    ):
+        raise typer.Exit(code=1)
+    _migrate(downgrade, settings.database_url, revision)
+    now = _current_revision(settings)
+    console.print(f"database at revision {now or 'base (not migrated)'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the revision the database is at and the one this version expects."""
+    from remarket_mailer.db.migrate import head_revision
+
+    current = _current_revision(_settings())
+    head = head_revision()
+    if current == head:
+        console.print(f"database at revision {current} (head: up to date)")
+        return
+    found = f"at revision {current}" if current else "not migrated"
+    console.print(f"database {found}; this version expects {head}: run `remarket db upgrade`")
+
+
+def _current_revision(settings: Settings) -> str | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from remarket_mailer.db.engine import make_engine
+    from remarket_mailer.db.migrate import current_revision
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    except SQLAlchemyError as exc:
+        raise _fail(f"the database does not answer: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
+    from alembic.util import CommandError
+
+    try:
+        step(database_url, revision)
+    except CommandError as exc:
+        raise _fail(f"revision {revision!r}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 @workflows_app.command("validate")
 def workflows_validate(
     directory: Annotated[Path | None, typer.Argument(help="Workflows directory.")] = None,
+    templates: Annotated[
+        Path | None,
+        typer.Option(help="Templates directory the steps' templates must be in."),
+    ] = None,
 ) -> None:
-    """Check every workflow file; print each problem as file:line: message."""
-    from remarket_mailer.workflows.loader import check_workflow
+    """Check every workflow file and that each step's template exists; print each problem
+    as file:line: message. Exit code 1 when there is a problem, 2 when it cannot check."""
+    from remarket_mailer.rendering.lint import missing_templates
+    from remarket_mailer.workflows.loader import check_workflow, load_workflows
 
-    directory = directory or _settings().workflows_dir
+    settings = _settings()
+    directory = directory or settings.workflows_dir
+    templates_dir = templates or settings.templates_dir
     if not directory.is_dir():
         raise _fail(f"{directory} is not a directory")
+    if not templates_dir.is_dir():
+        raise _fail(f"{templates_dir} is not a directory (give the templates with --templates)")
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     problems = 0
     for path in files:
         for problem in check_workflow(path.read_text(encoding="utf-8"), str(path)):
             console.print(str(problem), highlight=False, soft_wrap=True)
+            problems += 1
+    if not problems:
+        # Every file loads: now the steps can be looked up against the templates.
+        workflows = load_workflows(directory).workflows.values()
+        for missing in missing_templates(templates_dir, workflows):
+            console.print(str(missing), highlight=False, soft_wrap=True, markup=False)
             problems += 1
     if problems:
         console.print(f"{problems} problem(s) in {len(files)} file(s)")
@@ -464,7 +636,7 @@ def lint(
 @app.command()
 def preview(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = PREVIEW_PORT,
 ) -> None:
     """Serve the template preview page (reloads when a template changes). Local use only."""
     import uvicorn
@@ -487,10 +659,40 @@ def workflows_schema() -> None:
 
 
 def _uow() -> UnitOfWork:
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.services.unit_of_work import UnitOfWork
+    """The database of the settings, checked to be migrated (else one line and exit 2)."""
+    from remarket_mailer.bootstrap import open_migrated_database
 
-    return UnitOfWork(make_session_factory(make_engine(_settings().database_url)))
+    return open_migrated_database(_settings())
+
+
+@renewals_app.command("scan")
+def renewals_scan() -> None:
+    """Enroll subscriptions renewing in the next 31 days now, as the scheduler does daily."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.renewal_scan import ScanReport, scan_renewals
+    from remarket_mailer.workflows.loader import load_workflows
+
+    settings = _settings()
+    uow = _uow()
+    workflows = load_workflows(settings.workflows_dir)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("scanning subscriptions", total=None)
+
+        def show(report: ScanReport) -> None:
+            bar.update(
+                task,
+                description=f"scanning subscriptions: {report.pages} page(s), "
+                f"{report.enrolled} enrolled",
+            )
+
+        report = scan_renewals(uow, workflows, SystemClock(), progress=show)
+    console.print(
+        f"{report.candidates} subscription(s) renewing within 31 days and not enrolled yet: "
+        f"{report.enrolled} enrolled, {report.deliveries} reminder(s) scheduled"
+    )
 
 
 @contacts_app.command("export")
@@ -566,41 +768,41 @@ def contacts_erase(
 @keys_app.command("create")
 def keys_create(name: Annotated[str, typer.Argument(help="A name for the key.")]) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    from sqlalchemy.exc import IntegrityError
-
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.db.models import ApiKey
     from remarket_mailer.domain.clock import SystemClock
-    from remarket_mailer.services.api_keys import hash_key, new_key
+    from remarket_mailer.services.api_keys import create_key
 
-    settings = _settings()
-    engine = make_engine(settings.database_url)
-    key = new_key()
-    try:
-        with make_session_factory(engine).begin() as session:
-            session.add(ApiKey(name=name, key_hash=hash_key(key), created_at=SystemClock().now()))
-    except IntegrityError:
-        raise _fail(f"a key named {name!r} exists already") from None
-    console.print(key)
+    console.print(create_key(_uow(), name, SystemClock().now()), highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the stored API keys: id, name, when created, revoked or not. Never the keys."""
+    from rich.markup import escape
+
+    from remarket_mailer.services.api_keys import list_keys
+
+    keys = list_keys(_uow())
+    if not keys:
+        console.print("no stored keys (create one with `remarket keys create NAME`)")
+        return
+    table = Table(title="API keys", caption="keys in REMARKET_API_KEYS are not stored here")
+    for column in ("id", "name", "created (UTC)", "status"):
+        table.add_column(column)
+    for key in keys:
+        status = "active"
+        if key.revoked_at is not None:
+            status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        table.add_row(str(key.id), escape(key.name), f"{key.created_at:%Y-%m-%d %H:%M}", status)
+    console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke an API key by name."""
-    from sqlalchemy import update
-
-    from remarket_mailer.db.engine import make_engine, make_session_factory
-    from remarket_mailer.db.models import ApiKey
     from remarket_mailer.domain.clock import SystemClock
+    from remarket_mailer.services.api_keys import revoke_key
 
-    engine = make_engine(_settings().database_url)
-    with make_session_factory(engine).begin() as session:
-        done = session.execute(
-            update(ApiKey)
-            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=SystemClock().now())
-        ).rowcount  # type: ignore[attr-defined]
-    if not done:
+    if not revoke_key(_uow(), name, SystemClock().now()):
         raise _fail(f"no active key named {name!r}")
     console.print(f"key {name!r} revoked: running API processes refuse it within 30 seconds")
 

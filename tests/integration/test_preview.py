@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -171,18 +172,15 @@ def chromium() -> str:
     return found
 
 
-def test_preview_page_in_headless_chromium(live_server: str, tmp_path: Path) -> None:
-    browser = chromium()
-    try:
-        from PIL import Image
-    except ImportError:
-        service_missing("Pillow is not installed (pip install pillow)")
-    url = f"{live_server}/preview/?template=abandoned_cart/reminder_2&width=desktop"
-    page = httpx.get(url, timeout=30)
-    assert page.status_code == 200
-    assert subject(page.text) == "Ann, hier is 10% korting op je winkelwagen"
+CREAM = (0xFF, 0xF7, 0xE6)
+"""The background of the stock templates' discount section, drawn by the email's own HTML."""
 
-    png = tmp_path / "preview.png"
+
+def screenshot(browser: str, url: str, tmp_path: Path, size: tuple[int, int]) -> Any:
+    """A PNG of ``url`` in headless Chromium at ``size`` (a window that wide), as RGB."""
+    from PIL import Image
+
+    png = tmp_path / f"preview-{size[0]}.png"
     run = subprocess.run(
         [
             browser,
@@ -195,7 +193,7 @@ def test_preview_page_in_headless_chromium(live_server: str, tmp_path: Path) -> 
             "--no-first-run",
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={png}",
-            "--window-size=1200,900",
+            f"--window-size={size[0]},{size[1]}",
             # Wait for the iframe to load and paint, not only the page around it.
             "--virtual-time-budget=5000",
             url,
@@ -207,19 +205,60 @@ def test_preview_page_in_headless_chromium(live_server: str, tmp_path: Path) -> 
     assert run.returncode == 0 and png.is_file(), run.stderr[-2000:]
     with Image.open(png) as shot:
         image = shot.convert("RGB")
-    assert image.size == (1200, 900)
+    assert image.size == size
+    return image
+
+
+def count(image: Any, rgb: tuple[int, int, int], box: tuple[int, int, int, int]) -> int:
+    region = image.crop(box)
+    return sum(n for n, colour in region.getcolors(maxcolors=1_000_000) or [] if colour == rgb)
+
+
+def test_preview_page_in_headless_chromium(live_server: str, tmp_path: Path) -> None:
+    browser = chromium()
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        service_missing("Pillow is not installed (pip install pillow)")
+    url = f"{live_server}/preview/?template=abandoned_cart/reminder_2&width=desktop"
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200
+    assert subject(page.text) == "Ann, hier is 10% korting op je winkelwagen"
+
+    image = screenshot(browser, url, tmp_path, (1200, 900))
     colours = image.getcolors(maxcolors=1_000_000)
     assert colours is not None and len(colours) > 200, "the screenshot is (nearly) blank"
 
-    def count(rgb: tuple[int, int, int], box: tuple[int, int, int, int]) -> int:
-        region = image.crop(box)
-        return sum(n for n, colour in region.getcolors(maxcolors=1_000_000) or [] if colour == rgb)
-
     # The page itself: its dark header bar across the top.
-    assert count((0x1F, 0x29, 0x33), (0, 0, 1200, 40)) > 20_000
+    assert count(image, (0x1F, 0x29, 0x33), (0, 0, 1200, 40)) > 20_000
     # The email inside the iframe (right of the 250 px template list): the cream band of the
     # discount section, drawn by the email's own HTML.
-    assert count((0xFF, 0xF7, 0xE6), (250, 0, 1200, 900)) > 20_000
+    assert count(image, CREAM, (250, 0, 1200, 900)) > 20_000
+
+
+def test_the_page_fits_a_600_px_window(client: TestClient) -> None:
+    """A phone or a narrow window: the page scales to the device and its grid has a layout
+    for widths under the 250 px list + a 600 px email."""
+    page = client.get("/preview/?template=abandoned_cart/reminder_2").text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    narrow = re.search(r"@media \(max-width: (\d+)px\) \{(.*?)\n\}", page, re.S)
+    assert narrow and int(narrow.group(1)) >= 250 + 600, page
+    assert "grid-template-columns: minmax(0, 1fr)" in narrow.group(2)
+    assert "iframe { width: 100%; }" in narrow.group(2)
+
+
+def test_preview_page_at_600_px_in_headless_chromium(live_server: str, tmp_path: Path) -> None:
+    """At 600 px the email starts at the left edge under the template list; it used to sit
+    right of a 250 px list, two thirds of it outside the window."""
+    browser = chromium()
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        service_missing("Pillow is not installed (pip install pillow)")
+    url = f"{live_server}/preview/?template=abandoned_cart/reminder_2&width=desktop"
+    image = screenshot(browser, url, tmp_path, (600, 1800))
+    assert count(image, CREAM, (0, 0, 250, 1800)) > 5_000
+    assert count(image, CREAM, (0, 0, 600, 1800)) > 15_000
 
 
 def test_python_internals_show_as_a_problem_not_a_500(templates: Path) -> None:

@@ -39,9 +39,18 @@ def test_scan_enrolls_each_renewal_once(make_app: AppFactory, clock: VirtualCloc
                     updated_at=T0,
                 )
             )
-    report = scan_renewals(app.uow, app.workflows, app.clock, page=2)
+    seen: list[tuple[int, int]] = []
+    report = scan_renewals(
+        app.uow,
+        app.workflows,
+        app.clock,
+        page=2,
+        progress=lambda so_far: seen.append((so_far.pages, so_far.enrolled)),
+    )
     assert (report.candidates, report.enrolled) == (5, 5)
     assert report.pages == 4  # 7 subscriptions, 2 per page
+    # `remarket renewals scan` shows this as it goes: once per page.
+    assert [pages for pages, _ in seen] == [1, 2, 3, 4] and seen[-1] == (4, 5)
     keys = sorted(e.key for e in enrollments(app))
     assert keys[0] == f"sub-0@{(T0 + timedelta(days=20)).date().isoformat()}"
     rows = deliveries(app)

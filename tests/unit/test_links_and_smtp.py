@@ -48,6 +48,34 @@ def test_smtp_url() -> None:
         SmtpSettings.from_url("http://mail.example")
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("smtp://mail.example?starttls=yes", "starttls must be true or false, got 'yes'"),
+        ("smtp://mail.example?starttls=on", "starttls must be true or false, got 'on'"),
+        ("smtp://mail.example?verify=no", "verify must be true or false, got 'no'"),
+        ("smtp://mail.example?tls=true", "does not take tls (it takes: starttls, timeout"),
+        ("smtp://mail.example?timeout=soon", "timeout must be a number of seconds"),
+        ("smtp://mail.example?timeout=0", "timeout must be a number of seconds"),
+        ("smtps://mail.example?starttls=true", "smtps:// is TLS from the first byte"),
+        ("smtp://mail.example:port", "bad port"),
+    ],
+)
+def test_smtp_url_options_a_server_would_not_get_are_refused(url: str, said: str) -> None:
+    """A typo in an option used to be read as "off" (plain text) or ignored."""
+    with pytest.raises(ConfigError) as info:
+        SmtpSettings.from_url(url)
+    assert str(info.value).startswith("REMARKET_PROVIDER_URL: ")
+    assert said in str(info.value)
+
+
+def test_smtp_url_options_read_as_documented() -> None:
+    s = SmtpSettings.from_url("smtp://mail.example?starttls=TRUE&timeout=2.5&verify=false")
+    assert (s.starttls, s.timeout, s.verify_tls) == (True, 2.5, False)
+    plain = SmtpSettings.from_url("smtp://mail.example")
+    assert (plain.starttls, plain.timeout, plain.verify_tls, plain.port) == (False, 30.0, True, 587)
+
+
 def test_tokens_are_what_itsdangerous_makes_and_compressed_ones_still_load() -> None:
     """Links already in inboxes must keep working: the signer skips zlib but writes the same
     bytes, and reads the compressed form itsdangerous would make for a longer payload."""

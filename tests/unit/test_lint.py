@@ -349,3 +349,23 @@ def test_python_internals_at_compile_time_are_a_template_problem(copy: Path) -> 
     out: list[str] = []
     assert run_lint(copy, out.append) == 1
     assert any(x.startswith(f"{partial}:{line}") and "unsafe" in x for x in out), out
+
+
+def test_a_misspelt_mjml_tag_is_a_problem_at_its_line(copy: Path) -> None:
+    """mjml-python compiles ``<mj-colum>`` without a word and the layout changes."""
+    template = copy / "abandoned_cart" / "reminder_1.mjml"
+    line = edit(template, "<mj-column>", "<mj-colum>")
+    edit(template, "</mj-column>", "</mj-colum>")
+    found = lines(copy)
+    assert (
+        f"{template}:{line}: <mj-colum> is not an MJML tag (did you mean <mj-column>?): "
+        "MJML ignores it and the layout changes without an error" in found
+    )
+
+
+def test_every_documented_mjml_tag_passes(copy: Path) -> None:
+    from remarket_mailer.rendering.lint import MJML_TAGS
+
+    tags = "".join(f"<{tag} />" for tag in sorted(MJML_TAGS - {"mjml"}))
+    edit(copy / "_partials" / "footer.mjml", "<mj-", f"<mj-raw><!-- {tags} --></mj-raw><mj-")
+    assert not [p for p in lines(copy) if "is not an MJML tag" in p]

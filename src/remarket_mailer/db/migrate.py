@@ -26,7 +26,16 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``-1``: the newest applied one; ``base``: all)."""
     command.downgrade(alembic_config(database_url), revision)
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(value) if value is not None else None
 
 
 @lru_cache(maxsize=1)
@@ -43,9 +52,7 @@ def schema_problem(connection: Connection) -> str | None:
     """None when the database is migrated to this code's head, else a sentence saying what
     to do. Raises the driver's error when the database cannot be reached."""
     # Read alembic's table directly: a MigrationContext logs two INFO lines per check.
-    current = None
-    if inspect(connection).has_table("alembic_version"):
-        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    current = current_revision(connection)
     head = head_revision()
     if current == head:
         return None

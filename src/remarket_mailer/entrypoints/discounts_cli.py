@@ -20,8 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.exc import SQLAlchemyError
 
 from remarket_mailer.config import load_settings
-from remarket_mailer.db.engine import make_engine, make_session_factory
+from remarket_mailer.db.engine import make_session_factory
 from remarket_mailer.domain.clock import SystemClock
+from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.errors import RemarketError
 from remarket_mailer.services.discounts import (
     CodesFile,
@@ -34,9 +35,8 @@ from remarket_mailer.services.discounts import (
 )
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
-discounts_app = typer.Typer(
+discounts_app = CommandGroup(
     help="Discount code pools: import a shop's codes, check what is left.",
-    no_args_is_help=True,
 )
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -54,7 +54,11 @@ def _fail(message: str) -> typer.Exit:
 
 @contextmanager
 def _database() -> Iterator[UnitOfWork]:
-    engine = make_engine(load_settings().database_url)
+    """The settings' database, checked to be migrated (RemarketError: one line, exit 2)."""
+    # Imported here: the composition root pulls in every layer, and `remarket -h` needs none.
+    from remarket_mailer.bootstrap import migrated_engine
+
+    engine = migrated_engine(load_settings())
     try:
         yield UnitOfWork(make_session_factory(engine))
     finally:

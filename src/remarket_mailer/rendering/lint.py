@@ -4,14 +4,15 @@ every problem as ``file:line: problem``.
 Checks, per template × language × sample: Jinja syntax (both passes), MJML errors, undefined
 variables (StrictUndefined), a missing text part, a missing unsubscribe link in the HTML or the
 text, HTML over Gmail's 102 KB clipping limit, links that are not https; per file: a ``<`` inside
-a send-time Jinja tag, Jinja in an MJML size attribute; per catalog: invalid ``.po`` files,
-messages without a translation, fuzzy or wrong-placeholder translations, and msgids used in
-templates that a catalog lacks. With workflows: every step's template exists, and renders with
-that step's discount (or without one).
+a send-time Jinja tag, Jinja in an MJML size attribute, a tag MJML does not know (``<mj-colum>``);
+per catalog: invalid ``.po`` files, messages without a translation, fuzzy or wrong-placeholder
+translations, and msgids used in templates that a catalog lacks. With workflows: every step's
+template exists, and renders with that step's discount (or without one).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,52 @@ _SIZE_ATTRIBUTE = re.compile(
     re.I,
 )
 _FINE_SCHEMES = ("https://", "mailto:", "tel:", "#", "cid:")
+# Every tag MJML 4 knows: the components of mjml's core preset (packages/mjml-preset-core),
+# the children of mj-attributes (mj-all, mj-class) and mj-html-attributes (mj-selector,
+# mj-html-attribute), and mj-include. mjml-python drops or passes through any other tag
+# without a word, so a typo (<mj-colum>) silently changes the layout.
+MJML_TAGS = frozenset(
+    {
+        "mjml",
+        "mj-head",
+        "mj-body",
+        "mj-include",
+        "mj-attributes",
+        "mj-all",
+        "mj-class",
+        "mj-breakpoint",
+        "mj-html-attributes",
+        "mj-selector",
+        "mj-html-attribute",
+        "mj-font",
+        "mj-preview",
+        "mj-style",
+        "mj-title",
+        "mj-accordion",
+        "mj-accordion-element",
+        "mj-accordion-text",
+        "mj-accordion-title",
+        "mj-button",
+        "mj-carousel",
+        "mj-carousel-image",
+        "mj-column",
+        "mj-divider",
+        "mj-group",
+        "mj-hero",
+        "mj-image",
+        "mj-navbar",
+        "mj-navbar-link",
+        "mj-raw",
+        "mj-section",
+        "mj-social",
+        "mj-social-element",
+        "mj-spacer",
+        "mj-table",
+        "mj-text",
+        "mj-wrapper",
+    }
+)
+_MJML_TAG = re.compile(r"</?\s*(mj(?:ml|-[a-z0-9-]*))(?=[\s/>])", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,25 +224,39 @@ class _Step:
     has_discount: bool
 
 
-def _steps(
-    workflows: Iterable[Workflow], templates_dir: Path, found: _Collector
-) -> dict[str, list[_Step]]:
-    steps: dict[str, list[_Step]] = {}
+def missing_templates(templates_dir: Path, workflows: Iterable[Workflow]) -> list[LintProblem]:
+    """A problem, at the workflow file's line, for each step whose template has no ``.mjml``
+    file under ``templates_dir`` (``remarket workflows validate`` and lint both report it)."""
+    problems = []
     for workflow in workflows:
         for step in workflow.steps:
-            if not (templates_dir / f"{step.template}.mjml").is_file():
-                file = workflow.source or workflow.id
-                line = _line_in(Path(file), f"template: {step.template}")
-                found.add(
+            if (templates_dir / f"{step.template}.mjml").is_file():
+                continue
+            file = workflow.source or workflow.id
+            problems.append(
+                LintProblem(
                     file,
-                    line,
+                    _line_in(Path(file), f"template: {step.template}"),
                     f"step {step.id!r} uses template {step.template!r}, "
                     f"which has no {templates_dir / step.template}.mjml",
                 )
-                continue
-            steps.setdefault(step.template, []).append(
-                _Step(workflow, step.id, step.discount is not None)
             )
+    return problems
+
+
+def _steps(
+    workflows: Iterable[Workflow], templates_dir: Path, found: _Collector
+) -> dict[str, list[_Step]]:
+    workflows = list(workflows)
+    for problem in missing_templates(templates_dir, workflows):
+        found.add(problem.file, problem.line, problem.message)
+    steps: dict[str, list[_Step]] = {}
+    for workflow in workflows:
+        for step in workflow.steps:
+            if (templates_dir / f"{step.template}.mjml").is_file():
+                steps.setdefault(step.template, []).append(
+                    _Step(workflow, step.id, step.discount is not None)
+                )
     return steps
 
 
@@ -316,6 +377,17 @@ def _lint_sources(templates_dir: Path, found: _Collector) -> None:
                     found.add(str(path), number, f"link is not https: {match.group(0)}")
             if path.suffix != ".mjml":
                 continue
+            for match in _MJML_TAG.finditer(line):
+                tag = match.group(1).lower()
+                if tag not in MJML_TAGS:
+                    close = difflib.get_close_matches(tag, sorted(MJML_TAGS), n=1)
+                    hint = f" (did you mean <{close[0]}>?)" if close else ""
+                    found.add(
+                        str(path),
+                        number,
+                        f"<{tag}> is not an MJML tag{hint}: MJML ignores it and the layout "
+                        "changes without an error",
+                    )
             for match in JINJA_TAG.finditer(line):
                 if "<" in match.group(0):
                     found.add(

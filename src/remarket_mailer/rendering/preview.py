@@ -215,6 +215,19 @@ pre { background: #fff; border: 1px solid #d5d9e0; padding: 10px; white-space: p
   overflow-wrap: anywhere; flex: 1 1 200px; max-width: 560px; margin: 0; }
 .problem { background: #fdecec; border: 1px solid #e5a0a0; color: #8a1c1c; padding: 10px; }
 .over { color: #b42318; font-weight: bold; }
+iframe, pre, dl { max-width: 100%; box-sizing: border-box; }
+/* A phone or a narrow window: the template list goes on top and the email takes the width. */
+@media (max-width: 860px) {
+  main { grid-template-columns: minmax(0, 1fr); }
+  nav { border-right: 0; border-bottom: 1px solid #d5d9e0; display: flex; flex-wrap: wrap;
+    gap: 2px 4px; padding: 8px; }
+  section { padding: 10px; }
+  .panes { display: block; }
+  iframe { width: 100%; }
+  pre { max-width: none; margin-top: 12px; }
+  dl { grid-template-columns: 90px minmax(0, 1fr); }
+  dd { overflow-wrap: anywhere; }
+}
 """
 
 _POLL = """
@@ -282,6 +295,7 @@ def _page(
         )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(view.template)} · preview</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>Template preview · {e(str(renderer.templates_dir))}</h1></header>"
         f"<main><nav>{nav}</nav><section>{bars}{content}</section></main>"

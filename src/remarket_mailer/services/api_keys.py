@@ -10,10 +10,14 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from remarket_mailer.db.models import ApiKey
+from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 
@@ -23,6 +27,49 @@ def hash_key(key: str) -> str:
 
 def new_key() -> str:
     return "rk_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """What ``remarket keys list`` shows of a key: never the key or its hash."""
+
+    id: int
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def create_key(uow: UnitOfWork, name: str, now: datetime) -> str:
+    """Store a new key under ``name`` and return it (the only time it is seen).
+
+    Raises ValidationError when a key (active or revoked) already has that name."""
+    key = new_key()
+    try:
+        with uow() as session:
+            session.add(ApiKey(name=name, key_hash=hash_key(key), created_at=now))
+    except IntegrityError:
+        raise ValidationError(f"a key named {name!r} exists already", field="name") from None
+    return key
+
+
+def revoke_key(uow: UnitOfWork, name: str, now: datetime) -> bool:
+    """Revoke the active key named ``name``; False when there is none."""
+    with uow() as session:
+        done = session.execute(
+            update(ApiKey)
+            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    return bool(done)
+
+
+def list_keys(uow: UnitOfWork) -> list[StoredKey]:
+    """Every stored key, oldest first, revoked ones included (marked by ``revoked_at``)."""
+    with uow() as session:
+        rows = session.execute(
+            select(ApiKey.id, ApiKey.name, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.id)
+        ).all()
+    return [StoredKey(row.id, row.name, row.created_at, row.revoked_at) for row in rows]
 
 
 def is_bootstrap_key(bootstrap_keys: list[str], key: str) -> bool:

@@ -64,12 +64,14 @@ def scan_renewals(
     horizon: timedelta = timedelta(days=31),
     page: int = 5000,
     workers: int | None = None,
+    progress: Callable[[ScanReport], None] | None = None,
 ) -> ScanReport:
     """Enroll subscriptions renewing within ``horizon`` into every renewal workflow.
 
     Pages are cut first (an index-only query each) and then filled by ``workers`` threads,
     each page in its own transaction: one page's Python work overlaps another's database
     work. Two on PostgreSQL by default; SQLite has a single writer, so one there.
+    ``progress(report)`` is called after each page (``remarket renewals scan`` shows it).
     """
     report = ScanReport()
     now = clock.now()
@@ -88,8 +90,12 @@ def scan_renewals(
                 # At most two pages per thread in flight: memory stays flat.
                 if len(pending) >= 2 * parallel:
                     report.add(*pending.popleft().result())
+                    if progress is not None:
+                        progress(report)
             while pending:
                 report.add(*pending.popleft().result())
+                if progress is not None:
+                    progress(report)
     if report.enrolled:
         log.info(
             "renewal scan candidates=%d enrolled=%d deliveries=%d",

@@ -56,21 +56,75 @@ class SmtpSettings:
 
     @classmethod
     def from_url(cls, url: str) -> SmtpSettings:
+        """Parse ``smtp[s]://[user:pass@]host[:port][?starttls=true&timeout=30&verify=true]``.
+
+        Raises ConfigError for another scheme, a bad port, an option it does not know, or a
+        value it cannot read (``starttls=yes``): a typo must not quietly send in plain text.
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError(f"REMARKET_PROVIDER_URL: not an SMTP URL: {parts.scheme}://…")
-        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+            raise ConfigError(f"{_PREFIX}not an SMTP URL: {parts.scheme}://…")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{_PREFIX}{parts.scheme}:// URL has a bad port") from None
+        query = _options(parts.scheme, parts.query)
         implicit = parts.scheme == "smtps"
+        starttls = _flag(query, "starttls", default=False)
+        if implicit and starttls:
+            raise ConfigError(
+                f"{_PREFIX}smtps:// is TLS from the first byte; starttls=true is for smtp://"
+            )
         return cls(
             host=parts.hostname,
-            port=parts.port or (465 if implicit else 587),
+            port=port or (465 if implicit else 587),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             implicit_tls=implicit,
-            starttls=not implicit and query.get("starttls", "false") in ("1", "true", "yes"),
-            timeout=float(query.get("timeout", "30")),
-            verify_tls=query.get("verify", "true") not in ("0", "false", "no"),
+            starttls=starttls,
+            timeout=_seconds(query, "timeout", default=30.0),
+            verify_tls=_flag(query, "verify", default=True),
         )
+
+
+_PREFIX = "REMARKET_PROVIDER_URL: "
+_SMTP_OPTIONS = ("starttls", "timeout", "verify")
+
+
+def _options(scheme: str, query: str) -> dict[str, str]:
+    try:
+        raw = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"{_PREFIX}{scheme}:// URL has a malformed query") from None
+    unknown = sorted(set(raw) - set(_SMTP_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{_PREFIX}{scheme}:// does not take {', '.join(unknown)} "
+            f"(it takes: {', '.join(_SMTP_OPTIONS)})"
+        )
+    return {key: values[-1] for key, values in raw.items()}
+
+
+def _flag(query: dict[str, str], name: str, *, default: bool) -> bool:
+    text = query.get(name)
+    if text is None:
+        return default
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise ConfigError(f"{_PREFIX}{name} must be true or false, got {text!r}")
+
+
+def _seconds(query: dict[str, str], name: str, *, default: float) -> float:
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{_PREFIX}{name} must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 _AUTH_CODES = frozenset({530, 535})
