@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
-
-if TYPE_CHECKING:
-    from remarket_mailer.domain.policy import FrequencyCap
+from remarket_mailer.domain.send_windows import SendWindow
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
 ExitMatch = Literal["key", "contact"]
@@ -100,16 +99,6 @@ class Step:
                 return variant.id, variant.template
             point -= variant.weight
         raise AssertionError("weights cover the whole range")  # pragma: no cover
-
-
-@dataclass(frozen=True, slots=True)
-class SendWindow:
-    """Local times between which a contact may be emailed, e.g. 09:00-20:00.
-
-    Outside it are the quiet hours."""
-
-    start: time
-    end: time
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,16 +58,10 @@ from remarket_mailer.delivery.base import (
 )
 from remarket_mailer.delivery.message import clean_header, make_message_id, sender_domain
 from remarket_mailer.delivery.throttle import Throttle
+from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.discounts import generate_code
-from remarket_mailer.domain.policy import (
-    Defer,
-    DeliveryFacts,
-    FrequencyCap,
-    Skip,
-    SkipReason,
-    decide,
-)
+from remarket_mailer.domain.policy import Defer, DeliveryFacts, Skip, SkipReason, decide
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Step, Workflow
 from remarket_mailer.errors import ConfigError, TemplateError, UnavailableError, ValidationError

@@ -13,13 +13,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.durations import parse_duration
-from remarket_mailer.domain.policy import parse_caps
+from remarket_mailer.domain.send_windows import SendWindow
 from remarket_mailer.domain.workflow import (
     DateOffset,
     DiscountSpec,
     ExitRule,
-    SendWindow,
     Step,
     Trigger,
     Variant,
