@@ -13,8 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -51,6 +50,7 @@ from remarket_mailer.schemas import (
 )
 from remarket_mailer.services.discounts import redeem_in_session
 from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.workflows.context import workflow_context
 from remarket_mailer.workflows.expressions import evaluate
 from remarket_mailer.workflows.loader import WorkflowSet
 
@@ -628,48 +628,6 @@ def _apply_exits(batch: _Batch, contact: Contact, event: AnyEvent) -> int:
     return ended
 
 
-def _context(contact: Contact, event: AnyEvent, cart: Cart | None) -> dict[str, Any]:
-    return {
-        "event": json.loads(event.model_dump_json()),
-        "contact": {
-            "email": contact.email,
-            "first_name": contact.first_name,
-            "locale": contact.locale,
-            "timezone": contact.timezone,
-            "attributes": contact.attributes,
-            "is_customer": contact.first_order_at is not None,
-        },
-        "cart": cart_view(cart) if cart is not None else None,
-    }
-
-
-class CartLike(Protocol):
-    """A cart row: the ORM object here, the plain row sending reads."""
-
-    @property
-    def cart_id(self) -> str: ...
-    @property
-    def items(self) -> dict[str, Any] | None: ...
-    @property
-    def currency(self) -> str | None: ...
-    @property
-    def total(self) -> Decimal | None: ...
-    @property
-    def checkout_url(self) -> str | None: ...
-
-
-def cart_view(cart: CartLike) -> dict[str, Any]:
-    """A cart as templates and expressions see it (money as Decimal), in triggers, exit
-    conditions and emails alike."""
-    return {
-        "id": cart.cart_id,
-        "items": list((cart.items or {}).get("items", [])),
-        "currency": cart.currency,
-        "total": cart.total if cart.total is not None else Decimal(0),
-        "checkout_url": cart.checkout_url,
-    }
-
-
 def _apply_triggers(
     batch: _Batch,
     contact: Contact,
@@ -687,7 +645,10 @@ def _apply_triggers(
             continue  # one running enrollment per contact (e.g. one browse reminder at a time)
         if workflow.trigger.filter is not None:
             try:
-                matched = evaluate(workflow.trigger.filter, _context(contact, event, facts.cart))
+                matched = evaluate(
+                    workflow.trigger.filter,
+                    workflow_context(contact, json.loads(event.model_dump_json()), facts.cart),
+                )
             except ValidationError as exc:  # any failure of the marketer's expression
                 log.warning("workflow=%s filter failed, not matched: %s", workflow.id, exc)
                 metrics.EXPRESSION_ERRORS.labels(workflow.id, "trigger.filter").inc()

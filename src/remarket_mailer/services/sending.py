@@ -68,10 +68,10 @@ from remarket_mailer.errors import ConfigError, TemplateError, UnavailableError,
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
-from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
+from remarket_mailer.workflows.context import workflow_context
 from remarket_mailer.workflows.expressions import evaluate
 
 log = logging.getLogger(__name__)
@@ -520,27 +520,20 @@ class DeliveryService:
             contact.id, workflow.category, delivery.id, at=delivery.planned_at
         )
         cart = carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
-        return {
-            "shop": self.config.shop,
-            "contact": {
-                "email": contact.email,
-                "first_name": contact.first_name,
-                "last_name": contact.last_name,
-                "locale": contact.locale,
-                "timezone": contact.timezone,
-                "attributes": contact.attributes,
-            },
-            "cart": cart_view(cart) if cart is not None else None,
-            "event": _event_view(enrollment, workflow, subscriptions),
-            "discount": None,
-            "links": {
+        return workflow_context(
+            contact,
+            _event_view(enrollment, workflow, subscriptions),
+            cart,
+            shop=self.config.shop,
+            discount=None,
+            links={
                 "unsubscribe": self.links.unsubscribe_url(token),
                 "preferences": self.links.preferences_url(token),
             },
-            "workflow": {"id": workflow.id, "name": workflow.name, "category": workflow.category},
-            "step": {"id": step.id},
-            "_token": token,
-        }
+            workflow={"id": workflow.id, "name": workflow.name, "category": workflow.category},
+            step={"id": step.id},
+            _token=token,
+        )
 
     # -- step 2 ------------------------------------------------------------------------------
 
