@@ -5,6 +5,7 @@ Plain frozen dataclasses; loading and validation live in ``remarket_mailer.workf
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -137,7 +138,7 @@ class Workflow:
 def plan_due_times(
     steps: tuple[Step, ...],
     start: datetime,
-    facts: dict[str, datetime] | None = None,
+    facts: Mapping[str, datetime] | None = None,
     timezone: str | None = None,
 ) -> list[tuple[Step, datetime]]:
     """Each step with its planned due time.
