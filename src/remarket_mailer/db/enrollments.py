@@ -7,6 +7,7 @@ costs more than PostgreSQL takes to answer it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -272,42 +273,62 @@ def bulk_enroll(
     Elsewhere, plain inserts. Returns the enrollments written."""
     if not items:
         return 0
+    if session.get_bind().dialect.name != "postgresql":
+        _enroll_with_orm(session, workflow_id, workflow_version, now, items)
+    else:
+        _enroll_with_copy(session, workflow_id, workflow_version, now, items)
+    return len(items)
+
+
+def _enroll_with_orm(
+    session: Session,
+    workflow_id: str,
+    workflow_version: str,
+    now: datetime,
+    items: Sequence[NewEnrollment],
+) -> None:
     active = EnrollmentStatus.ACTIVE.value
     scheduled = DeliveryStatus.SCHEDULED.value
-    if session.get_bind().dialect.name != "postgresql":
-        import json
-
-        for item in items:
-            enrollment = Enrollment(
-                workflow_id=workflow_id,
-                workflow_version=workflow_version,
-                key=item.key,
+    for item in items:
+        enrollment = Enrollment(
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            key=item.key,
+            contact_id=item.contact_id,
+            status=active,
+            started_at=now,
+            context=json.loads(item.context),
+        )
+        session.add(enrollment)
+        session.add_all(
+            Delivery(
+                enrollment=enrollment,
                 contact_id=item.contact_id,
-                status=active,
-                started_at=now,
-                context=json.loads(item.context),
+                workflow_id=workflow_id,
+                step_id=d.step_id,
+                variant=d.variant,
+                template=d.template,
+                status=scheduled,
+                due_at=d.due_at,
+                planned_at=d.due_at,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
             )
-            session.add(enrollment)
-            session.add_all(
-                Delivery(
-                    enrollment=enrollment,
-                    contact_id=item.contact_id,
-                    workflow_id=workflow_id,
-                    step_id=d.step_id,
-                    variant=d.variant,
-                    template=d.template,
-                    status=scheduled,
-                    due_at=d.due_at,
-                    planned_at=d.due_at,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for d in item.deliveries
-            )
-        session.flush()
-        return len(items)
+            for d in item.deliveries
+        )
+    session.flush()
 
+
+def _enroll_with_copy(
+    session: Session,
+    workflow_id: str,
+    workflow_version: str,
+    now: datetime,
+    items: Sequence[NewEnrollment],
+) -> None:
+    active = EnrollmentStatus.ACTIVE.value
+    scheduled = DeliveryStatus.SCHEDULED.value
     connection = session.connection()
     # Only the renewal scan writes this way, and it is idempotent: a page whose commit a crash
     # loses is enrolled by the next scan. Not waiting for the WAL flush per page is safe.
@@ -356,4 +377,3 @@ def bulk_enroll(
         columns = ", ".join(_DELIVERY_COLUMNS)
         with cursor.copy(f"COPY deliveries ({columns}) FROM STDIN") as copy:
             copy.write("".join(delivery_rows))
-    return len(items)
