@@ -142,10 +142,6 @@ def contact_facts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Conta
 # --- consent and suppression ----------------------------------------------------------------
 
 
-def add_consent(session: Session, consent: Consent) -> None:
-    session.add(consent)
-
-
 def latest_consents(
     session: Session, contact_ids: Iterable[int], topics: Iterable[str]
 ) -> dict[tuple[int, str], str]:
