@@ -261,6 +261,8 @@ def main() -> None:
         env = {
             "REMARKET_DATABASE_URL": url,
             "REMARKET_API_KEYS": KEY,
+            # The API refuses to start without one (it signs links); any value does here.
+            "REMARKET_SECRET_KEY": "benchmark-only-secret-key-0123456789abcdef",
             "REMARKET_WORKFLOWS_DIR": str(ROOT / "workflows"),
             "REMARKET_TEMPLATES_DIR": str(ROOT / "templates"),
         }

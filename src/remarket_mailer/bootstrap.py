@@ -31,8 +31,8 @@ from remarket_mailer.delivery.throttle import (
     Throttle,
     ThrottleSettings,
 )
+from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.clock import Clock, SystemClock
-from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ConfigError, UnavailableError
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.sending import DeliveryService, Route, SendConfig

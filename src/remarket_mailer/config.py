@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from remarket_mailer.domain.policy import parse_caps
+from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.errors import ConfigError
 
 ConsentRule = Literal["opt_in", "soft_opt_in", "opt_out"]

@@ -182,14 +182,14 @@ def failing_event(monkeypatch: pytest.MonkeyPatch) -> str:
     """Events with this id fail while being applied, as an unforeseen bug or a value the
     database refuses would."""
     poisoned = "evt-poisoned"
-    apply_facts = ingest._apply_facts
+    apply_facts = ingest.apply_facts
 
     def failing(batch: Any, contact: Any, sent: Any) -> Any:
         if sent.event_id == poisoned:
             raise RuntimeError("boom")
         return apply_facts(batch, contact, sent)
 
-    monkeypatch.setattr(ingest, "_apply_facts", failing)
+    monkeypatch.setattr(ingest, "apply_facts", failing)
     return poisoned
 
 

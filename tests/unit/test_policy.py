@@ -6,19 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remarket_mailer.domain.policy import (
-    Defer,
-    DeliveryFacts,
-    FrequencyCap,
-    Send,
-    Skip,
-    cap_release_time,
-    decide,
-    next_allowed_time,
-    parse_caps,
-)
+from remarket_mailer.domain.caps import FrequencyCap, cap_release_time, parse_caps
+from remarket_mailer.domain.policy import Defer, DeliveryFacts, Send, Skip, decide
+from remarket_mailer.domain.send_windows import SendWindow, next_allowed_time
 from remarket_mailer.domain.states import EnrollmentStatus
-from remarket_mailer.domain.workflow import SendWindow
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 WINDOW = SendWindow(time(9), time(20))

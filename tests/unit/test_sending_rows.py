@@ -17,7 +17,7 @@ from remarket_mailer.db.repository import (
     _not_in_ids,
     email_hash,
 )
-from remarket_mailer.services.ingest import cart_view
+from remarket_mailer.workflows.context import cart_view
 
 ITEMS = {"items": [{"name": "Mug", "quantity": 2, "unit_price": "12.50"}]}
 

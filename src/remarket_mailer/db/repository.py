@@ -35,12 +35,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, make_transient_to_detached
+from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient_to_detached
 from sqlalchemy.sql.expression import BindParameter, ColumnElement, TextClause
 from sqlalchemy.sql.sqltypes import NullType
 
@@ -141,10 +140,6 @@ def contact_facts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Conta
 
 
 # --- consent and suppression ----------------------------------------------------------------
-
-
-def add_consent(session: Session, consent: Consent) -> None:
-    session.add(consent)
 
 
 def latest_consents(
@@ -275,16 +270,6 @@ def orders_by_id(session: Session, ids: Iterable[str]) -> dict[str, Order]:
 
 
 # --- workflows and enrollments --------------------------------------------------------------
-
-
-def remember_workflow_version(
-    session: Session, workflow_id: str, version: str, source: str, now: datetime
-) -> None:
-    """Store a workflow version's source once (concurrent stores are harmless)."""
-    statement = _insert(session, WorkflowVersion).values(
-        workflow_id=workflow_id, version=version, source=source, created_at=now
-    )
-    session.execute(statement.on_conflict_do_nothing())
 
 
 def workflow_source(session: Session, workflow_id: str, version: str) -> str | None:
@@ -1056,12 +1041,6 @@ def scrub_address(session: Session, email: str) -> None:
 _EVENT_HASHES = select(Event.event_id, Event.body_hash).where(
     Event.event_id.in_(bindparam("ids", expanding=True))
 )
-_CONTACTS_BY_REFS = select(Contact).where(
-    or_(
-        Contact.external_id.in_(bindparam("ext", expanding=True)),
-        Contact.email.in_(bindparam("emails", expanding=True)),
-    )
-)
 _CARTS_FOR_UPDATE = (
     select(Cart)
     .where(Cart.cart_id.in_(bindparam("ids", expanding=True)))
@@ -1078,105 +1057,11 @@ def event_hashes(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
     return {str(row[0]): str(row[1]) for row in rows}
 
 
-def contacts_by_refs(
-    session: Session, external_ids: Iterable[str], emails: Iterable[str]
-) -> list[Contact]:
-    ext, mails = list(set(external_ids)), list(set(emails))
-    if not ext and not mails:
-        return []
-    return list(session.scalars(_CONTACTS_BY_REFS, {"ext": ext, "emails": mails}))
-
-
 def carts_for_update(session: Session, cart_ids: Iterable[str]) -> dict[str, Cart]:
     ids = sorted(set(cart_ids))
     if not ids:
         return {}
     return {c.cart_id: c for c in session.scalars(_CARTS_FOR_UPDATE, {"ids": ids})}
-
-
-def enrollments_for(
-    session: Session,
-    keys: Iterable[tuple[str, str]],
-    prefixes: Iterable[tuple[str, str]],
-    active_contacts: Iterable[tuple[str, int]],
-) -> list[Enrollment]:
-    """Enrollments a batch of events may touch: by (workflow, key), by (workflow, key prefix
-    before '@') and the active ones of (workflow, contact)."""
-    pairs = sorted(set(keys))
-    starts = sorted(set(prefixes))
-    by_contact = set(active_contacts)
-    if not pairs and not starts and not by_contact:
-        return []
-    params: dict[str, Any] = {}
-    if pairs:
-        params["pairs"] = pairs
-    for i, (workflow_id, prefix) in enumerate(starts):
-        params[f"pw{i}"] = workflow_id
-        params[f"pk{i}"] = _like_escape(prefix) + "@%"
-    if by_contact:
-        params["contacts"] = sorted({c for _, c in by_contact})
-        params["workflows"] = sorted({w for w, _ in by_contact})
-    statement = _enrollments_statement(bool(pairs), len(starts), bool(by_contact))
-    return list(session.scalars(statement, params))
-
-
-_ENROLLMENT_STATEMENTS: dict[tuple[bool, int, bool], Any] = {}
-
-
-def _enrollments_statement(pairs: bool, prefixes: int, by_contact: bool) -> Any:
-    """One statement per shape of the question, built once: building a select with its
-    conditions cost more than PostgreSQL takes to answer it."""
-    shape = (pairs, prefixes, by_contact)
-    statement = _ENROLLMENT_STATEMENTS.get(shape)
-    if statement is not None:
-        return statement
-    conditions: list[Any] = []
-    if pairs:
-        conditions.append(
-            tuple_(Enrollment.workflow_id, Enrollment.key).in_(bindparam("pairs", expanding=True))
-        )
-    conditions.extend(
-        and_(
-            Enrollment.workflow_id == bindparam(f"pw{i}"),
-            Enrollment.key.like(bindparam(f"pk{i}"), escape="/"),
-        )
-        for i in range(prefixes)
-    )
-    if by_contact:
-        conditions.append(
-            and_(
-                Enrollment.status == EnrollmentStatus.ACTIVE,
-                Enrollment.contact_id.in_(bindparam("contacts", expanding=True)),
-                Enrollment.workflow_id.in_(bindparam("workflows", expanding=True)),
-            )
-        )
-    statement = select(Enrollment).where(or_(*conditions))
-    _ENROLLMENT_STATEMENTS[shape] = statement
-    return statement
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
-_LATEST_STARTS = (
-    select(Enrollment.workflow_id, Enrollment.contact_id, func.max(Enrollment.started_at))
-    .where(
-        Enrollment.workflow_id.in_(bindparam("workflows", expanding=True)),
-        Enrollment.contact_id.in_(bindparam("contacts", expanding=True)),
-    )
-    .group_by(Enrollment.workflow_id, Enrollment.contact_id)
-)
-
-
-def latest_starts(
-    session: Session, workflow_ids: Iterable[str], contact_ids: Iterable[int]
-) -> dict[tuple[str, int], datetime]:
-    wf, contacts = sorted(set(workflow_ids)), sorted(set(contact_ids))
-    if not wf or not contacts:
-        return {}
-    rows = session.connection().execute(_LATEST_STARTS, {"workflows": wf, "contacts": contacts})
-    return {(w, c): at for w, c, at in rows if at is not None}
 
 
 def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -1318,134 +1203,6 @@ def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datet
     )
 
 
-# --- renewal scan -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RenewalCandidate:
-    subscription_id: str
-    contact_id: int
-    renews_at: datetime
-    plan: str | None
-    status: str | None
-    price: Decimal | None
-    currency: str | None
-    timezone: str | None
-    external_id: str | None
-    email: str | None
-
-
-def renewal_key(session: Session) -> Any:
-    """SQL for a subscription's renewal enrollment key: ``<subscription_id>@<YYYY-MM-DD>``."""
-    if session.get_bind().dialect.name == "postgresql":
-        day = func.to_char(func.timezone("UTC", Subscription.renews_at), "YYYY-MM-DD")
-    else:  # SQLite keeps UTC text, 'YYYY-MM-DD HH:MM:SS'
-        day = func.substr(Subscription.renews_at, 1, 10)
-    return Subscription.subscription_id + "@" + day
-
-
-_ENROLLMENT_COLUMNS = (
-    "id",
-    "workflow_id",
-    "workflow_version",
-    "key",
-    "contact_id",
-    "status",
-    "started_at",
-    "context",
-)
-_DELIVERY_COLUMNS = (
-    "enrollment_id",
-    "contact_id",
-    "workflow_id",
-    "step_id",
-    "variant",
-    "template",
-    "status",
-    "due_at",
-    "planned_at",
-    "attempts",
-    "created_at",
-    "updated_at",
-)
-
-
-def renewal_page_end(session: Session, after: str, limit: int) -> str | None:
-    """The last subscription id of the keyset page that starts after ``after``; None at the
-    end. Index-only: the scan cuts its pages with it before filling them in parallel."""
-    return session.scalar(
-        select(func.max(Subscription.subscription_id)).where(
-            Subscription.subscription_id.in_(
-                select(Subscription.subscription_id)
-                .where(Subscription.subscription_id > after)
-                .order_by(Subscription.subscription_id)
-                .limit(limit)
-            )
-        )
-    )
-
-
-def renewal_candidates(
-    session: Session, workflow_id: str, after: str, last: str, start: datetime, end: datetime
-) -> list[RenewalCandidate]:
-    """Active subscriptions with ids in (after, last], renewing in [start, end) and not yet
-    enrolled in ``workflow_id`` for that date.
-
-    The anti-join probes the (workflow_id, key) unique index per subscription: no IN list of
-    thousands of keys, whose plan degrades badly while the table grows under COPY.
-    """
-    enrolled = aliased(Enrollment)
-    key = renewal_key(session)
-    rows = session.connection().execute(
-        select(
-            Subscription.subscription_id,
-            Subscription.contact_id,
-            Subscription.renews_at,
-            Subscription.plan,
-            Subscription.status,
-            Subscription.price,
-            Subscription.currency,
-            Contact.timezone,
-            Contact.external_id,
-            Contact.email,
-        )
-        .join(Contact, Contact.id == Subscription.contact_id)
-        .outerjoin(enrolled, and_(enrolled.workflow_id == workflow_id, enrolled.key == key))
-        .where(
-            Subscription.subscription_id > after,
-            Subscription.subscription_id <= last,
-            Subscription.status.in_(["active", "trialing"]),
-            Subscription.renews_at >= start,
-            Subscription.renews_at < end,
-            enrolled.id.is_(None),
-        )
-        .order_by(Subscription.subscription_id)
-    )
-    # Columns in field order; the join and the renews_at range exclude the NULLs the column
-    # types allow. Positional and fetched at once: a million RowMappings (or fetchone calls)
-    # cost seconds.
-    return [RenewalCandidate(*row) for row in rows.all()]  # type: ignore[arg-type, call-arg]
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedDelivery:
-    step_id: str
-    variant: str | None
-    template: str
-    due_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewEnrollment:
-    """One enrollment the renewal scan writes, with its deliveries."""
-
-    key: str
-    contact_id: int
-    context: str
-    """The enrollment context, already serialized as JSON."""
-    deliveries: Sequence[PlannedDelivery]
-
-
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _COPY_SPECIAL = re.compile(r"[\\\n\r\t]")
 
@@ -1454,106 +1211,6 @@ def _copy_text(value: str) -> str:
     """A value in COPY's text format (backslash, newline, CR and tab escaped)."""
     # Most values have nothing to escape, and searching is cheaper than translating.
     return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
-
-
-def bulk_enroll(
-    session: Session,
-    workflow_id: str,
-    workflow_version: str,
-    now: datetime,
-    items: Sequence[NewEnrollment],
-) -> int:
-    """Insert active enrollments with their scheduled deliveries. PostgreSQL: ids from the
-    sequence in one query, rows through COPY in text format, formatted here: the renewal
-    scan writes millions, and psycopg's per-row adaptation was a third of its client time.
-    Elsewhere, plain inserts. Returns the enrollments written."""
-    if not items:
-        return 0
-    active = EnrollmentStatus.ACTIVE.value
-    scheduled = DeliveryStatus.SCHEDULED.value
-    if session.get_bind().dialect.name != "postgresql":
-        import json
-
-        for item in items:
-            enrollment = Enrollment(
-                workflow_id=workflow_id,
-                workflow_version=workflow_version,
-                key=item.key,
-                contact_id=item.contact_id,
-                status=active,
-                started_at=now,
-                context=json.loads(item.context),
-            )
-            session.add(enrollment)
-            session.add_all(
-                Delivery(
-                    enrollment=enrollment,
-                    contact_id=item.contact_id,
-                    workflow_id=workflow_id,
-                    step_id=d.step_id,
-                    variant=d.variant,
-                    template=d.template,
-                    status=scheduled,
-                    due_at=d.due_at,
-                    planned_at=d.due_at,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for d in item.deliveries
-            )
-        session.flush()
-        return len(items)
-
-    connection = session.connection()
-    # Only the renewal scan writes this way, and it is idempotent: a page whose commit a crash
-    # loses is enrolled by the next scan. Not waiting for the WAL flush per page is safe.
-    connection.execute(text("SET LOCAL synchronous_commit TO off"))
-    ids = (
-        connection.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('enrollments', 'id')) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"n": len(items)},
-        )
-        .scalars()
-        .all()
-    )
-    at = now.isoformat()
-    # The columns every row of this page shares, escaped once.
-    enrollment_tail = f"{_copy_text(workflow_id)}\t{_copy_text(workflow_version)}"
-    delivery_head = f"{_copy_text(workflow_id)}"
-    step_columns: dict[tuple[str, str | None, str], str] = {}
-    enrollment_rows: list[str] = []
-    delivery_rows: list[str] = []
-    for new_id, item in zip(ids, items, strict=True):
-        enrollment_rows.append(
-            f"{new_id}\t{enrollment_tail}\t{_copy_text(item.key)}\t{item.contact_id}\t"
-            f"{active}\t{at}\t{_copy_text(item.context)}\n"
-        )
-        for d in item.deliveries:
-            shape = (d.step_id, d.variant, d.template)
-            step = step_columns.get(shape)
-            if step is None:
-                variant = "\\N" if d.variant is None else _copy_text(d.variant)
-                step = f"{_copy_text(d.step_id)}\t{variant}\t{_copy_text(d.template)}"
-                step_columns[shape] = step
-            due = d.due_at.isoformat()
-            delivery_rows.append(
-                f"{new_id}\t{item.contact_id}\t{delivery_head}\t{step}\t{scheduled}\t"
-                f"{due}\t{due}\t0\t{at}\t{at}\n"
-            )
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor:
-        columns = ", ".join(_ENROLLMENT_COLUMNS)
-        with cursor.copy(f"COPY enrollments ({columns}) FROM STDIN") as copy:
-            copy.write("".join(enrollment_rows))
-        columns = ", ".join(_DELIVERY_COLUMNS)
-        with cursor.copy(f"COPY deliveries ({columns}) FROM STDIN") as copy:
-            copy.write("".join(delivery_rows))
-    return len(items)
 
 
 def delivery_email(session: Session, delivery_id: int) -> str | None:

@@ -7,13 +7,12 @@ service gathers the facts for a whole batch in a few queries and asks ``decide``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
-from remarket_mailer.domain.clock import zone_or_utc
+from remarket_mailer.domain.caps import FrequencyCap, cap_release_time
+from remarket_mailer.domain.send_windows import SendWindow, next_allowed_time
 from remarket_mailer.domain.states import EnrollmentStatus
-from remarket_mailer.domain.workflow import SendWindow
 
 
 class SkipReason(StrEnum):
@@ -50,56 +49,6 @@ class Defer:
 
 
 Decision = Send | Skip | Defer
-
-
-@dataclass(frozen=True, slots=True)
-class FrequencyCap:
-    """At most ``limit`` emails per contact in any rolling ``window``."""
-
-    limit: int
-    window: timedelta
-
-    def __str__(self) -> str:
-        from remarket_mailer.domain.durations import format_duration
-
-        return f"{self.limit}/{format_duration(self.window)}"
-
-
-def parse_caps(text: str) -> tuple[FrequencyCap, ...]:
-    """``"1/16h, 3/7d"`` → two caps. Raises ValueError naming the bad part."""
-    from remarket_mailer.domain.durations import parse_duration
-
-    caps = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        limit, _, window = part.partition("/")
-        if not limit.strip().isdigit() or int(limit) < 1 or not window:
-            raise ValueError(
-                f"invalid frequency cap {part!r}: write it as COUNT/DURATION, e.g. 3/7d"
-            )
-        caps.append(FrequencyCap(int(limit), parse_duration(window.strip())))
-    return tuple(caps)
-
-
-def cap_release_time(
-    sends: tuple[datetime, ...] | list[datetime], caps: tuple[FrequencyCap, ...], now: datetime
-) -> datetime | None:
-    """None if every cap allows an email at ``now``; else the earliest moment all of them do.
-
-    Rolling windows: a cap of n per W allows a send at t when fewer than n sends fall in
-    (t - W, t]. Time only moves sends out of windows, so the latest per-cap release is the
-    release for all caps.
-    """
-    release: datetime | None = None
-    for cap in caps:
-        recent = sorted(s for s in sends if now - cap.window < s <= now)
-        if len(recent) >= cap.limit:
-            # The oldest sends have to leave the window until only limit - 1 remain.
-            until = recent[len(recent) - cap.limit] + cap.window
-            if release is None or until > release:
-                release = until
-    return release
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,40 +127,6 @@ def consent_decision(consent: str | None, rule: str, is_customer: bool) -> Skip 
     if rule == "soft_opt_in" and is_customer:
         return None
     return Skip(SkipReason.NO_CONSENT, f"rule {rule}")
-
-
-def next_allowed_time(now: datetime, timezone: str | None, window: SendWindow) -> datetime:
-    """The first moment at or after ``now`` inside the local send window of ``timezone``.
-
-    DST-correct: the window is applied to local wall-clock times; a window start that falls in
-    a spring-forward gap moves to the first real minute after it. Unknown or missing time zones
-    count as UTC.
-    """
-    zone = zone_or_utc(timezone)
-    local = now.astimezone(zone)
-    if _inside(local.time(), window.start, window.end):
-        return now
-    for days in range(3):
-        day = (local + timedelta(days=days)).date()
-        start = _localize(datetime.combine(day, window.start), zone)
-        if start > now:
-            return start.astimezone(now.tzinfo)
-    raise AssertionError("a daily window always opens within two days")  # pragma: no cover
-
-
-def _inside(moment: time, start: time, end: time) -> bool:
-    if start <= end:
-        return start <= moment < end
-    return moment >= start or moment < end  # a window across midnight, e.g. 20:00-02:00
-
-
-def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
-    aware = naive.replace(tzinfo=zone)
-    # A wall time inside a DST gap does not exist; the UTC round trip moves it past the gap.
-    roundtrip = aware.astimezone(ZoneInfo("UTC")).astimezone(zone)
-    if roundtrip.replace(tzinfo=None) != naive:
-        return roundtrip
-    return aware
 
 
 def in_holdout(contact_key: str, workflow_id: str, percent: int) -> bool:

@@ -5,16 +5,16 @@ Plain frozen dataclasses; loading and validation live in ``remarket_mailer.workf
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
-
-if TYPE_CHECKING:
-    from remarket_mailer.domain.policy import FrequencyCap
+from remarket_mailer.domain.send_windows import SendWindow
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
 ExitMatch = Literal["key", "contact"]
@@ -103,16 +103,6 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class SendWindow:
-    """Local times between which a contact may be emailed, e.g. 09:00-20:00.
-
-    Outside it are the quiet hours."""
-
-    start: time
-    end: time
-
-
-@dataclass(frozen=True, slots=True)
 class Workflow:
     id: str
     name: str
@@ -148,7 +138,7 @@ class Workflow:
 def plan_due_times(
     steps: tuple[Step, ...],
     start: datetime,
-    facts: dict[str, datetime] | None = None,
+    facts: Mapping[str, datetime] | None = None,
     timezone: str | None = None,
 ) -> list[tuple[Step, datetime]]:
     """Each step with its planned due time.

@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db.enrollments import NewEnrollment, RenewalCandidate
 from remarket_mailer.domain.clock import Clock
-from remarket_mailer.domain.policy import in_holdout
-from remarket_mailer.domain.workflow import Workflow, plan_due_times
+from remarket_mailer.domain.enrollment import plan_enrollment
+from remarket_mailer.domain.keys import contact_key, renewal_key
+from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import WorkflowSet
 
@@ -77,7 +79,7 @@ def scan_renewals(
     now = clock.now()
     for workflow in renewal_workflows(workflows):
         with uow() as session:
-            repo.remember_workflow_version(
+            enrollments_db.remember_workflow_version(
                 session, workflow.id, workflow.version, workflows.sources[workflow.id], now
             )
             parallel = workers or (2 if session.get_bind().dialect.name == "postgresql" else 1)
@@ -111,7 +113,7 @@ def _pages(uow: UnitOfWork, size: int) -> Iterator[tuple[str, str]]:
     after = ""
     while True:
         with uow() as session:
-            last = repo.renewal_page_end(session, after, size)
+            last = enrollments_db.renewal_page_end(session, after, size)
         if last is None:
             return
         yield after, last
@@ -130,9 +132,13 @@ def _scan_page(
     for attempt in range(3):
         try:
             with uow() as session:
-                batch = repo.renewal_candidates(session, workflow.id, after, last, now, until)
+                batch = enrollments_db.renewal_candidates(
+                    session, workflow.id, after, last, now, until
+                )
                 items = _plan_page(workflow, batch, now)
-                enrolled = repo.bulk_enroll(session, workflow.id, workflow.version, now, items)
+                enrolled = enrollments_db.bulk_enroll(
+                    session, workflow.id, workflow.version, now, items
+                )
             return len(batch), enrolled, sum(len(item.deliveries) for item in items)
         except IntegrityError:
             # A subscription event enrolled one of these meanwhile: redo the page.
@@ -145,7 +151,7 @@ def _json_text(value: str | None) -> str:
     return "null" if value is None else _quote(value)
 
 
-def renewal_context(candidate: repo.RenewalCandidate, holdout: bool) -> str:
+def renewal_context(candidate: RenewalCandidate, holdout: bool) -> str:
     """The enrollment context as JSON text: a ``subscription.upserted`` event naming the
     subscription and the renewal date. Plan, price and currency are not copied: sending reads
     them from the subscription as it is at send time (a reminder quotes today's price), and a
@@ -164,35 +170,26 @@ def renewal_context(candidate: repo.RenewalCandidate, holdout: bool) -> str:
 
 
 def _plan_page(
-    workflow: Workflow, batch: list[repo.RenewalCandidate], now: datetime
-) -> list[repo.NewEnrollment]:
-    items: list[repo.NewEnrollment] = []
+    workflow: Workflow, batch: list[RenewalCandidate], now: datetime
+) -> list[NewEnrollment]:
+    items: list[NewEnrollment] = []
     for candidate in batch:
-        planned = [
-            (step, due)
-            for step, due in plan_due_times(
-                workflow.steps,
-                now,
-                {"renews_at": candidate.renews_at, "occurred_at": now},
-                candidate.timezone,
-            )
-            # Never create a reminder that could only be sent late.
-            if step.expires_after is None or due + step.expires_after > now
-        ]
-        if not planned:
+        plan = plan_enrollment(
+            workflow,
+            contact_key(candidate.external_id, candidate.email, candidate.contact_id),
+            now,
+            {"renews_at": candidate.renews_at, "occurred_at": now},
+            candidate.timezone,
+            fresh_at=now,
+        )
+        if not plan.deliveries:
             continue
-        contact_key = candidate.external_id or candidate.email or str(candidate.contact_id)
-        holdout = in_holdout(contact_key, workflow.id, workflow.holdout_percent)
-        deliveries = []
-        for step, due in planned:
-            variant, template = step.pick(contact_key, workflow.id)
-            deliveries.append(repo.PlannedDelivery(step.id, variant, template, due))
         items.append(
-            repo.NewEnrollment(
-                key=f"{candidate.subscription_id}@{candidate.renews_at.date().isoformat()}",
+            NewEnrollment(
+                key=renewal_key(candidate.subscription_id, candidate.renews_at),
                 contact_id=candidate.contact_id,
-                context=renewal_context(candidate, holdout),
-                deliveries=deliveries,
+                context=renewal_context(candidate, plan.holdout),
+                deliveries=plan.deliveries,
             )
         )
     return items

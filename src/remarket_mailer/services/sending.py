@@ -64,16 +64,10 @@ from remarket_mailer.delivery.message import (
     sender_domain,
 )
 from remarket_mailer.delivery.throttle import Throttle
+from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.discounts import generate_code
-from remarket_mailer.domain.policy import (
-    Defer,
-    DeliveryFacts,
-    FrequencyCap,
-    Skip,
-    SkipReason,
-    decide,
-)
+from remarket_mailer.domain.policy import Defer, DeliveryFacts, Skip, SkipReason, decide
 from remarket_mailer.domain.provider_pause import Gate
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Step, Workflow
@@ -81,11 +75,11 @@ from remarket_mailer.errors import ConfigError, TemplateError, UnavailableError,
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
-from remarket_mailer.services.ingest import cart_view
 from remarket_mailer.services.provider_pauses import ProviderPauses
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
+from remarket_mailer.workflows.context import workflow_context
 from remarket_mailer.workflows.expressions import evaluate
 
 log = logging.getLogger(__name__)
@@ -560,27 +554,20 @@ class DeliveryService:
             contact.id, workflow.category, delivery.id, at=delivery.planned_at
         )
         cart = carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
-        return {
-            "shop": self.config.shop,
-            "contact": {
-                "email": contact.email,
-                "first_name": contact.first_name,
-                "last_name": contact.last_name,
-                "locale": contact.locale,
-                "timezone": contact.timezone,
-                "attributes": contact.attributes,
-            },
-            "cart": cart_view(cart) if cart is not None else None,
-            "event": _event_view(enrollment, workflow, subscriptions),
-            "discount": None,
-            "links": {
+        return workflow_context(
+            contact,
+            _event_view(enrollment, workflow, subscriptions),
+            cart,
+            shop=self.config.shop,
+            discount=None,
+            links={
                 "unsubscribe": self.links.unsubscribe_url(token),
                 "preferences": self.links.preferences_url(token),
             },
-            "workflow": {"id": workflow.id, "name": workflow.name, "category": workflow.category},
-            "step": {"id": step.id},
-            "_token": token,
-        }
+            workflow={"id": workflow.id, "name": workflow.name, "category": workflow.category},
+            step={"id": step.id},
+            _token=token,
+        )
 
     # -- step 2 ------------------------------------------------------------------------------
 

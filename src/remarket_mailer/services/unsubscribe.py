@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import repository as repo
-from remarket_mailer.db.models import Consent
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.links import UnsubscribeToken
@@ -42,17 +42,15 @@ def unsubscribe(
                 session, contact.id, "suppressed", "unsubscribed", now
             )
             return UnsubscribeResult(True, skipped)
-        repo.add_consent(
+        consent_db.record_consent(
             session,
-            Consent(
-                contact_id=contact.id,
-                topic=token.topic,
-                status="withdrawn",
-                source=source,
-                evidence=f"unsubscribe link of delivery {token.delivery_id}",
-                occurred_at=now,
-                recorded_at=now,
-            ),
+            contact_id=contact.id,
+            topic=token.topic,
+            status="withdrawn",
+            source=source,
+            evidence=f"unsubscribe link of delivery {token.delivery_id}",
+            occurred_at=now,
+            recorded_at=now,
         )
         workflow_ids = [w.id for w in workflows.workflows.values() if w.category == token.topic]
         if not workflow_ids:

@@ -13,13 +13,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.durations import parse_duration
-from remarket_mailer.domain.policy import parse_caps
+from remarket_mailer.domain.send_windows import SendWindow
 from remarket_mailer.domain.workflow import (
     DateOffset,
     DiscountSpec,
+    ExitMatch,
     ExitRule,
-    SendWindow,
     Step,
     Trigger,
     Variant,
@@ -191,9 +192,9 @@ class WorkflowSet:
     def triggered_by(self, event_type: str) -> list[Workflow]:
         return [w for w in self.workflows.values() if event_type in w.trigger.events]
 
-    def exited_by(self, event_type: str) -> list[tuple[Workflow, str]]:
+    def exited_by(self, event_type: str) -> list[tuple[Workflow, ExitMatch]]:
         """(workflow, match) for every exit rule on ``event_type``; all versions share exits."""
-        found: list[tuple[Workflow, str]] = []
+        found: list[tuple[Workflow, ExitMatch]] = []
         for workflow in self.workflows.values():
             for rule in workflow.exits:
                 if rule.event == event_type:

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.durations import parse_duration
-from remarket_mailer.domain.policy import parse_caps
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.workflows.expressions import compile_expression
 

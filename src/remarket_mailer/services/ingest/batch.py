@@ -1,0 +1,234 @@
+"""One ingest transaction: what it prefetched, indexed, and changed as its events apply.
+
+Everything the batch may read is fetched up front (known event ids, contacts, carts,
+subscriptions, orders, enrollments); every write is flushed together at the end, one
+statement per kind of row, however many events the batch holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import repository as repo
+from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
+from remarket_mailer.domain.keys import base_key, key_covers
+from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.schemas import AnyEvent, OrderPlaced
+from remarket_mailer.workflows.loader import WorkflowSet
+from remarket_mailer.workflows.matching import enrollment_key, exit_key
+
+Prepared = tuple[AnyEvent, dict[str, Any], str]
+"""An event, its body as sent, and the hash of that body."""
+
+
+@dataclass
+class IngestResult:
+    event_id: str
+    duplicate: bool = False
+    started: list[str] = field(default_factory=list)
+    """Workflow ids in which this event started an enrollment."""
+    refreshed: list[str] = field(default_factory=list)
+    exited: int = 0
+
+
+class Batch:
+    """The state of one ingest transaction: prefetched rows, indexed, updated as it goes.
+
+    It is also the ``workflows.matching.Enrollments`` that trigger and exit matching read."""
+
+    def __init__(
+        self, session: Session, workflows: WorkflowSet, now: datetime, items: list[Prepared]
+    ) -> None:
+        self.session = session
+        self.workflows = workflows
+        self.now = now
+        self.items = items
+        self.seen: dict[str, str] = repo.event_hashes(session, (e.event_id for e, _, _ in items))
+        self.stored_versions: set[tuple[str, str]] = set()
+        self.skip_enrollments: list[tuple[int, str]] = []
+        self.reschedules: list[dict[str, Any]] = []
+        # Events and new deliveries are plain rows, inserted at the end in one executemany
+        # each: building and flushing ORM objects for them was most of a batch's time.
+        self.new_events: list[dict[str, Any]] = []
+        # New carts and enrollments are objects the session does not track: they are
+        # written as plain INSERTs at the end, which costs half an ORM flush.
+        self.new_carts: list[Cart] = []
+        self.new_deliveries: dict[int, tuple[Enrollment, list[dict[str, Any]]]] = {}
+        self._load_contacts()
+        events = [e for e, _, _ in items]
+        cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
+        self.carts = repo.carts_for_update(session, cart_ids)
+        sub_ids = {s for e in events if (s := getattr(e, "subscription_id", None))}
+        self.subscriptions = repo.subscriptions_by_id(session, sub_ids)
+        order_ids = {e.order_id for e in events if isinstance(e, OrderPlaced)}
+        self.known_orders = set(repo.orders_by_id(session, order_ids))
+        self._load_enrollments(events)
+
+    # -- contacts --------------------------------------------------------------------------
+
+    def _load_contacts(self) -> None:
+        refs = [e.contact for e, _, _ in self.items]
+        found = contacts_db.contacts_by_refs(
+            self.session,
+            (r.external_id for r in refs if r.external_id),
+            (r.email for r in refs if r.email),
+        )
+        self.by_external = {c.external_id: c for c in found if c.external_id}
+        self.by_email = {c.email: c for c in found if c.email}
+        new: list[Contact] = []
+        for ref in refs:
+            if self._find(ref.external_id, ref.email) is None:
+                contact = contacts_db.new_contact(ref.external_id, ref.email, self.now)
+                new.append(contact)
+                self._index(contact)
+        # One INSERT for every new contact of the batch, at once: ids for what follows.
+        contacts_db.add_contacts(self.session, new)
+
+    def _find(self, external_id: str | None, email: str | None) -> Contact | None:
+        if external_id is not None and external_id in self.by_external:
+            return self.by_external[external_id]
+        if email is not None:
+            return self.by_email.get(email)
+        return None
+
+    def _index(self, contact: Contact) -> None:
+        if contact.external_id:
+            self.by_external[contact.external_id] = contact
+        if contact.email:
+            self.by_email[contact.email] = contact
+
+    def contact_for(self, event: AnyEvent) -> Contact:
+        ref = event.contact
+        contact = self._find(ref.external_id, ref.email)
+        assert contact is not None  # every reference was resolved or created up front
+        if contact.external_id is None and ref.external_id is not None:
+            contact.external_id = ref.external_id
+            self._index(contact)
+        if ref.email is not None and contact.email != ref.email and ref.email not in self.by_email:
+            contact.email = ref.email
+            self._index(contact)
+        return contact
+
+    # -- enrollments -----------------------------------------------------------------------
+
+    def _load_enrollments(self, events: list[AnyEvent]) -> None:
+        keys: set[tuple[str, str]] = set()
+        prefixes: set[tuple[str, str]] = set()
+        by_contact: set[tuple[str, int]] = set()
+        reenter: set[str] = set()
+        for event in events:
+            contact = self._find(event.contact.external_id, event.contact.email)
+            assert contact is not None
+            for workflow in self.workflows.triggered_by(event.type):
+                if workflow.trigger.key == "contact":
+                    by_contact.add((workflow.id, contact.id))
+                elif (key := enrollment_key(workflow, event, contact.id)) is not None:
+                    keys.add((workflow.id, key))
+                if workflow.trigger.reenter_after is not None:
+                    reenter.add(workflow.id)
+            for workflow, match in self.workflows.exited_by(event.type):
+                if match == "contact":
+                    by_contact.add((workflow.id, contact.id))
+                elif (value := exit_key(workflow, event)) is not None:
+                    keys.add((workflow.id, value))
+                    if workflow.trigger.key == "subscription_id":
+                        prefixes.add((workflow.id, value))
+        self.enrollments: dict[tuple[str, str], Enrollment] = {}
+        # Subscription keys carry the renewal date ("sub_1@2026-12-01"); exits name the
+        # subscription only, so enrollments are also found by their base key.
+        self.by_base_key: dict[tuple[str, str], list[Enrollment]] = {}
+        self.active_by_contact: dict[tuple[str, int], list[Enrollment]] = {}
+        for enrollment in enrollments_db.enrollments_for(self.session, keys, prefixes, by_contact):
+            self.remember(enrollment)
+        contacts = (
+            {c for _, c in by_contact}
+            | {c.id for c in self.by_email.values()}
+            | {c.id for c in self.by_external.values()}
+        )
+        self.latest_start = enrollments_db.latest_starts(self.session, reenter, contacts)
+
+    def remember(self, enrollment: Enrollment) -> None:
+        self.enrollments[(enrollment.workflow_id, enrollment.key)] = enrollment
+        base = base_key(enrollment.key)
+        self.by_base_key.setdefault((enrollment.workflow_id, base), []).append(enrollment)
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            group = self.active_by_contact.setdefault(
+                (enrollment.workflow_id, enrollment.contact_id), []
+            )
+            if enrollment not in group:
+                group.append(enrollment)
+
+    def by_key(self, workflow_id: str, key: str) -> Enrollment | None:
+        return self.enrollments.get((workflow_id, key))
+
+    def active(self, workflow_id: str, contact_id: int) -> list[Enrollment]:
+        group = self.active_by_contact.get((workflow_id, contact_id), [])
+        return [e for e in group if e.status == EnrollmentStatus.ACTIVE]
+
+    def active_by_key(self, workflow_id: str, key: str) -> list[Enrollment]:
+        found = self.by_base_key.get((workflow_id, base_key(key)), [])
+        return [e for e in found if key_covers(key, e.key) and e.status == EnrollmentStatus.ACTIVE]
+
+    def last_start(self, workflow_id: str, contact_id: int) -> datetime | None:
+        return self.latest_start.get((workflow_id, contact_id))
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def record_event(
+        self, event: AnyEvent, raw: dict[str, Any], digest: str, contact_id: int
+    ) -> None:
+        self.new_events.append(
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "occurred_at": event.occurred_at,
+                "received_at": self.now,
+                "contact_id": contact_id,
+                "body_hash": digest,
+                "payload": json.loads(json.dumps(raw, default=str)),
+            }
+        )
+
+    def exit(self, enrollments: tuple[Enrollment, ...], reason: str) -> int:
+        for enrollment in enrollments:
+            enrollment.status = EnrollmentStatus.EXITED
+            enrollment.exit_reason = reason
+            enrollment.ended_at = self.now
+            pending = self.new_deliveries.get(id(enrollment))
+            if pending is not None:
+                for delivery in pending[1]:
+                    if delivery["status"] == DeliveryStatus.SCHEDULED:
+                        delivery["status"] = DeliveryStatus.SKIPPED
+                        delivery["reason"], delivery["detail"] = "exited", reason
+            else:
+                self.skip_enrollments.append((enrollment.id, reason))
+        return len(enrollments)
+
+    def finish(self) -> None:
+        """Every write of the batch: the ORM flush (changed contacts and facts, consents,
+        orders, subscriptions), new carts and enrollments (which gets the enrollments their
+        ids), events and deliveries, one statement each, then the updates - one statement
+        each, for the whole batch."""
+        self.session.flush()
+        repo.insert_new(self.session, Cart, self.new_carts)
+        repo.insert_new(self.session, Enrollment, [e for e, _ in self.new_deliveries.values()])
+        deliveries: list[dict[str, Any]] = []
+        for enrollment, rows in self.new_deliveries.values():
+            for row in rows:
+                row["enrollment_id"] = enrollment.id
+                deliveries.append(row)
+        repo.insert_rows(self.session, Event, self.new_events)
+        repo.insert_rows(self.session, Delivery, deliveries)
+        by_reason: dict[str, list[int]] = {}
+        for enrollment_id, reason in self.skip_enrollments:
+            by_reason.setdefault(reason, []).append(enrollment_id)
+        for reason, ids in by_reason.items():
+            repo.skip_pending_for_enrollments(self.session, ids, "exited", reason, self.now)
+        repo.reschedule_many(self.session, self.reschedules, self.now)

@@ -1,0 +1,50 @@
+"""The one context: every name a filter can use, a step condition and a template can use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from remarket_mailer.workflows.context import workflow_context
+from remarket_mailer.workflows.expressions import evaluate
+
+
+@dataclass
+class Contact:
+    email: str | None = "ann@example.org"
+    first_name: str | None = "Ann"
+    last_name: str | None = "Jansen"
+    locale: str | None = "nl"
+    timezone: str | None = "Europe/Amsterdam"
+    attributes: dict[str, Any] = field(default_factory=lambda: {"tier": "gold"})
+    first_order_at: datetime | None = None
+
+
+@dataclass
+class Cart:
+    cart_id: str = "cart-1"
+    items: dict[str, Any] | None = None
+    currency: str | None = "EUR"
+    total: Decimal | None = None
+    checkout_url: str | None = None
+
+
+def test_is_customer_and_last_name_are_both_there() -> None:
+    buyer = Contact(first_order_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert evaluate("contact.is_customer", workflow_context(buyer, {}, None))
+    assert not evaluate("contact.is_customer", workflow_context(Contact(), {}, None))
+    assert evaluate('contact.last_name == "Jansen"', workflow_context(Contact(), {}, None))
+
+
+def test_send_time_names_are_added_on_the_same_base() -> None:
+    context = workflow_context(Contact(), {"type": "cart.updated"}, Cart(), shop={"name": "S"})
+    assert context["shop"] == {"name": "S"}
+    assert context["event"] == {"type": "cart.updated"}
+    assert context["cart"]["total"] == Decimal(0)  # no total reads as zero, not None
+    assert context["cart"]["items"] == []
+    with pytest.raises(TypeError, match="contact"):
+        workflow_context(Contact(), {}, None, contact={"email": "other@example.org"})
