@@ -66,7 +66,7 @@ def order_event(
         order_id=fields.pop("order_id", f"order-{next(_ids)}"),
         cart_id=cart_id,
         currency="EUR",
-        total="74.50",
+        total=fields.pop("total", "74.50"),
         **fields,
     )
 

@@ -127,6 +127,34 @@ def test_any_order_by_the_contact_also_exits(
     assert provider.outbox == []
 
 
+def test_an_exit_condition_decides_which_orders_exit(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """The exit rule's ``condition`` is evaluated on the exit event: a small order by the
+    contact leaves the reminders running, a large one ends them."""
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    rule = "  - event: order.placed   # or any order by the same contact\n    match: contact\n"
+    assert rule in stock
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace(rule, rule + "    condition: event.total >= 100\n")
+    )
+    provider = MemoryProvider()
+    app = make_app(provider=provider, workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    subscribe_ann(client)
+    post(client, cart_event(T0))
+    small = post(client, order_event(T0 + timedelta(minutes=10), cart_id=None))
+    assert small["enrollments_exited"] == 0
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    assert len(provider.outbox) == 1
+    large = post(client, order_event(T0 + timedelta(hours=2), cart_id=None, total="120.00"))
+    assert large["enrollments_exited"] == 1
+    at(clock, timedelta(days=5))
+    run_due(app)
+    assert len(provider.outbox) == 1
+
+
 def test_older_order_does_not_exit_a_newer_cart(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:

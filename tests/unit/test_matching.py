@@ -11,8 +11,8 @@ import pytest
 
 from remarket_mailer.domain.workflow import ExitRule, Step, Trigger, Workflow
 from remarket_mailer.workflows.matching import (
+    ConditionFailed,
     Exit,
-    FilterFailed,
     Refresh,
     Start,
     enrollment_key,
@@ -108,7 +108,7 @@ def test_filter_false_disabled_or_no_key_is_nothing() -> None:
 
 def test_a_failing_filter_is_reported_not_raised() -> None:
     outcome = match_trigger(CART, Event(), 7, lambda: {"cart": {"total": "x"}}, Held())
-    assert isinstance(outcome, FilterFailed) and outcome.workflow is CART
+    assert isinstance(outcome, ConditionFailed) and outcome.workflow is CART
 
 
 def test_the_context_is_only_built_for_a_filter() -> None:
@@ -158,7 +158,8 @@ def test_an_exit_by_subscription_ends_every_period_and_no_other_subscription() -
         for key in ("sub_1@2026-12-01", "sub_1@2027-01-01", "sub_10@2026-12-01")
     }
     cancel = Event(type="subscription.cancelled", cart_id=None, subscription_id="sub_1")
-    outcome = match_exit(RENEWAL, "key", cancel, 7, Held(periods))
+    rule = ExitRule("subscription.cancelled")
+    outcome = match_exit(RENEWAL, rule, cancel, 7, dict, Held(periods))
     assert isinstance(outcome, Exit)
     assert sorted(e.key for e in outcome.enrollments) == ["sub_1@2026-12-01", "sub_1@2027-01-01"]
     assert outcome.reason == "subscription.cancelled (same subscription_id)"
@@ -169,7 +170,39 @@ def test_an_order_exits_only_carts_begun_before_it() -> None:
     newer = Enrollment("cart-new", started_at=T0 + timedelta(hours=1))
     held = Held({("abandoned_cart", "cart-old"): older, ("abandoned_cart", "cart-new"): newer})
     order = Event(type="order.placed", cart_id=None)
-    outcome = match_exit(CART, "contact", order, 7, held)
+    by_contact, by_key = ExitRule("order.placed", "contact"), ExitRule("order.placed", "key")
+    outcome = match_exit(CART, by_contact, order, 7, dict, held)
     assert outcome == Exit(CART, (older,), "order.placed (contact)")
-    assert match_exit(CART, "key", order, 7, held) is None  # the order names no cart
-    assert match_exit(CART, "contact", order, 8, held) is None  # someone else's order
+    assert match_exit(CART, by_key, order, 7, dict, held) is None  # the order names no cart
+    assert match_exit(CART, by_contact, order, 8, dict, held) is None  # someone else's order
+
+
+def test_an_exit_condition_ends_only_what_it_holds_for() -> None:
+    """``exit: [{event: order.placed, match: contact, condition: ...}]`` was parsed and then
+    ignored: every order ended the reminders, whatever the condition said."""
+    started = Enrollment("cart-1", started_at=T0 - timedelta(hours=2))
+    held = Held({("abandoned_cart", "cart-1"): started})
+    rule = ExitRule("order.placed", "contact", condition="event.total >= 50")
+    order = Event(type="order.placed", cart_id=None)
+    small: dict[str, Any] = {"event": {"total": 10}}
+    large: dict[str, Any] = {"event": {"total": 80}}
+    assert match_exit(CART, rule, order, 7, lambda: small, held) is None
+    assert match_exit(CART, rule, order, 7, lambda: large, held) == Exit(
+        CART, (started,), "order.placed (contact)"
+    )
+
+
+def test_a_failing_exit_condition_is_reported_and_ends_nothing() -> None:
+    started = Enrollment("cart-1", started_at=T0 - timedelta(hours=2))
+    held = Held({("abandoned_cart", "cart-1"): started})
+    rule = ExitRule("order.placed", "contact", condition="event.total >= 50")
+    outcome = match_exit(CART, rule, Event(type="order.placed"), 7, lambda: {"event": {}}, held)
+    assert isinstance(outcome, ConditionFailed) and outcome.workflow is CART
+
+
+def test_the_exit_context_is_not_built_when_nothing_would_end() -> None:
+    def never() -> Mapping[str, Any]:
+        raise AssertionError("context built for nothing")
+
+    rule = ExitRule("order.placed", "contact", condition="event.total >= 50")
+    assert match_exit(CART, rule, Event(type="order.placed"), 7, never, Held({})) is None

@@ -72,6 +72,32 @@ def cart_view(cart: CartLike) -> dict[str, Any]:
     }
 
 
+MONEY_FIELDS: frozenset[str] = frozenset({"total", "price", "unit_price"})
+"""The event fields that hold money (``schemas.Money``). Events arrive and are stored as JSON,
+where money is a string ("74.50") so no float touches it; expressions compare it with numbers
+(``event.total >= 100``), so the view turns it back into Decimal. A test keeps this list equal
+to the schema's Money fields."""
+
+
+def event_view(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as expressions and templates see it: its JSON, money as Decimal (in line
+    items and recommendations too)."""
+    return {key: _money(key, value) for key, value in event.items()}
+
+
+def _money(key: str, value: Any) -> Any:
+    if isinstance(value, str) and key in MONEY_FIELDS:
+        try:
+            return Decimal(value)
+        except ArithmeticError:  # decimal.InvalidOperation: not a number, leave it as sent
+            return value
+    if isinstance(value, Mapping):
+        return event_view(value)
+    if isinstance(value, list):
+        return [event_view(v) if isinstance(v, Mapping) else v for v in value]
+    return value
+
+
 def workflow_context(
     contact: ContactLike,
     event: Mapping[str, Any],
@@ -83,7 +109,7 @@ def workflow_context(
     ``send_time`` adds the names only sending has (``shop``, ``discount``, ``links``,
     ``workflow``, ``step``); it cannot replace ``contact``, ``event`` or ``cart``."""
     base: dict[str, Any] = {
-        "event": event,
+        "event": event_view(event),
         "contact": contact_view(contact),
         "cart": cart_view(cart) if cart is not None else None,
     }

@@ -19,7 +19,6 @@ from remarket_mailer.domain.send_windows import SendWindow
 from remarket_mailer.domain.workflow import (
     DateOffset,
     DiscountSpec,
-    ExitMatch,
     ExitRule,
     Step,
     Trigger,
@@ -192,13 +191,13 @@ class WorkflowSet:
     def triggered_by(self, event_type: str) -> list[Workflow]:
         return [w for w in self.workflows.values() if event_type in w.trigger.events]
 
-    def exited_by(self, event_type: str) -> list[tuple[Workflow, ExitMatch]]:
-        """(workflow, match) for every exit rule on ``event_type``; all versions share exits."""
-        found: list[tuple[Workflow, ExitMatch]] = []
+    def exited_by(self, event_type: str) -> list[tuple[Workflow, ExitRule]]:
+        """(workflow, rule) for every exit rule on ``event_type``; all versions share exits."""
+        found: list[tuple[Workflow, ExitRule]] = []
         for workflow in self.workflows.values():
             for rule in workflow.exits:
                 if rule.event == event_type:
-                    found.append((workflow, rule.match))
+                    found.append((workflow, rule))
         return found
 
     def version(self, workflow_id: str, version: str) -> Workflow | None:

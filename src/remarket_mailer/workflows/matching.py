@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from remarket_mailer.domain.keys import contact_enrollment_key, renewal_key
 from remarket_mailer.domain.states import EnrollmentStatus
-from remarket_mailer.domain.workflow import ExitMatch, Workflow
+from remarket_mailer.domain.workflow import ExitRule, Workflow
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.workflows.expressions import evaluate
 
@@ -72,8 +72,9 @@ class Refresh(Generic[E]):
 
 
 @dataclass(frozen=True, slots=True)
-class FilterFailed:
-    """The trigger filter raised (the marketer's expression): not matched, to be reported."""
+class ConditionFailed:
+    """A trigger filter or exit condition raised (the marketer's expression): the rule does
+    not apply, and the failure is reported."""
 
     workflow: Workflow
     error: ValidationError
@@ -114,7 +115,7 @@ def match_trigger(
     contact_id: int,
     context: Callable[[], Mapping[str, Any]],
     enrollments: Enrollments[E],
-) -> Start | Refresh[E] | FilterFailed | None:
+) -> Start | Refresh[E] | ConditionFailed | None:
     """What ``event`` (of one of the trigger's types) does to ``workflow`` for this contact.
 
     Nothing when the workflow is disabled, the event lacks the key, a contact-keyed workflow
@@ -134,7 +135,7 @@ def match_trigger(
             if not evaluate(workflow.trigger.filter, context()):
                 return None
         except ValidationError as exc:  # any failure of the marketer's expression
-            return FilterFailed(workflow, exc)
+            return ConditionFailed(workflow, exc)
     existing = enrollments.by_key(workflow.id, key)
     if existing is not None:
         if existing.status == EnrollmentStatus.ACTIVE and event.occurred_at > existing.started_at:
@@ -149,15 +150,18 @@ def match_trigger(
 
 def match_exit(
     workflow: Workflow,
-    match: ExitMatch,
+    rule: ExitRule,
     event: TriggerEvent,
     contact_id: int,
+    context: Callable[[], Mapping[str, Any]],
     enrollments: Enrollments[E],
-) -> Exit[E] | None:
+) -> Exit[E] | ConditionFailed | None:
     """The enrollments one exit rule ends: the active ones under the event's key, or the
     contact's active ones that began no later than the event (an order placed before a new
-    cart was abandoned says nothing about that cart)."""
-    if match == "key":
+    cart was abandoned says nothing about that cart). A rule with a ``condition`` applies only
+    when it holds for the event (``context`` is built only then, and only if there is
+    something to end)."""
+    if rule.match == "key":
         key = exit_key(workflow, event)
         if key is None:
             return None
@@ -170,4 +174,12 @@ def match_exit(
             if e.started_at <= event.occurred_at
         )
         reason = f"{event.type} (contact)"
-    return Exit(workflow, found, reason) if found else None
+    if not found:
+        return None
+    if rule.condition is not None:
+        try:
+            if not evaluate(rule.condition, context()):
+                return None
+        except ValidationError as exc:
+            return ConditionFailed(workflow, exc)
+    return Exit(workflow, found, reason)

@@ -144,7 +144,12 @@ class TriggerSpec(_Strict):
 class ExitSpec(_Strict):
     event: EventType
     match: Literal["key", "contact"] = "key"
-    condition: Expression | None = None
+    condition: Expression | None = Field(
+        default=None,
+        description="Exit only when this expression holds for the exit event "
+        "(e.g. `event.total >= 50`); an expression that fails exits nothing and is counted "
+        "in remarket_expression_errors_total.",
+    )
 
 
 class DiscountSpecModel(_Strict):

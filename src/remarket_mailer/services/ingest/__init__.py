@@ -166,7 +166,7 @@ def _apply(batch: Batch, contact: Contact, event: AnyEvent) -> IngestResult:
     anything it triggers starts."""
     result = IngestResult(event.event_id)
     facts = apply_facts(batch, contact, event)
-    result.exited = apply_exits(batch, contact, event)
+    result.exited = apply_exits(batch, contact, event, facts)
     if facts.may_trigger:
         apply_triggers(batch, contact, event, facts, result)
     return result

@@ -133,8 +133,8 @@ class Batch:
                     keys.add((workflow.id, key))
                 if workflow.trigger.reenter_after is not None:
                     reenter.add(workflow.id)
-            for workflow, match in self.workflows.exited_by(event.type):
-                if match == "contact":
+            for workflow, rule in self.workflows.exited_by(event.type):
+                if rule.match == "contact":
                     by_contact.add((workflow.id, contact.id))
                 elif (value := exit_key(workflow, event)) is not None:
                     keys.add((workflow.id, value))

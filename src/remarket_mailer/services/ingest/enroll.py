@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from remarket_mailer.services.ingest.batch import Batch, IngestResult
 from remarket_mailer.services.ingest.facts import Facts
 from remarket_mailer.workflows.context import workflow_context
 from remarket_mailer.workflows.matching import (
-    FilterFailed,
+    ConditionFailed,
     Refresh,
     Start,
     match_exit,
@@ -34,12 +35,30 @@ from remarket_mailer.workflows.matching import (
 log = logging.getLogger(__name__)
 
 
-def apply_exits(batch: Batch, contact: Contact, event: AnyEvent) -> int:
+def _lazy_context(contact: Contact, event: AnyEvent, facts: Facts) -> Callable[[], dict[str, Any]]:
+    """The expression context of ``event``, built once and only if an expression needs it."""
+    built: list[dict[str, Any]] = []
+
+    def context() -> dict[str, Any]:
+        if not built:
+            built.append(workflow_context(contact, json.loads(event.model_dump_json()), facts.cart))
+        return built[0]
+
+    return context
+
+
+def apply_exits(batch: Batch, contact: Contact, event: AnyEvent, facts: Facts) -> int:
     """End the enrollments this event's exit rules reach; returns how many ended."""
     ended = 0
-    for workflow, match in batch.workflows.exited_by(event.type):
-        found = match_exit(workflow, match, event, contact.id, batch)
-        if found is not None:
+    context = _lazy_context(contact, event, facts)
+    for workflow, rule in batch.workflows.exited_by(event.type):
+        found = match_exit(workflow, rule, event, contact.id, context, batch)
+        if isinstance(found, ConditionFailed):
+            log.warning(
+                "workflow=%s exit condition failed, not exited: %s", workflow.id, found.error
+            )
+            metrics.EXPRESSION_ERRORS.labels(workflow.id, "exit.condition").inc()
+        elif found is not None:
             ended += batch.exit(found.enrollments, found.reason)
     return ended
 
@@ -48,17 +67,10 @@ def apply_triggers(
     batch: Batch, contact: Contact, event: AnyEvent, facts: Facts, result: IngestResult
 ) -> None:
     """Start or refresh enrollments of every workflow this event triggers."""
-    built: list[dict[str, Any]] = []
-
-    def context() -> dict[str, Any]:
-        # Built once per event, and only if a filter needs it.
-        if not built:
-            built.append(workflow_context(contact, json.loads(event.model_dump_json()), facts.cart))
-        return built[0]
-
+    context = _lazy_context(contact, event, facts)
     for workflow in batch.workflows.triggered_by(event.type):
         outcome = match_trigger(workflow, event, contact.id, context, batch)
-        if isinstance(outcome, FilterFailed):
+        if isinstance(outcome, ConditionFailed):
             log.warning("workflow=%s filter failed, not matched: %s", workflow.id, outcome.error)
             metrics.EXPRESSION_ERRORS.labels(workflow.id, "trigger.filter").inc()
         elif isinstance(outcome, Refresh):
