@@ -304,6 +304,9 @@ class TrackingEvent(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     bounce_class: Mapped[str | None] = mapped_column(String(8))
     detail: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    """Of an open or click, when the ESP (or our own pixel and redirect) saw one: what tells a
+    person from Apple's privacy proxy or a link scanner (migration 0010)."""
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
 
