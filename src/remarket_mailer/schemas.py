@@ -27,6 +27,7 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from typing_extensions import TypeIs
 
 from remarket_mailer.domain.emails import normalize_email
 
@@ -160,11 +161,7 @@ class ProductRef(_Model):
     price: Money | None = None
 
 
-class _Event(_Model):
-    event_id: Id
-    occurred_at: Timestamp
-    contact: ContactRef
-
+class _NoNul(_Model):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
@@ -174,6 +171,12 @@ class _Event(_Model):
         if where is not None:
             raise ValueError(f"{where}: text must not contain the NUL character (\\u0000)")
         return data
+
+
+class _Event(_NoNul):
+    event_id: Id
+    occurred_at: Timestamp
+    contact: ContactRef
 
 
 class ContactUpserted(_Event):
@@ -287,10 +290,85 @@ AnyEvent = Annotated[
     | ContactUnsubscribed,
     Field(discriminator="type"),
 ]
+"""An event about a contact: it goes through consent, exits and triggers."""
 
-EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+# --- the catalog ------------------------------------------------------------------------------
 
 
-def parse_event(data: Any) -> AnyEvent:
+class ProductVariant(_Model):
+    variant_id: Id
+    title: Name | None = None
+    sku: Name | None = None
+    price: Money | None = None
+    compare_at_price: Money | None = None
+    available: bool = True
+    inventory: int | None = Field(default=None, ge=-1_000_000_000, le=1_000_000_000)
+
+
+class _CatalogEvent(_NoNul):
+    """About the shop's catalog, not a contact: no ``contact``."""
+
+    event_id: Id
+    occurred_at: Timestamp
+
+
+class ProductUpserted(_CatalogEvent):
+    type: Literal["product.upserted"]
+    product_id: Id
+    title: Name
+    url: Url | None = None
+    image_url: Url | None = None
+    price: Money | None = None
+    compare_at_price: Money | None = Field(
+        default=None, description="The price before a sale (shown struck through)."
+    )
+    currency: Currency | None = None
+    category: Name | None = None
+    tags: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100
+    )
+    available: bool = Field(
+        default=True,
+        description="False: out of stock (never recommended; a back-in-stock reminder waits).",
+    )
+    inventory: int | None = Field(default=None, ge=-1_000_000_000, le=1_000_000_000)
+    variants: list[ProductVariant] = Field(default_factory=list, max_length=250)
+
+
+class ProductDeleted(_CatalogEvent):
+    type: Literal["product.deleted"]
+    product_id: Id
+
+
+CatalogEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator="type")]
+CATALOG_EVENT_TYPES = frozenset({"product.upserted", "product.deleted"})
+
+IncomingEvent = Annotated[
+    ContactUpserted
+    | ConsentChanged
+    | CartUpdated
+    | CheckoutStarted
+    | CartEmptied
+    | OrderPlaced
+    | ProductViewed
+    | SubscriptionUpserted
+    | SubscriptionRenewed
+    | SubscriptionCancelled
+    | ContactUnsubscribed
+    | ProductUpserted
+    | ProductDeleted,
+    Field(discriminator="type"),
+]
+"""Anything ``POST /v1/events`` accepts: a contact's event or a catalog change."""
+
+EVENT_ADAPTER: TypeAdapter[IncomingEvent] = TypeAdapter(IncomingEvent)
+
+
+def parse_event(data: Any) -> IncomingEvent:
     """Validate one event (a dict from JSON); raises pydantic.ValidationError."""
     return EVENT_ADAPTER.validate_python(data)
+
+
+def is_catalog_event(event: IncomingEvent) -> TypeIs[ProductUpserted | ProductDeleted]:
+    return event.type in CATALOG_EVENT_TYPES

@@ -354,3 +354,42 @@ class ProviderPauseRow(Base):
     started_at: Mapped[datetime]
     """When the first of these consecutive faults came."""
     updated_at: Mapped[datetime]
+
+
+class Product(Base):
+    """The shop's catalog, as ``product.upserted`` / ``product.deleted`` events, the shops'
+    product webhooks and ``remarket catalog import`` keep it. A deleted product stays as a row
+    (``deleted_at``) so an older upsert arriving late cannot bring it back."""
+
+    __tablename__ = "products"
+    __table_args__ = (Index("ix_products_category_orders", "category", "orders_count"),)
+
+    product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    compare_at_price: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    category: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    available: Mapped[bool]
+    inventory: Mapped[int | None]
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    """Orders that contained the product (best sellers per category, the fallback)."""
+    updated_at: Mapped[datetime]
+    """occurred_at of the newest change applied: an older one never overwrites it."""
+    deleted_at: Mapped[datetime | None]
+
+
+class ProductPair(Base):
+    """How often two products were bought in one order ("bought together"), counted as
+    orders arrive: both directions are rows, so the lookup is one index range per product."""
+
+    __tablename__ = "product_pairs"
+    __table_args__ = (Index("ix_product_pairs_rank", "product_id", "orders"),)
+
+    product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    other_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)

@@ -41,7 +41,7 @@ from remarket_mailer.entrypoints.http import (
 from remarket_mailer.entrypoints.integrations_api import integrations_router
 from remarket_mailer.entrypoints.webhooks_api import webhooks_router
 from remarket_mailer.errors import ConflictError, ValidationError
-from remarket_mailer.schemas import EVENT_ADAPTER, AnyEvent, parse_event
+from remarket_mailer.schemas import EVENT_ADAPTER, IncomingEvent, parse_event
 from remarket_mailer.services.ingest import IngestOutcome, ingest_batch
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.services.webhooks import record_engagement
@@ -78,7 +78,7 @@ def create_api(app: App) -> FastAPI:
 
     # Single events that queue up behind a running transaction share the next one.
     # Its slots are its own: with the batch endpoint's, at most twice ingest_threads run.
-    single_events: GroupCommit[tuple[AnyEvent, dict[str, Any]], IngestOutcome] = GroupCommit(
+    single_events: GroupCommit[tuple[IncomingEvent, dict[str, Any]], IngestOutcome] = GroupCommit(
         lambda items: ingest_batch(app.uow, app.workflows, app.clock, items),
         app.settings.ingest_threads,
     )
@@ -180,7 +180,7 @@ def create_api(app: App) -> FastAPI:
                 [{"field": "events", "message": f"expected a list of 1 to {BATCH_MAX_EVENTS}"}],
             )
         results: list[dict[str, Any]] = [{} for _ in events]
-        valid: list[tuple[int, AnyEvent, dict[str, Any]]] = []
+        valid: list[tuple[int, IncomingEvent, dict[str, Any]]] = []
         for index, raw in enumerate(events):
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             results[index] = {"index": index, "event_id": event_id}
@@ -354,7 +354,7 @@ def _publish_definitions(api: FastAPI, definitions: dict[str, Any]) -> None:
 _CONSENT_EVENTS = frozenset({"consent.changed", "contact.unsubscribed"})
 
 
-def _future_problem(event: AnyEvent, now: datetime) -> dict[str, str] | None:
+def _future_problem(event: IncomingEvent, now: datetime) -> dict[str, str] | None:
     """The problem to report for a consent event stamped too far ahead of ``now``, else None:
     a grant from a client clock in 2030 must not outrank every opt-out until then."""
     if event.type not in _CONSENT_EVENTS:

@@ -25,7 +25,7 @@ from remarket_mailer.entrypoints.http import (
 )
 from remarket_mailer.errors import ConflictError, ValidationError
 from remarket_mailer.integrations import shopify, woocommerce
-from remarket_mailer.schemas import AnyEvent, parse_event
+from remarket_mailer.schemas import IncomingEvent, parse_event
 from remarket_mailer.services.ingest import ingest_batch
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -76,7 +76,7 @@ async def _handle(
     if not events:
         return JSONResponse({"status": "ignored", "topic": topic, "events": []})
     # A field the shop filled beyond our limits rejects that event, not the whole delivery.
-    parsed: list[AnyEvent | list[dict[str, str]]] = []
+    parsed: list[IncomingEvent | list[dict[str, str]]] = []
     for raw in events:
         try:
             parsed.append(parse_event(raw))

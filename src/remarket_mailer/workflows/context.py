@@ -72,7 +72,7 @@ def cart_view(cart: CartLike) -> dict[str, Any]:
     }
 
 
-MONEY_FIELDS: frozenset[str] = frozenset({"total", "price", "unit_price"})
+MONEY_FIELDS: frozenset[str] = frozenset({"total", "price", "unit_price", "compare_at_price"})
 """The event fields that hold money (``schemas.Money``). Events arrive and are stored as JSON,
 where money is a string ("74.50") so no float touches it; expressions compare it with numbers
 (``event.total >= 100``), so the view turns it back into Decimal. A test keeps this list equal

@@ -19,7 +19,7 @@ from remarket_mailer import metrics
 from remarket_mailer.db.models import Contact
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.errors import ConflictError, UnavailableError, ValidationError
-from remarket_mailer.schemas import AnyEvent
+from remarket_mailer.schemas import AnyEvent, IncomingEvent, is_catalog_event
 from remarket_mailer.services.ingest.batch import Batch, IngestResult, Prepared
 from remarket_mailer.services.ingest.enroll import apply_exits, apply_triggers
 from remarket_mailer.services.ingest.facts import apply_facts
@@ -48,7 +48,7 @@ def ingest_event(
     uow: UnitOfWork,
     workflows: WorkflowSet,
     clock: Clock,
-    event: AnyEvent,
+    event: IncomingEvent,
     raw: dict[str, Any],
 ) -> IngestResult:
     """Record ``event`` and apply it. Raises ConflictError when the event_id was used before
@@ -64,7 +64,7 @@ def ingest_batch(
     uow: UnitOfWork,
     workflows: WorkflowSet,
     clock: Clock,
-    items: Sequence[tuple[AnyEvent, dict[str, Any]]],
+    items: Sequence[tuple[IncomingEvent, dict[str, Any]]],
 ) -> list[IngestOutcome]:
     """Ingest events in order, in one transaction: a batch of 1,000 costs one commit and a
     fixed number of queries, not a dozen round trips per event.
@@ -154,6 +154,11 @@ def _run(batch: Batch) -> list[IngestResult | ConflictError]:
                 results.append(IngestResult(event.event_id, duplicate=True))
             continue
         batch.seen[event.event_id] = digest
+        if is_catalog_event(event):
+            batch.record_event(event, raw, digest, None)
+            batch.change_catalog(event)
+            results.append(IngestResult(event.event_id))
+            continue
         contact = batch.contact_for(event)
         batch.record_event(event, raw, digest, contact.id)
         results.append(_apply(batch, contact, event))

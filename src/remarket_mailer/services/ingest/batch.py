@@ -14,17 +14,25 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import enrollments as enrollments_db
 from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
-from remarket_mailer.schemas import AnyEvent, OrderPlaced
+from remarket_mailer.schemas import (
+    AnyEvent,
+    IncomingEvent,
+    OrderPlaced,
+    ProductDeleted,
+    ProductUpserted,
+    is_catalog_event,
+)
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
 
-Prepared = tuple[AnyEvent, dict[str, Any], str]
+Prepared = tuple[IncomingEvent, dict[str, Any], str]
 """An event, its body as sent, and the hash of that body."""
 
 
@@ -61,8 +69,12 @@ class Batch:
         # written as plain INSERTs at the end, which costs half an ORM flush.
         self.new_carts: list[Cart] = []
         self.new_deliveries: dict[int, tuple[Enrollment, list[dict[str, Any]]]] = {}
-        self._load_contacts()
-        events = [e for e, _, _ in items]
+        # The catalog's changes, and the products of each new order (bought together).
+        self.product_rows: list[dict[str, Any]] = []
+        self.deleted_products: dict[str, datetime] = {}
+        self.baskets: list[list[str]] = []
+        events = [e for e, _, _ in items if not is_catalog_event(e)]
+        self._load_contacts(events)
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
         self.carts = repo.carts_for_update(session, cart_ids)
         sub_ids = {s for e in events if (s := getattr(e, "subscription_id", None))}
@@ -73,8 +85,8 @@ class Batch:
 
     # -- contacts --------------------------------------------------------------------------
 
-    def _load_contacts(self) -> None:
-        refs = [e.contact for e, _, _ in self.items]
+    def _load_contacts(self, events: list[AnyEvent]) -> None:
+        refs = [e.contact for e in events]
         found = contacts_db.contacts_by_refs(
             self.session,
             (r.external_id for r in refs if r.external_id),
@@ -182,7 +194,7 @@ class Batch:
     # -- writes ---------------------------------------------------------------------------
 
     def record_event(
-        self, event: AnyEvent, raw: dict[str, Any], digest: str, contact_id: int
+        self, event: IncomingEvent, raw: dict[str, Any], digest: str, contact_id: int | None
     ) -> None:
         self.new_events.append(
             {
@@ -195,6 +207,17 @@ class Batch:
                 "payload": json.loads(json.dumps(raw, default=str)),
             }
         )
+
+    def change_catalog(self, event: ProductUpserted | ProductDeleted) -> None:
+        """Kept for the end of the batch: one statement for all its product changes."""
+        if isinstance(event, ProductDeleted):
+            seen = self.deleted_products.get(event.product_id, event.occurred_at)
+            self.deleted_products[event.product_id] = max(event.occurred_at, seen)
+            return
+        row = event.model_dump(mode="json", exclude={"event_id", "occurred_at", "type"})
+        row["price"], row["compare_at_price"] = event.price, event.compare_at_price
+        row["updated_at"], row["deleted_at"] = event.occurred_at, None
+        self.product_rows.append(row)
 
     def exit(self, enrollments: tuple[Enrollment, ...], reason: str) -> int:
         for enrollment in enrollments:
@@ -226,6 +249,9 @@ class Batch:
                 deliveries.append(row)
         repo.insert_rows(self.session, Event, self.new_events)
         repo.insert_rows(self.session, Delivery, deliveries)
+        catalog_db.upsert_products(self.session, self.product_rows)
+        catalog_db.delete_products(self.session, self.deleted_products)
+        catalog_db.count_orders(self.session, self.baskets)
         by_reason: dict[str, list[int]] = {}
         for enrollment_id, reason in self.skip_enrollments:
             by_reason.setdefault(reason, []).append(enrollment_id)

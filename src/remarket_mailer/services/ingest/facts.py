@@ -157,6 +157,7 @@ def _record_order(batch: Batch, contact: Contact, event: OrderPlaced) -> None:
                 placed_at=event.occurred_at,
             )
         )
+        batch.baskets.append([i.product_id for i in event.items if i.product_id])
         for code in event.discount_codes:
             outcome = redeem_in_session(
                 session,
