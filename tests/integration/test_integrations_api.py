@@ -106,3 +106,27 @@ def test_woocommerce_ping_and_order(make_app: AppFactory) -> None:
     response = client.post("/v1/integrations/woocommerce", content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["events"][0]["status"] == "accepted"
+
+
+def test_shopify_product_webhooks_keep_the_catalog(make_app: AppFactory) -> None:
+    from remarket_mailer.db import catalog as catalog_db
+
+    app = make_app(shopify_webhook_secrets=[SECRET], shop_url="https://shop.example")
+    client = TestClient(create_api(app))
+    body = (FIXTURES / "shopify" / "products_create.json").read_bytes()
+    headers = {**shopify_headers(body, "products/create"), "X-Shopify-Shop-Domain": "evil.example"}
+    response = client.post("/v1/integrations/shopify", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert [e["status"] for e in response.json()["events"]] == ["accepted"]
+    with app.uow() as session:
+        (product,) = catalog_db.products_by_id(session, ["788032119674292922"]).values()
+    assert product.url == "https://shop.example/products/example-t-shirt"
+    deleted = b'{"id":788032119674292922}'
+    headers = {
+        **shopify_headers(deleted, "products/delete"),
+        "X-Shopify-Triggered-At": "2024-01-01T00:00:00Z",
+    }
+    response = client.post("/v1/integrations/shopify", content=deleted, headers=headers)
+    assert response.status_code == 200, response.text
+    with app.uow() as session:
+        assert catalog_db.products_by_id(session, ["788032119674292922"]) == {}

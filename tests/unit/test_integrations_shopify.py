@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -390,7 +391,7 @@ def test_consent_without_a_time_uses_the_triggered_at_header() -> None:
         ("carts/update", "carts_create"),
         ("checkouts/delete", "checkouts_delete"),
         ("customers/redact", "customers_redact"),
-        ("products/update", "orders_create"),
+        ("collections/update", "orders_create"),
         ("no/such-topic", "orders_create"),
     ],
 )
@@ -585,6 +586,9 @@ MAPPED_SAMPLES: list[tuple[str, dict[str, Any], int]] = [
         _consenting("customers_email_marketing_consent_update"),
         1,
     ),
+    ("products/create", load("products_create"), 1),
+    ("products/update", load("products_create"), 1),
+    ("products/delete", load("products_delete"), 1),
 ]
 
 
@@ -666,3 +670,57 @@ def test_malformed_payloads_raise_only_validation_error(
         return
     for event in events:
         parse_event(event)
+
+
+# --- products -------------------------------------------------------------------------------
+# products_create.json is the sample of Shopify's products/create reference; products/update
+# has the same body, products/delete is the id alone.
+
+
+def test_product_maps_price_stock_image_and_a_link_on_our_storefront() -> None:
+    (event,) = shopify.map_webhook(
+        "products/create", load("products_create"), HEADERS, storefront="https://shop.example/"
+    )
+    parsed = parse_event(event)
+    assert event["type"] == "product.upserted" and event["product_id"] == "788032119674292922"
+    assert (event["title"], event["price"], event["compare_at_price"]) == (
+        "Example T-Shirt",
+        "19.99",
+        "24.99",
+    )
+    assert event["url"] == "https://shop.example/products/example-t-shirt"
+    assert event["image_url"].startswith("https://cdn.shopify.com/s/assets/shopify_shirt-")
+    assert event["category"] == "Shirts" and event["tags"] == ["example", "mens", "t-shirt"]
+    assert event["available"] is True
+    assert [(v["sku"], v["inventory"]) for v in event["variants"]] == [
+        ("example-shirt-s", 75),
+        ("example-shirt-m", 50),
+    ]
+    assert parsed.occurred_at == datetime(2023, 9, 18, 6, 51, 36, tzinfo=UTC)
+
+
+def test_product_link_never_comes_from_the_unsigned_shop_domain_header() -> None:
+    (event,) = shopify.map_webhook("products/update", load("products_create"), HEADERS)
+    assert "url" not in event  # no storefront configured: no link rather than a guessed one
+
+
+def test_sold_out_or_draft_product_is_not_available() -> None:
+    payload = load("products_create")
+    for variant in payload["variants"]:
+        variant["inventory_quantity"] = 0
+    (sold_out,) = shopify.map_webhook("products/update", payload, HEADERS)
+    assert sold_out["available"] is False
+    payload["variants"][0]["inventory_policy"] = "continue"  # sells when out of stock
+    (continued,) = shopify.map_webhook("products/update", payload, HEADERS)
+    assert continued["available"] is True
+    draft = {**load("products_create"), "status": "draft"}
+    assert shopify.map_webhook("products/update", draft, HEADERS)[0]["available"] is False
+
+
+def test_product_delete_is_the_id_and_the_delivery_time() -> None:
+    (event,) = shopify.map_webhook("products/delete", load("products_delete"), HEADERS)
+    parsed = parse_event(event)
+    assert (event["type"], event["product_id"]) == ("product.deleted", "788032119674292922")
+    assert parsed.occurred_at == datetime(2025, 7, 10, 16, 15, 47, tzinfo=UTC)
+    again = shopify.map_webhook("products/delete", load("products_delete"), HEADERS)
+    assert again[0]["event_id"] == event["event_id"]  # a retry is a duplicate

@@ -308,7 +308,7 @@ def test_customer_names_fall_back_to_billing() -> None:
     [
         ("order.deleted", {"id": 727}),
         ("customer.deleted", {"id": 25}),
-        ("product.created", {"id": 93}),
+        ("coupon.created", {"id": 93}),
         ("coupon.updated", {"id": 5}),
         ("action.woocommerce_add_to_cart", {"action": "woocommerce_add_to_cart", "arg": "k"}),
         ("order.restored", {"id": 727}),
@@ -410,6 +410,10 @@ MAPPED_SAMPLES: list[tuple[str, dict[str, Any], str]] = [
     ("order.updated", order("pending", payment_url=PAY_URL), "checkout.started"),
     ("customer.created", load("customer_25"), "contact.upserted"),
     ("customer.updated", load("customer_25_updated"), "contact.upserted"),
+    ("product.created", load("product_794"), "product.upserted"),
+    ("product.updated", load("product_794"), "product.upserted"),
+    ("product.restored", load("product_794"), "product.upserted"),
+    ("product.deleted", {"id": 794}, "product.deleted"),
 ]
 
 
@@ -471,3 +475,34 @@ def test_malformed_payloads_raise_only_validation_error(
         return
     for event in events:
         parse_event(event)
+
+
+# --- products -------------------------------------------------------------------------------
+# product_794.json is the REST API docs' "Retrieve a product" example (a webhook delivers the
+# same resource); product.deleted delivers the id alone.
+
+
+def test_product_maps_permalink_category_and_stock() -> None:
+    headers = {**HEADERS, "X-WC-Webhook-Topic": "product.updated"}
+    (event,) = woocommerce.map_webhook("product.updated", load("product_794"), headers)
+    parse_event(event)
+    assert (event["type"], event["product_id"], event["title"]) == (
+        "product.upserted",
+        "794",
+        "Premium Quality",
+    )
+    assert event["url"] == "https://example.com/product/premium-quality-19/"
+    assert event["image_url"] == "https://example.com/wp-content/uploads/2017/03/T_2_front-4.jpg"
+    assert (event["price"], event["category"], event["available"]) == ("21.99", "Clothing", True)
+    assert "compare_at_price" not in event  # not on sale
+    sale = {**load("product_794"), "price": "15.00", "sale_price": "15.00", "on_sale": True}
+    (on_sale,) = woocommerce.map_webhook("product.updated", sale, headers)
+    assert (on_sale["price"], on_sale["compare_at_price"]) == ("15.00", "21.99")
+    gone = {**load("product_794"), "stock_status": "outofstock"}
+    assert woocommerce.map_webhook("product.updated", gone, headers)[0]["available"] is False
+
+
+def test_product_deleted_maps_to_a_delete() -> None:
+    (event,) = woocommerce.map_webhook("product.deleted", {"id": 794}, HEADERS)
+    parse_event(event)
+    assert (event["type"], event["product_id"]) == ("product.deleted", "794")

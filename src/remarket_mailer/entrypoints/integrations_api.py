@@ -67,7 +67,9 @@ async def _handle(
     payload = await parse_json_off_loop(body)
     topic = request.headers.get(shop.TOPIC_HEADER, "")
     try:
-        events: list[dict[str, Any]] = shop.map_webhook(topic, payload, dict(request.headers))
+        events: list[dict[str, Any]] = shop.map_webhook(
+            topic, payload, dict(request.headers), storefront=app.settings.shop_url
+        )
     except ValidationError as exc:
         field = exc.field or "(payload)"
         raise ApiError(

@@ -9,7 +9,9 @@
 - Orders in any other status (``on-hold``: the customer chose bank transfer or a cheque and
   has not abandoned anything; ``cancelled``, ``refunded``, ``failed``, ``trash``…) → nothing.
 - ``customer.created``, ``customer.updated`` → ``contact.upserted``.
-- Anything else (``*.deleted``, products, coupons, ``action.*``) → nothing.
+- ``product.created``, ``product.updated``, ``product.restored`` → ``product.upserted``;
+  ``product.deleted`` → ``product.deleted``.
+- Anything else (other ``*.deleted``, coupons, ``action.*``) → nothing.
 
 The contact is ``billing.email`` plus ``woocommerce:<customer_id>`` for registered customers
 (``customer_id`` 0 is a guest). An order with neither maps to nothing. WooCommerce core has no
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.message import Message
 from html import unescape
@@ -78,7 +81,10 @@ def is_woocommerce_ping(content_type: str | None, raw_body: bytes) -> bool:
 
 
 def map_webhook(
-    topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]
+    topic: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str],
+    storefront: str | None = None,
 ) -> list[dict[str, Any]]:
     """Map one WooCommerce delivery onto zero or more of our event dicts.
 
@@ -88,7 +94,9 @@ def map_webhook(
 
     Raises ValidationError (with ``field``) when the payload lacks what its topic requires,
     e.g. an order without ``id`` or ``status``, or carries a value of the wrong shape.
+    ``storefront`` is unused: WooCommerce products carry their own ``permalink``.
     """
+    del storefront
     return common.dispatch(topic, payload, headers, _HANDLERS, _Delivery)
 
 
@@ -96,6 +104,10 @@ def map_webhook(
 class _Delivery:
     topic: str
     headers: dict[str, str]
+
+    def received_at(self) -> str:
+        """Now, for a body that carries no time of its own."""
+        return datetime.now(UTC).isoformat()
 
     def event_id(self, event_type: str, resource: str, modified: str) -> str:
         webhook_id = self.headers.get("x-wc-webhook-id") or "-"
@@ -235,11 +247,78 @@ def _customer(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str,
 
 _Handler = Callable[[Mapping[str, Any], _Delivery], list[dict[str, Any]]]
 
+
+def _product(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+    """A product as the REST API's product resource has it: ``price`` is what it sells for
+    now and ``regular_price`` the price before a sale; ``stock_status`` ``instock`` or
+    ``onbackorder`` and ``status`` ``publish`` make it available. Titles come HTML-escaped,
+    as line items' do."""
+    product_id = common.required_identifier(payload, "id", f"woocommerce {delivery.topic}")
+    modified = _occurred_at(payload, delivery.topic)
+    raw_name = payload.get("name")
+    price = payload.get("price")
+    regular = payload.get("regular_price")
+    on_sale = payload.get("on_sale") is True and regular not in (None, "") and regular != price
+    images = common.as_list(payload.get("images"), "images")
+    image = images[0].get("src") if images and isinstance(images[0], Mapping) else None
+    categories = [
+        common.text(unescape(c["name"]))
+        for c in common.as_list(payload.get("categories"), "categories")
+        if isinstance(c, Mapping) and isinstance(c.get("name"), str)
+    ]
+    tags = [
+        t["name"].strip()[:64]
+        for t in common.as_list(payload.get("tags"), "tags")
+        if isinstance(t, Mapping) and isinstance(t.get("name"), str) and t["name"].strip()
+    ]
+    quantity = payload.get("stock_quantity")
+    event = {
+        "event_id": delivery.event_id("product.upserted", product_id, modified),
+        "type": "product.upserted",
+        "occurred_at": modified,
+        "product_id": product_id,
+        "title": common.text(unescape(raw_name)) if isinstance(raw_name, str) else None,
+        "url": common.url(payload.get("permalink")),
+        "image_url": common.url(image),
+        "price": common.money(price, "price") if price not in (None, "") else None,
+        "compare_at_price": common.money(regular, "regular_price") if on_sale else None,
+        "category": categories[0] if categories else None,
+        "tags": tags,
+        "available": payload.get("status", "publish") == "publish"
+        and payload.get("stock_status", "instock") in ("instock", "onbackorder"),
+        "inventory": quantity
+        if isinstance(quantity, int) and not isinstance(quantity, bool)
+        else None,
+    }
+    return [common.compact(event)]
+
+
+def _product_deleted(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+    """WooCommerce's ``product.deleted`` body is the id alone; the time is the delivery's
+    (the signed body has none), so a re-created id is never refused as a replay."""
+    product_id = common.required_identifier(payload, "id", f"woocommerce {delivery.topic}")
+    moment = payload.get("date_modified_gmt")
+    stamp = common.timestamp(moment, "date_modified_gmt") if moment else None
+    when = stamp or delivery.received_at()
+    return [
+        {
+            "event_id": delivery.event_id("product.deleted", product_id, when),
+            "type": "product.deleted",
+            "occurred_at": when,
+            "product_id": product_id,
+        }
+    ]
+
+
 _HANDLERS: dict[str, _Handler] = {
     "order.created": _order,
     "order.updated": _order,
     "customer.created": _customer,
     "customer.updated": _customer,
+    "product.created": _product,
+    "product.updated": _product,
+    "product.restored": _product,
+    "product.deleted": _product_deleted,
 }
 
 MAPPED_TOPICS: frozenset[str] = frozenset(_HANDLERS)
