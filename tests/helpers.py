@@ -37,7 +37,9 @@ def cart_event(
         currency="EUR",
         total=total,
         checkout_url=f"https://shop.example/checkout/{cart_id}",
-        items=[{"sku": "MUG", "name": "Stoneware mug", "quantity": 2, "unit_price": "12.50"}],
+        items=fields.pop(
+            "items", [{"sku": "MUG", "name": "Stoneware mug", "quantity": 2, "unit_price": "12.50"}]
+        ),
         **fields,
     )
 

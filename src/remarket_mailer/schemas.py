@@ -143,19 +143,22 @@ class ContactRef(_Model):
         return self
 
 
+_FROM_CATALOG = "Omit it to take it from the catalog (by product_id)."
+
+
 class LineItem(_Model):
     sku: Name | None = None
     product_id: Id | None = None
-    name: Name
+    name: Name | None = Field(default=None, description=f"Required. {_FROM_CATALOG}")
     quantity: int = Field(ge=1, le=100_000)
-    unit_price: Money
+    unit_price: Money | None = Field(default=None, description=f"Required. {_FROM_CATALOG}")
     url: Url | None = None
     image_url: Url | None = None
 
 
 class ProductRef(_Model):
     product_id: Id
-    name: Name
+    name: Name | None = Field(default=None, description=f"Required. {_FROM_CATALOG}")
     url: Url | None = None
     image_url: Url | None = None
     price: Money | None = None
@@ -240,7 +243,7 @@ class OrderPlaced(_Event):
 class ProductViewed(_Event):
     type: Literal["product.viewed"]
     product_id: Id
-    name: Name
+    name: Name | None = Field(default=None, description=f"Required. {_FROM_CATALOG}")
     url: Url | None = None
     image_url: Url | None = None
     price: Money | None = None

@@ -10,16 +10,29 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from remarket_mailer.cli import app as cli
 from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.db.migrate import upgrade
+from remarket_mailer.db.models import Cart
+from remarket_mailer.delivery.providers.memory import MemoryProvider
+from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from tests.conftest import T0, AppFactory
-from tests.helpers import AUTH, order_event, post
+from tests.helpers import (
+    AUTH,
+    cart_event,
+    consent_event,
+    event,
+    order_event,
+    post,
+    profile_event,
+    run_due,
+)
 
 _n = iter(range(10**6))
 
@@ -193,3 +206,53 @@ def test_cli_unmigrated_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["catalog", "import", str(tmp_path / "p.csv")], env=env)
     assert result.exit_code == 2
     assert "remarket db upgrade" in result.stderr
+
+
+def test_events_that_name_products_by_id_take_the_rest_from_the_catalog(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    post(
+        client,
+        product(
+            "mug",
+            T0 - timedelta(days=1),
+            title="Stoneware mug",
+            price="12.50",
+            image_url="https://cdn.shop.example/mug.jpg",
+        ),
+    )
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    bare = [{"product_id": "mug", "quantity": 2}]
+    post(client, cart_event(T0, items=bare, total="25.00"))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    (message,) = provider.outbox
+    assert "Stoneware mug" in message.html and "cdn.shop.example/mug.jpg" in message.html
+    # What the event gives wins over the catalog.
+    own = [{"product_id": "mug", "quantity": 1, "name": "Mug (gift box)", "unit_price": "14.00"}]
+    post(client, cart_event(T0 + timedelta(hours=2), cart_id="cart-2", items=own, total="14.00"))
+    with app.uow() as session:
+        (cart,) = [c for c in session.scalars(select(Cart)) if c.cart_id == "cart-2"]
+    (item,) = cart.items["items"]
+    assert (item["name"], item["unit_price"]) == ("Mug (gift box)", "14.00")
+    assert item["image_url"] == "https://cdn.shop.example/mug.jpg"
+
+
+def test_a_product_neither_the_event_nor_the_catalog_describes_is_a_422(
+    make_app: AppFactory,
+) -> None:
+    client = TestClient(create_api(make_app()))
+    bare = [{"product_id": "unknown", "quantity": 1}]
+    response = client.post("/v1/events", json=cart_event(T0, items=bare), headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "items[0].name" in response.text and "'unknown' is not in the catalog" in response.text
+    view = {**event("product.viewed", T0), "product_id": "unknown"}
+    response = client.post("/v1/events", json=view, headers=AUTH)
+    assert response.status_code == 422 and "not in the catalog" in response.text
+    # The rejected events left nothing: the same ids are free once the catalog knows them.
+    post(client, product("unknown", T0 - timedelta(days=1)))
+    post(client, view)

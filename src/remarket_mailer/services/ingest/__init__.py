@@ -21,6 +21,7 @@ from remarket_mailer.domain.clock import Clock
 from remarket_mailer.errors import ConflictError, UnavailableError, ValidationError
 from remarket_mailer.schemas import AnyEvent, IncomingEvent, is_catalog_event
 from remarket_mailer.services.ingest.batch import Batch, IngestResult, Prepared
+from remarket_mailer.services.ingest.enrich import enrich
 from remarket_mailer.services.ingest.enroll import apply_exits, apply_triggers
 from remarket_mailer.services.ingest.facts import apply_facts
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -117,7 +118,7 @@ def _ingest_prepared(
     workflows: WorkflowSet,
     clock: Clock,
     prepared: list[Prepared],
-) -> list[IngestResult | ConflictError]:
+) -> list[IngestOutcome]:
     for attempt in range(_ATTEMPTS):
         try:
             with uow() as session:
@@ -128,6 +129,8 @@ def _ingest_prepared(
                 outcome = (
                     "conflict"
                     if isinstance(result, ConflictError)
+                    else "rejected"
+                    if isinstance(result, ValidationError)
                     else "duplicate"
                     if result.duplicate
                     else "accepted"
@@ -140,10 +143,10 @@ def _ingest_prepared(
     raise AssertionError("unreachable")
 
 
-def _run(batch: Batch) -> list[IngestResult | ConflictError]:
+def _run(batch: Batch) -> list[IngestOutcome]:
     """The batch's events in order (replays answered from the prefetched hashes), then its
     writes."""
-    results: list[IngestResult | ConflictError] = []
+    results: list[IngestOutcome] = []
     for event, raw, digest in batch.items:
         known = batch.seen.get(event.event_id)
         if known is not None:
@@ -153,12 +156,18 @@ def _run(batch: Batch) -> list[IngestResult | ConflictError]:
             else:
                 results.append(IngestResult(event.event_id, duplicate=True))
             continue
-        batch.seen[event.event_id] = digest
         if is_catalog_event(event):
+            batch.seen[event.event_id] = digest
             batch.record_event(event, raw, digest, None)
             batch.change_catalog(event)
             results.append(IngestResult(event.event_id))
             continue
+        try:
+            event = enrich(event, batch.products)
+        except ValidationError as exc:
+            results.append(exc)  # nothing of it is written; its id stays free
+            continue
+        batch.seen[event.event_id] = digest
         contact = batch.contact_for(event)
         batch.record_event(event, raw, digest, contact.id)
         results.append(_apply(batch, contact, event))

@@ -29,6 +29,7 @@ from remarket_mailer.schemas import (
     ProductUpserted,
     is_catalog_event,
 )
+from remarket_mailer.services.ingest.enrich import product_ids
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
 
@@ -74,6 +75,7 @@ class Batch:
         self.deleted_products: dict[str, datetime] = {}
         self.baskets: list[list[str]] = []
         events = [e for e, _, _ in items if not is_catalog_event(e)]
+        self.products = catalog_db.products_by_id(session, set().union(*map(product_ids, events)))
         self._load_contacts(events)
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
         self.carts = repo.carts_for_update(session, cart_ids)
@@ -213,11 +215,24 @@ class Batch:
         if isinstance(event, ProductDeleted):
             seen = self.deleted_products.get(event.product_id, event.occurred_at)
             self.deleted_products[event.product_id] = max(event.occurred_at, seen)
+            self.products.pop(event.product_id, None)
             return
         row = event.model_dump(mode="json", exclude={"event_id", "occurred_at", "type"})
         row["price"], row["compare_at_price"] = event.price, event.compare_at_price
         row["updated_at"], row["deleted_at"] = event.occurred_at, None
         self.product_rows.append(row)
+        # A later event of this batch naming the product sees it (the rows go in at the end).
+        self.products[event.product_id] = catalog_db.ProductFacts(
+            event.product_id,
+            event.title,
+            row["url"],
+            row["image_url"],
+            event.price,
+            event.compare_at_price,
+            event.currency,
+            event.category,
+            event.available,
+        )
 
     def exit(self, enrollments: tuple[Enrollment, ...], reason: str) -> int:
         for enrollment in enrollments:
