@@ -256,3 +256,41 @@ def test_a_product_neither_the_event_nor_the_catalog_describes_is_a_422(
     # The rejected events left nothing: the same ids are free once the catalog knows them.
     post(client, product("unknown", T0 - timedelta(days=1)))
     post(client, view)
+
+
+def test_recommendations_for_a_batch_from_what_others_bought(make_app: AppFactory) -> None:
+    from remarket_mailer.services.recommendations import Basis, for_batch
+
+    app = make_app()
+    client = TestClient(create_api(app))
+    for pid, category in (
+        ("mug", "kitchen"),
+        ("pot", "kitchen"),
+        ("tea", "food"),
+        ("cup", "kitchen"),
+        ("bag", None),
+    ):
+        post(client, product(pid, T0 - timedelta(days=1), category=category))
+    for n, basket in enumerate([["mug", "tea"], ["mug", "tea"], ["mug", "pot"], ["cup", "bag"]]):
+        post(
+            client,
+            order_event(
+                T0 + timedelta(minutes=n),
+                cart_id=None,
+                order_id=f"o-{n}",
+                items=[line(p) for p in basket],
+            ),
+        )
+    with app.uow() as session:
+        found = for_batch(
+            session,
+            {
+                1: Basis(("mug",), frozenset({"mug"})),
+                2: Basis(("mug",), frozenset({"mug", "tea"})),
+                3: Basis(("nothing-known",)),
+            },
+            limit=3,
+        )
+    assert [p.product_id for p in found[1]] == ["tea", "pot", "cup"]  # cup: kitchen best seller
+    assert [p.product_id for p in found[2]] == ["pot", "cup", "bag"]
+    assert [p.product_id for p in found[3]] == ["mug", "tea", "bag"]  # best sellers overall
