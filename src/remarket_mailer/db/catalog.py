@@ -16,7 +16,7 @@ from decimal import Decimal
 from itertools import permutations
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import Product, ProductPair
@@ -162,56 +162,121 @@ def products_by_id(session: Session, ids: Iterable[str]) -> dict[str, ProductFac
     return {row[0]: ProductFacts(*row) for row in rows}
 
 
-PAIRS_PER_PRODUCT = 40
-"""Partners read per seed product, the strongest first: enough to fill a row of
-recommendations after dropping what is out of stock, in the cart or just bought."""
+PAIRS_PER_PRODUCT = 12
+"""Partners read per seed product, the strongest in stock first: a row of recommendations
+(at most 12) even if every one is in the cart or just bought."""
 
 
 def bought_with(
-    session: Session, seeds: Iterable[str]
+    session: Session, seeds: Iterable[str], per_seed: int = PAIRS_PER_PRODUCT
 ) -> dict[str, list[tuple[ProductFacts, int]]]:
     """seed product → its available partners with the number of orders that had both, the
-    strongest first. One query for every seed of a send batch."""
+    strongest first (at most ``per_seed`` each): one query for the pairs of every seed of a
+    send batch, one for the products they name (each read once, however many seeds share
+    it: a best seller is everyone's partner)."""
     wanted = sorted(set(seeds))
     if not wanted:
         return {}
-    ranked = (
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_PARTNERS_PG, {"seeds": wanted, "k": per_seed}).all()
+    else:
+        rows = session.execute(_partners_ranked(wanted, per_seed)).all()
+    products = products_by_id(session, {other for _, other, _ in rows})
+    found: dict[str, list[tuple[ProductFacts, int]]] = {}
+    for seed, other, orders in rows:
+        if other in products:
+            found.setdefault(seed, []).append((products[other], int(orders)))
+    for partners in found.values():
+        partners.sort(key=lambda pair: (-pair[1], pair[0].product_id))
+    return found
+
+
+_COLUMNS = "p.product_id, p.title, p.url, p.image_url, p.price, p.compare_at_price, p.currency, "
+_COLUMNS += "p.category, p.available"
+
+# PostgreSQL: per seed, an index range read of its pairs from the strongest down
+# (ix_product_pairs_rank), checked against the products as it goes and stopped after k in
+# stock. A window over all pairs of the batch's seeds sorted every pair of a best seller
+# instead: 1.5-2 ms per email at 10k products (benchmarks/recommend.py).
+_PARTNERS_PG = text(
+    """
+    SELECT s.seed, top.other_id, top.orders
+    FROM unnest(CAST(:seeds AS text[])) AS s(seed)
+    CROSS JOIN LATERAL (
+        SELECT pp.other_id, pp.orders
+        FROM product_pairs pp
+        JOIN products q ON q.product_id = pp.other_id
+        WHERE pp.product_id = s.seed AND q.available AND q.deleted_at IS NULL
+        ORDER BY pp.orders DESC, pp.other_id DESC
+        LIMIT :k
+    ) AS top
+    """
+)
+
+
+def _partners_ranked(wanted: list[str], per_seed: int) -> Any:
+    """SQLite (no LATERAL): a window over the seeds' pairs."""
+    available = (
         select(
             ProductPair.product_id.label("seed"),
             ProductPair.other_id,
             ProductPair.orders,
             func.row_number()
-            .over(partition_by=ProductPair.product_id, order_by=ProductPair.orders.desc())
+            .over(
+                partition_by=ProductPair.product_id,
+                order_by=(ProductPair.orders.desc(), ProductPair.other_id.desc()),
+            )
             .label("rank"),
         )
+        .join(Product, Product.product_id == ProductPair.other_id)
         .where(ProductPair.product_id.in_(wanted))
+        .where(Product.available.is_(True), Product.deleted_at.is_(None))
         .subquery()
     )
-    rows = session.execute(
-        select(ranked.c.seed, ranked.c.orders, *_FACTS)
-        .join(Product, Product.product_id == ranked.c.other_id)
-        .where(ranked.c.rank <= PAIRS_PER_PRODUCT)
-        .where(Product.available.is_(True), Product.deleted_at.is_(None))
-        .order_by(ranked.c.seed, ranked.c.orders.desc(), Product.product_id)
+    return select(available.c.seed, available.c.other_id, available.c.orders).where(
+        available.c.rank <= per_seed
     )
-    found: dict[str, list[tuple[ProductFacts, int]]] = {}
-    for seed, orders, *facts in rows:
-        found.setdefault(seed, []).append((ProductFacts(*facts), int(orders)))
-    return found
 
 
 def best_sellers(
     session: Session, categories: Iterable[str | None], per_category: int
 ) -> dict[str | None, list[ProductFacts]]:
-    """category → its available best sellers (None: the whole catalog's), one query."""
+    """category → its available best sellers, the best first (None: the whole catalog's);
+    one query for the named categories, one for the catalog."""
     wanted = set(categories)
-    if not wanted:
-        return {}
     named = sorted(c for c in wanted if c is not None)
+    found: dict[str | None, list[ProductFacts]] = {c: [] for c in wanted}
+    if named:
+        if session.get_bind().dialect.name == "postgresql":
+            rows = session.execute(_SELLERS_PG, {"categories": named, "n": per_category})
+        else:
+            rows = session.execute(_sellers_ranked(named, per_category))
+        for category, *facts in rows:
+            found[category].append(ProductFacts(*facts))
+    if None in wanted:
+        found[None] = _overall(session, per_category)
+    return found
+
+
+_SELLERS_PG = text(
+    f"""
+    SELECT c.category, {_COLUMNS}
+    FROM unnest(CAST(:categories AS text[])) AS c(category)
+    CROSS JOIN LATERAL (
+        SELECT * FROM products q
+        WHERE q.category = c.category AND q.available AND q.deleted_at IS NULL
+        ORDER BY q.orders_count DESC, q.product_id
+        LIMIT :n
+    ) AS p
+    ORDER BY c.category, p.orders_count DESC, p.product_id
+    """
+).columns()
+
+
+def _sellers_ranked(named: list[str], per_category: int) -> Any:
     ranked = (
         select(
             *_FACTS,
-            Product.orders_count,
             func.row_number()
             .over(
                 partition_by=Product.category,
@@ -220,20 +285,14 @@ def best_sellers(
             .label("rank"),
         )
         .where(Product.available.is_(True), Product.deleted_at.is_(None))
-        .where(Product.category.in_(named) if named else Product.category.is_(None))
+        .where(Product.category.in_(named))
         .subquery()
     )
-    found: dict[str | None, list[ProductFacts]] = {c: [] for c in wanted}
-    rows = session.execute(
-        select(*(ranked.c[c.key] for c in _FACTS))
+    return (
+        select(ranked.c.category, *(ranked.c[c.key] for c in _FACTS))
         .where(ranked.c.rank <= per_category)
         .order_by(ranked.c.category, ranked.c.rank)
     )
-    for row in rows:
-        found[row[7]].append(ProductFacts(*row))
-    if None in wanted:
-        found[None] = _overall(session, per_category)
-    return found
 
 
 def _overall(session: Session, limit: int) -> list[ProductFacts]:

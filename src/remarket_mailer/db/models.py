@@ -362,7 +362,10 @@ class Product(Base):
     (``deleted_at``) so an older upsert arriving late cannot bring it back."""
 
     __tablename__ = "products"
-    __table_args__ = (Index("ix_products_category_orders", "category", "orders_count"),)
+    __table_args__ = (
+        Index("ix_products_category_orders", "category", "orders_count", "product_id"),
+        Index("ix_products_orders", "orders_count", "product_id"),
+    )
 
     product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     title: Mapped[str] = mapped_column(String(255))
@@ -388,7 +391,7 @@ class ProductPair(Base):
     orders arrive: both directions are rows, so the lookup is one index range per product."""
 
     __tablename__ = "product_pairs"
-    __table_args__ = (Index("ix_product_pairs_rank", "product_id", "orders"),)
+    __table_args__ = (Index("ix_product_pairs_rank", "product_id", "orders", "other_id"),)
 
     product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     other_id: Mapped[str] = mapped_column(String(255), primary_key=True)

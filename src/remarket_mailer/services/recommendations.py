@@ -1,4 +1,4 @@
-"""Recommendations for a whole send batch: two queries, however many emails.
+"""Recommendations for a whole send batch: four queries, however many emails.
 
 ``for_batch`` takes what each email is about (the products of its cart, order or view) and
 returns the products to show, ranked by ``domain.recommend``. Templates reach them as
@@ -41,15 +41,16 @@ def for_batch(
     if not bases:
         return {}
     seeds = {s for basis in bases.values() for s in basis.seeds}
-    partners = catalog_db.bought_with(session, seeds)
+    # Enough partners and best sellers that a row survives dropping what an email must not
+    # show (its own products).
+    reach = limit + max((len(b.seeds) + len(b.exclude) for b in bases.values()), default=0)
+    partners = catalog_db.bought_with(session, seeds, per_seed=reach)
     seed_facts = catalog_db.products_by_id(session, seeds) if seeds else {}
     categories: dict[K, tuple[str | None, ...]] = {}
     for key, basis in bases.items():
         known = tuple(seed_facts[s].category for s in basis.seeds if s in seed_facts)
         categories[key] = tuple(dict.fromkeys((*basis.categories, *known)))
     wanted = {c for found in categories.values() for c in found} | {None}
-    # Enough best sellers that a row survives dropping what the email must not show.
-    reach = limit + max((len(b.seeds) + len(b.exclude) for b in bases.values()), default=0)
     sellers = catalog_db.best_sellers(session, wanted, reach)
     return {
         key: recommend(

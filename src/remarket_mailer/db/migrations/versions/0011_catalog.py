@@ -48,8 +48,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("product_id", name=op.f("pk_products")),
     )
     op.create_index(
-        "ix_products_category_orders", "products", ["category", "orders_count"], unique=False
+        "ix_products_category_orders",
+        "products",
+        ["category", "orders_count", "product_id"],
+        unique=False,
     )
+    op.create_index("ix_products_orders", "products", ["orders_count", "product_id"], unique=False)
     op.create_table(
         "product_pairs",
         sa.Column("product_id", sa.String(length=255), nullable=False),
@@ -58,12 +62,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("product_id", "other_id", name=op.f("pk_product_pairs")),
     )
     op.create_index(
-        "ix_product_pairs_rank", "product_pairs", ["product_id", "orders"], unique=False
+        "ix_product_pairs_rank", "product_pairs", ["product_id", "orders", "other_id"], unique=False
     )
 
 
 def downgrade() -> None:
     op.drop_index("ix_product_pairs_rank", table_name="product_pairs")
     op.drop_table("product_pairs")
+    op.drop_index("ix_products_orders", table_name="products")
     op.drop_index("ix_products_category_orders", table_name="products")
     op.drop_table("products")
