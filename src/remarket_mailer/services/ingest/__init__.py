@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from remarket_mailer import metrics
 from remarket_mailer.db.models import Contact
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.consent import event_time
 from remarket_mailer.errors import ConflictError, UnavailableError, ValidationError
 from remarket_mailer.schemas import AnyEvent, IncomingEvent, is_catalog_event
 from remarket_mailer.services.ingest.batch import Batch, IngestResult, Prepared
@@ -148,6 +149,13 @@ def _run(batch: Batch) -> list[IngestOutcome]:
     writes."""
     results: list[IngestOutcome] = []
     for event, raw, digest in batch.items:
+        try:
+            event_time(event.occurred_at, batch.now)
+        except ValueError as exc:
+            # A stamp far ahead of our clock would win every "newer wins" rule until then
+            # (a product, a cart, the order that ends reminders): refused, as for consent.
+            results.append(ValidationError(str(exc), "occurred_at"))
+            continue
         known = batch.seen.get(event.event_id)
         if known is not None:
             if known != digest:
