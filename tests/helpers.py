@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.models import Delivery, Enrollment
+from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 
 _ids = itertools.count(1)
@@ -71,6 +72,18 @@ def order_event(
         total=fields.pop("total", "74.50"),
         **fields,
     )
+
+
+def arrive(
+    client: TestClient, clock: VirtualClock, body: dict[str, Any], expect: int | None = 202
+) -> dict[str, Any]:
+    """Post ``body`` the way events arrive: never before they happened. The virtual clock
+    moves on to the event's ``occurred_at`` when it is behind (ingest refuses events stamped
+    more than 5 minutes ahead of its clock)."""
+    moment = datetime.fromisoformat(body["occurred_at"])
+    if moment > clock.now():
+        clock.set(moment)
+    return post(client, body, expect)
 
 
 def post(client: TestClient, body: dict[str, Any], expect: int | None = 202) -> dict[str, Any]:

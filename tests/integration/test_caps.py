@@ -15,17 +15,25 @@ from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.services.dispatch import dispatch_due
 from tests.conftest import ROOT, T0, AppFactory, make_settings, truncate_all
-from tests.helpers import cart_event, consent_event, deliveries, post, profile_event, run_due
+from tests.helpers import (
+    arrive,
+    cart_event,
+    consent_event,
+    deliveries,
+    post,
+    profile_event,
+    run_due,
+)
 
 
 def test_second_cart_reminder_waits_for_the_cap(make_app: AppFactory, clock: VirtualClock) -> None:
     provider = MemoryProvider()
     app = make_app(provider=provider)
     client = TestClient(create_api(app))
-    post(client, profile_event(T0 - timedelta(minutes=5)))
-    post(client, consent_event(T0 - timedelta(minutes=5)))
-    post(client, cart_event(T0, cart_id="cart-a"))
-    post(client, cart_event(T0 + timedelta(minutes=30), cart_id="cart-b"))
+    arrive(client, clock, profile_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, consent_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, cart_event(T0, cart_id="cart-a"))
+    arrive(client, clock, cart_event(T0 + timedelta(minutes=30), cart_id="cart-b"))
     clock.set(T0 + timedelta(hours=1, minutes=30))
     run_due(app)
     # cart-a's first reminder went out; cart-b's would have to wait 16 h, past its 12 h
@@ -103,10 +111,10 @@ def test_caps_in_three_scopes(make_app: AppFactory, clock: VirtualClock) -> None
     provider = MemoryProvider()
     app = make_app(provider=provider, frequency_caps="10/1h", category_caps={"marketing": "1/16h"})
     client = TestClient(create_api(app))
-    post(client, profile_event(T0 - timedelta(minutes=5)))
-    post(client, consent_event(T0 - timedelta(minutes=5)))
-    post(client, cart_event(T0, cart_id="cart-a"))
-    post(client, cart_event(T0 + timedelta(minutes=10), cart_id="cart-b"))
+    arrive(client, clock, profile_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, consent_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, cart_event(T0, cart_id="cart-a"))
+    arrive(client, clock, cart_event(T0 + timedelta(minutes=10), cart_id="cart-b"))
     clock.set(T0 + timedelta(hours=1, minutes=10))
     run_due(app)
     first = [d for d in deliveries(app) if d.step_id == "reminder_1"]

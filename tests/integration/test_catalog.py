@@ -25,6 +25,7 @@ from remarket_mailer.services.unit_of_work import UnitOfWork
 from tests.conftest import T0, AppFactory
 from tests.helpers import (
     AUTH,
+    arrive,
     cart_event,
     consent_event,
     event,
@@ -55,15 +56,18 @@ def line(product_id: str) -> dict[str, Any]:
     return {"product_id": product_id, "name": product_id, "quantity": 1, "unit_price": "10.00"}
 
 
-def test_products_upsert_in_order_and_deletes_stay_deleted(make_app: AppFactory) -> None:
+def test_products_upsert_in_order_and_deletes_stay_deleted(
+    clock: VirtualClock, make_app: AppFactory
+) -> None:
     app = make_app()
     client = TestClient(create_api(app))
-    post(client, product("mug", T0, title="Mug", category="kitchen", tags=["gift"]))
-    post(client, product("mug", T0 + timedelta(hours=2), title="Mug v2", price="12.00"))
-    post(client, product("mug", T0 + timedelta(hours=1), title="late, older"))  # ignored
-    post(client, product("pot", T0, category="kitchen"))
-    post(
+    arrive(client, clock, product("mug", T0, title="Mug", category="kitchen", tags=["gift"]))
+    arrive(client, clock, product("mug", T0 + timedelta(hours=2), title="Mug v2", price="12.00"))
+    arrive(client, clock, product("mug", T0 + timedelta(hours=1), title="late, older"))  # ignored
+    arrive(client, clock, product("pot", T0, category="kitchen"))
+    arrive(
         client,
+        clock,
         {
             "event_id": "del-1",
             "type": "product.deleted",
@@ -71,7 +75,7 @@ def test_products_upsert_in_order_and_deletes_stay_deleted(make_app: AppFactory)
             "product_id": "pot",
         },
     )
-    post(client, product("pot", T0 + timedelta(minutes=30)))  # older than the delete
+    arrive(client, clock, product("pot", T0 + timedelta(minutes=30)))  # older than the delete
     with app.uow() as session:
         found = catalog_db.products_by_id(session, ["mug", "pot", "nope"])
         size = catalog_db.catalog_size(session)
@@ -80,7 +84,7 @@ def test_products_upsert_in_order_and_deletes_stay_deleted(make_app: AppFactory)
     assert found["mug"].category is None  # an upsert is the whole product, not a patch
     assert size == (1, 1)
     # A newer upsert brings a deleted product back (re-listed).
-    post(client, product("pot", T0 + timedelta(hours=3)))
+    arrive(client, clock, product("pot", T0 + timedelta(hours=3)))
     with app.uow() as session:
         assert set(catalog_db.products_by_id(session, ["pot"])) == {"pot"}
 
@@ -103,7 +107,9 @@ def test_a_bad_product_event_is_a_422_naming_the_field(make_app: AppFactory) -> 
     assert "price" in response.text
 
 
-def test_orders_count_best_sellers_and_pairs_once_per_order(make_app: AppFactory) -> None:
+def test_orders_count_best_sellers_and_pairs_once_per_order(
+    clock: VirtualClock, make_app: AppFactory
+) -> None:
     app = make_app()
     client = TestClient(create_api(app))
     for pid, category in (
@@ -113,8 +119,8 @@ def test_orders_count_best_sellers_and_pairs_once_per_order(make_app: AppFactory
         ("cup", "kitchen"),
         ("gone", "kitchen"),
     ):
-        post(client, product(pid, T0 - timedelta(days=1), category=category))
-    post(client, product("gone", T0, category="kitchen", available=False))
+        arrive(client, clock, product(pid, T0 - timedelta(days=1), category=category))
+    arrive(client, clock, product("gone", T0, category="kitchen", available=False))
     baskets = [["mug", "tea"], ["mug", "tea", "gone"], ["mug", "pot"], ["cup"]]
     for n, basket in enumerate(baskets):
         body = order_event(
@@ -123,11 +129,12 @@ def test_orders_count_best_sellers_and_pairs_once_per_order(make_app: AppFactory
             order_id=f"o-{n}",
             items=[line(p) for p in basket],
         )
-        post(client, body)
-        post(client, body, expect=200)  # a replay counts nothing twice
+        arrive(client, clock, body)
+        arrive(client, clock, body, expect=200)  # a replay counts nothing twice
     # The same order again under a new event id (a shop's second webhook): counted once.
-    post(
+    arrive(
         client,
+        clock,
         order_event(
             T0 + timedelta(hours=1), cart_id=None, order_id="o-0", items=[line("mug"), line("tea")]
         ),
@@ -214,8 +221,9 @@ def test_events_that_name_products_by_id_take_the_rest_from_the_catalog(
     provider = MemoryProvider()
     app = make_app(provider=provider)
     client = TestClient(create_api(app))
-    post(
+    arrive(
         client,
+        clock,
         product(
             "mug",
             T0 - timedelta(days=1),
@@ -224,17 +232,21 @@ def test_events_that_name_products_by_id_take_the_rest_from_the_catalog(
             image_url="https://cdn.shop.example/mug.jpg",
         ),
     )
-    post(client, profile_event(T0 - timedelta(minutes=5)))
-    post(client, consent_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, profile_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, consent_event(T0 - timedelta(minutes=5)))
     bare = [{"product_id": "mug", "quantity": 2}]
-    post(client, cart_event(T0, items=bare, total="25.00"))
+    arrive(client, clock, cart_event(T0, items=bare, total="25.00"))
     clock.set(T0 + timedelta(hours=1))
     run_due(app)
     (message,) = provider.outbox
     assert "Stoneware mug" in message.html and "cdn.shop.example/mug.jpg" in message.html
     # What the event gives wins over the catalog.
     own = [{"product_id": "mug", "quantity": 1, "name": "Mug (gift box)", "unit_price": "14.00"}]
-    post(client, cart_event(T0 + timedelta(hours=2), cart_id="cart-2", items=own, total="14.00"))
+    arrive(
+        client,
+        clock,
+        cart_event(T0 + timedelta(hours=2), cart_id="cart-2", items=own, total="14.00"),
+    )
     with app.uow() as session:
         (cart,) = [c for c in session.scalars(select(Cart)) if c.cart_id == "cart-2"]
     (item,) = cart.items["items"]

@@ -16,6 +16,7 @@ from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.services.discounts import import_pool
 from tests.conftest import ROOT, T0, AppFactory
 from tests.helpers import (
+    arrive,
     cart_event,
     consent_event,
     deliveries,
@@ -93,16 +94,16 @@ def test_send_without_code_when_the_pool_is_empty(
 def test_order_with_the_code_redeems_it(make_app: AppFactory, clock: VirtualClock) -> None:
     app = make_app()
     client = TestClient(create_api(app))
-    post(client, profile_event(T0 - timedelta(minutes=5)))
-    post(client, consent_event(T0 - timedelta(minutes=5)))
-    post(client, cart_event(T0))
+    arrive(client, clock, profile_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, consent_event(T0 - timedelta(minutes=5)))
+    arrive(client, clock, cart_event(T0))
     clock.set(T0 + timedelta(hours=1))
     run_due(app)
     clock.set(T0 + timedelta(hours=24))
     run_due(app)
     code = next(d for d in deliveries(app) if d.step_id == "reminder_2").discount_code
     assert code
-    post(client, order_event(T0 + timedelta(hours=25), discount_codes=[code.lower()]))
+    arrive(client, clock, order_event(T0 + timedelta(hours=25), discount_codes=[code.lower()]))
     with app.uow() as session:
         row = session.scalar(select(DiscountCode).where(DiscountCode.code == code))
         assert row is not None and row.status == "redeemed"

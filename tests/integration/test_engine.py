@@ -17,6 +17,7 @@ from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import ROOT, T0, AppFactory
 from tests.helpers import (
     AUTH,
+    arrive,
     cart_event,
     consent_event,
     deliveries,
@@ -120,8 +121,8 @@ def test_any_order_by_the_contact_also_exits(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
     subscribe_ann(client)
-    post(client, cart_event(T0))
-    post(client, order_event(T0 + timedelta(minutes=30), cart_id=None))
+    arrive(client, clock, cart_event(T0))
+    arrive(client, clock, order_event(T0 + timedelta(minutes=30), cart_id=None))
     at(clock, timedelta(days=5))
     run_due(app)
     assert provider.outbox == []
@@ -142,13 +143,15 @@ def test_an_exit_condition_decides_which_orders_exit(
     app = make_app(provider=provider, workflows_dir=tmp_path)
     client = TestClient(create_api(app))
     subscribe_ann(client)
-    post(client, cart_event(T0))
-    small = post(client, order_event(T0 + timedelta(minutes=10), cart_id=None))
+    arrive(client, clock, cart_event(T0))
+    small = arrive(client, clock, order_event(T0 + timedelta(minutes=10), cart_id=None))
     assert small["enrollments_exited"] == 0
     at(clock, timedelta(hours=1))
     run_due(app)
     assert len(provider.outbox) == 1
-    large = post(client, order_event(T0 + timedelta(hours=2), cart_id=None, total="120.00"))
+    large = arrive(
+        client, clock, order_event(T0 + timedelta(hours=2), cart_id=None, total="120.00")
+    )
     assert large["enrollments_exited"] == 1
     at(clock, timedelta(days=5))
     run_due(app)
@@ -171,8 +174,8 @@ def test_late_cart_event_after_its_order_starts_nothing(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
     subscribe_ann(client)
-    post(client, order_event(T0 + timedelta(minutes=10)))
-    result = post(client, cart_event(T0))  # older, arrives later
+    arrive(client, clock, order_event(T0 + timedelta(minutes=10)))
+    result = arrive(client, clock, cart_event(T0))  # older, arrives later
     assert result["enrollments_started"] == []
     at(clock, timedelta(days=4))
     run_due(app)
@@ -190,8 +193,8 @@ def test_cart_update_moves_pending_reminders(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
     subscribe_ann(client)
-    post(client, cart_event(T0))
-    result = post(client, cart_event(T0 + timedelta(minutes=40), total="99.00"))
+    arrive(client, clock, cart_event(T0))
+    result = arrive(client, clock, cart_event(T0 + timedelta(minutes=40), total="99.00"))
     assert result["enrollments_refreshed"] == ["abandoned_cart"]
     at(clock, timedelta(hours=1, minutes=30))
     run_due(app)
@@ -233,11 +236,11 @@ def test_unsubscribe_event_skips_pending_at_once(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
     subscribe_ann(client)
-    post(client, cart_event(T0))
-    post(client, event("contact.unsubscribed", T0 + timedelta(minutes=5)))
+    arrive(client, clock, cart_event(T0))
+    arrive(client, clock, event("contact.unsubscribed", T0 + timedelta(minutes=5)))
     assert {(d.status, d.reason) for d in deliveries(app)} == {("skipped", "suppressed")}
     # A new cart later: enrolled, but suppression is checked again at send time.
-    post(client, cart_event(T0 + timedelta(days=1), cart_id="cart-2"))
+    arrive(client, clock, cart_event(T0 + timedelta(days=1), cart_id="cart-2"))
     at(clock, timedelta(days=1, hours=1))
     run_due(app)
     assert provider.outbox == []

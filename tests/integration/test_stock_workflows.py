@@ -14,6 +14,7 @@ from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import T0, AppFactory
 from tests.helpers import (
+    arrive,
     cart_event,
     consent_event,
     deliveries,
@@ -67,20 +68,20 @@ def test_browse_abandonment_once_per_14_days_and_stopped_by_a_cart(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
     view = event("product.viewed", T0, product_id="TEA-7", name="Earl Grey", url=f"{SHOP}/p/tea7")
-    assert post(client, view)["enrollments_started"] == ["browse_abandonment"]
+    assert arrive(client, clock, view)["enrollments_started"] == ["browse_abandonment"]
     again = event("product.viewed", T0 + timedelta(hours=2), product_id="MUG", name="Mug")
-    assert post(client, again)["enrollments_started"] == []
+    assert arrive(client, clock, again)["enrollments_started"] == []
     advance(app, clock, T0 + timedelta(days=2))
     assert sent(provider, "browse_abandonment") == ["reminder"]
     message = next(m for m in provider.outbox if m.tags["workflow"] == "browse_abandonment")
     assert "Earl Grey" in message.subject and "Earl Grey" in message.text
     # Within 14 days of the last one: no new enrollment.
     later = event("product.viewed", T0 + timedelta(days=5), product_id="X", name="Kettle")
-    assert post(client, later)["enrollments_started"] == []
+    assert arrive(client, clock, later)["enrollments_started"] == []
     # After 14 days it may start again, and a cart stops it.
     fresh = event("product.viewed", T0 + timedelta(days=15), product_id="X", name="Kettle")
-    assert post(client, fresh)["enrollments_started"] == ["browse_abandonment"]
-    post(client, cart_event(T0 + timedelta(days=15, hours=3), cart_id="c-15"))
+    assert arrive(client, clock, fresh)["enrollments_started"] == ["browse_abandonment"]
+    arrive(client, clock, cart_event(T0 + timedelta(days=15, hours=3), cart_id="c-15"))
     advance(app, clock, T0 + timedelta(days=17))
     assert sent(provider, "browse_abandonment") == ["reminder"]
 
@@ -153,8 +154,8 @@ def test_renewal_reminders_at_10_local_and_stopped_by_renewal(
 def test_win_back_after_90_days_restarts_with_each_order(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:
-    post(client, order_event(T0, cart_id=None))
-    post(client, order_event(T0 + timedelta(days=30), cart_id=None))
+    arrive(client, clock, order_event(T0, cart_id=None))
+    arrive(client, clock, order_event(T0 + timedelta(days=30), cart_id=None))
     advance(app, clock, T0 + timedelta(days=100), step=timedelta(hours=12))
     assert sent(provider, "win_back") == []  # only 70 days since the latest order
     advance(app, clock, T0 + timedelta(days=136), step=timedelta(hours=12))
@@ -167,12 +168,15 @@ def test_win_back_after_90_days_restarts_with_each_order(
     assert len(exited) == 1
 
 
-def test_renewal_exit_matches_its_own_subscription_only(app: App, client: TestClient) -> None:
+def test_renewal_exit_matches_its_own_subscription_only(
+    clock: VirtualClock, app: App, client: TestClient
+) -> None:
     # '_' and '%' are LIKE wildcards: the exit's "key before '@'" match must treat them as text.
     renews = datetime(2026, 12, 15, 6, 0, tzinfo=UTC)
     for sub_id in ("sub_1", "subX1", "sub%"):
-        started = post(
+        started = arrive(
             client,
+            clock,
             event(
                 "subscription.upserted",
                 T0,
@@ -187,7 +191,7 @@ def test_renewal_exit_matches_its_own_subscription_only(app: App, client: TestCl
         assert started["enrollments_started"] == ["renewal_reminder"]
     for sub_id in ("sub_1", "sub%"):
         renewed = event("subscription.renewed", T0 + timedelta(days=1), subscription_id=sub_id)
-        assert post(client, renewed)["enrollments_exited"] == 1
+        assert arrive(client, clock, renewed)["enrollments_exited"] == 1
     statuses = {
         e.key.partition("@")[0]: e.status
         for e in enrollments(app)
