@@ -22,9 +22,9 @@ from sqlalchemy import select
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.migrate import downgrade, upgrade
 from remarket_mailer.db.models import Suppression, TrackingEvent, WebhookToken
-from remarket_mailer.delivery.providers import ses
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.tracking import ses
 from tests.conftest import T0, AppFactory
 
 POSTMARK_AUTH = "hook:s3cret"

@@ -15,11 +15,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses, webhooks
-from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
 from remarket_mailer.entrypoints.http import ApiError, read_body
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
+from remarket_mailer.tracking import mailgun, postmark, resend, sendgrid, ses
+from remarket_mailer.tracking.events import (
+    TrackingEvent,
+    WebhookBusyError,
+    WebhookReplayError,
+    WebhookSignatureError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,9 @@ def webhooks_router(app: App) -> APIRouter:
                 once = OneTimeToken(mailgun.PROVIDER, hook.token, mailgun.TOKEN_MEMORY)
             else:
                 events = await run_in_threadpool(parser, headers, body, secret)
-        except webhooks.WebhookReplayError as exc:
+        except WebhookReplayError as exc:
             raise _refused(provider, exc) from None
-        except webhooks.WebhookBusyError as exc:
+        except WebhookBusyError as exc:
             return JSONResponse(
                 {"error": "try_later", "message": str(exc)},
                 status_code=503,
@@ -107,7 +112,7 @@ def webhooks_router(app: App) -> APIRouter:
             report = await run_in_threadpool(
                 apply_tracking_events, app.uow, app.clock, events, once
             )
-        except webhooks.WebhookReplayError as exc:
+        except WebhookReplayError as exc:
             raise _refused(provider, exc) from None
         return JSONResponse(
             {
@@ -121,6 +126,6 @@ def webhooks_router(app: App) -> APIRouter:
     return router
 
 
-def _refused(provider: str, exc: webhooks.WebhookReplayError) -> ApiError:
+def _refused(provider: str, exc: WebhookReplayError) -> ApiError:
     # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
     return ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc))

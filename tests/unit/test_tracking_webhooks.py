@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
-from remarket_mailer.delivery.providers.webhooks import (
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.tracking import mailgun, postmark, resend, sendgrid, ses
+from remarket_mailer.tracking.events import (
     EVENT_KINDS,
     TrackingEvent,
     WebhookReplayError,
@@ -29,7 +30,6 @@ from remarket_mailer.delivery.providers.webhooks import (
     bounce_class_from_code,
     classify_bounce,
 )
-from remarket_mailer.errors import ValidationError
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
