@@ -15,12 +15,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import String, delete, func, select
+from sqlalchemy import Insert, String, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.db.models import WebhookToken
-from remarket_mailer.db.repository import _insert, email_hash, fail_sent_delivery
+from remarket_mailer.db.repository import email_hash, fail_sent_delivery
 from remarket_mailer.tracking.events import TrackingEvent
 
 
@@ -39,6 +40,13 @@ _MAX_DELIVERY_ID: Final = 2**63 - 1  # deliveries.id is a BIGINT
 # Control characters, and lone surrogates (JSON "\ud800" parses, but no database encodes it).
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _insert_once(session: Session, model: type[Any], unique: list[str]) -> Insert:
+    """An INSERT that skips rows whose ``unique`` columns are already there (both dialects)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=unique)
+    return sqlite.insert(model).on_conflict_do_nothing(index_elements=unique)
 
 
 def delivery_id_number(value: str | None) -> int | None:
@@ -115,8 +123,7 @@ def record_tracking_events(
     if not stored:
         return []
     rows = [_row(e, received_at) for e in stored]
-    statement = _insert(session, TrackingEventRow).values(rows)
-    statement = statement.on_conflict_do_nothing(index_elements=["provider", "raw_id"])
+    statement = _insert_once(session, TrackingEventRow, ["provider", "raw_id"]).values(rows)
     fresh = set(session.execute(statement.returning(TrackingEventRow.raw_id)).scalars())
     return [e for e, row in zip(stored, rows, strict=True) if row["raw_id"] in fresh]
 
@@ -144,8 +151,9 @@ def remember_webhook_token(
     holds a few minutes of webhooks, so the table never grows past that.
     """
     session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - keep_for))
-    statement = _insert(session, WebhookToken).values(provider=provider, token=token, seen_at=now)
-    statement = statement.on_conflict_do_nothing(index_elements=["provider", "token"])
+    statement = _insert_once(session, WebhookToken, ["provider", "token"]).values(
+        provider=provider, token=token, seen_at=now
+    )
     return session.execute(statement.returning(WebhookToken.id)).scalar_one_or_none() is not None
 
 
