@@ -25,7 +25,7 @@ from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.services.unit_of_work import UnitOfWork
-from remarket_mailer.tracking.events import TrackingEvent, WebhookReplayError
+from remarket_mailer.tracking.events import OneTimeToken, TrackingEvent, WebhookReplayError
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,6 @@ class WebhookReport:
     new: int = 0
     suppressed: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class OneTimeToken:
-    """A webhook signature's token that may be used once (Mailgun), and for how long to keep
-    it: as long as the signature it came with can still verify."""
-
-    provider: str
-    token: str
-    keep_for: timedelta
 
 
 def apply_tracking_events(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from remarket_mailer.errors import RemarketError
@@ -136,3 +136,13 @@ def classify_bounce(diagnostic: str | None, esp_class: BounceClass | None) -> Bo
     permanent bounces, and suppressing a good address for our own DMARC failure loses it.
     """
     return bounce_class_from_code(diagnostic) or esp_class
+
+
+@dataclass(frozen=True, slots=True)
+class OneTimeToken:
+    """A webhook signature's token that may be used once (Mailgun), and for how long to keep
+    it: as long as the signature it came with can still verify."""
+
+    provider: str
+    token: str
+    keep_for: timedelta
