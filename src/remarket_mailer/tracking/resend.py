@@ -104,38 +104,11 @@ def parse_webhook(
     payload = load_json(body, PROVIDER)
     if not isinstance(payload, dict):
         raise ValidationError("resend: webhook body is not a JSON object", field="body")
-    name = str(payload.get("type", ""))
     data = as_dict(payload.get("data"))
-    bounce_class: BounceClass | None = None
-    detail: str | None = None
-    kind: EventKind
-    if name in _SIMPLE_EVENTS:
-        kind = _SIMPLE_EVENTS[name]
-        if kind == "clicked":
-            detail = as_str(as_dict(data.get("click")).get("link"))
-    elif name == "email.bounced":
-        kind = "bounced"
-        bounce = as_dict(data.get("bounce"))
-        diagnostics = bounce.get("diagnosticCode")
-        diagnostic = (
-            " ".join(str(d) for d in diagnostics)
-            if isinstance(diagnostics, list)
-            else as_str(diagnostics)
-        )
-        esp_class = _BOUNCE_TYPES.get(str(bounce.get("type", "")))
-        bounce_class = classify_bounce(diagnostic, esp_class)
-        detail = as_str(bounce.get("message")) or diagnostic or None
-    elif name == "email.suppressed":
-        kind, bounce_class, detail = _suppressed(as_dict(data.get("suppressed")))
-    elif name == "email.failed":
-        # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
-        # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
-        # is bad: the delivery is marked failed, no one is suppressed.
-        reason = as_str(as_dict(data.get("failed")).get("reason"))
-        kind = "failed"
-        detail = f"failed at resend: {reason}" if reason else "failed at resend"
-    else:
+    reading = _reading(str(payload.get("type", "")), data)
+    if reading is None:
         return []
+    kind, bounce_class, detail = reading
     recipients = data.get("to")
     first = recipients[0] if isinstance(recipients, list) and recipients else recipients
     email_address = normalize_email(first)
@@ -156,6 +129,36 @@ def parse_webhook(
             raw_id=header(headers, "svix-id"),
         )
     ]
+
+
+def _reading(
+    name: str, data: Mapping[str, Any]
+) -> tuple[EventKind, BounceClass | None, str | None] | None:
+    """(kind, bounce class, detail) of a Resend event type, or None for one we do not record."""
+    if name in _SIMPLE_EVENTS:
+        kind = _SIMPLE_EVENTS[name]
+        link = as_str(as_dict(data.get("click")).get("link")) if kind == "clicked" else None
+        return kind, None, link
+    if name == "email.bounced":
+        bounce = as_dict(data.get("bounce"))
+        diagnostics = bounce.get("diagnosticCode")
+        diagnostic = (
+            " ".join(str(d) for d in diagnostics)
+            if isinstance(diagnostics, list)
+            else as_str(diagnostics)
+        )
+        esp_class = _BOUNCE_TYPES.get(str(bounce.get("type", "")))
+        detail = as_str(bounce.get("message")) or diagnostic or None
+        return "bounced", classify_bounce(diagnostic, esp_class), detail
+    if name == "email.suppressed":
+        return _suppressed(as_dict(data.get("suppressed")))
+    if name == "email.failed":
+        # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
+        # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
+        # is bad: the delivery is marked failed, no one is suppressed.
+        reason = as_str(as_dict(data.get("failed")).get("reason"))
+        return "failed", None, f"failed at resend: {reason}" if reason else "failed at resend"
+    return None
 
 
 def _suppressed(info: Mapping[str, Any]) -> tuple[EventKind, BounceClass | None, str]:

@@ -63,6 +63,11 @@ _CONFIRMATION_FIELDS = (
 )
 _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 _BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
+_ENGAGEMENT_KINDS: dict[str, EventKind] = {
+    "Open": "opened",
+    "Click": "clicked",
+    "Subscription": "unsubscribed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,64 +306,75 @@ def _notification_events(message: Mapping[str, Any]) -> list[TrackingEvent]:
     return _ses_events(event, message)
 
 
-def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[TrackingEvent]:
-    name = str(event.get("eventType") or event.get("notificationType") or "")
-    mail = as_dict(event.get("mail"))
-    destinations = [d for d in mail.get("destination") or [] if isinstance(d, str)]
-    # (email, status/diagnostic text) per recipient the event is about.
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one SES event says, before it is split per recipient."""
+
+    kind: EventKind
+    section: dict[str, Any]
+    """The event type's own object (``bounce``, ``delivery``, …), which holds its timestamp."""
     recipients: list[tuple[Any, str | None]]
+    """(email, status/diagnostic text) per recipient the event is about."""
     esp_class: BounceClass | None = None
     detail: str | None = None
-    section: dict[str, Any]
-    kind: EventKind
+
+
+def _reading(name: str, event: Mapping[str, Any], destinations: list[str]) -> _Reading | None:
     if name == "Bounce":
-        kind, section = "bounced", as_dict(event.get("bounce"))
+        section = as_dict(event.get("bounce"))
         bounce_type = str(section.get("bounceType", ""))
-        esp_class = _BOUNCE_TYPES.get(bounce_type)
-        detail = f"{bounce_type}: {section.get('bounceSubType', '')}"
         recipients = [
             (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
             for r in section.get("bouncedRecipients") or []
         ]
-    elif name == "Complaint":
-        kind, section = "complained", as_dict(event.get("complaint"))
+        subtype = f"{bounce_type}: {section.get('bounceSubType', '')}"
+        return _Reading("bounced", section, recipients, _BOUNCE_TYPES.get(bounce_type), subtype)
+    if name == "Complaint":
+        section = as_dict(event.get("complaint"))
         if section.get("complaintFeedbackType") == "not-spam":
-            return []
-        detail = as_str(section.get("complaintFeedbackType"))
+            return None
         recipients = [
             (as_dict(r).get("emailAddress"), None)
             for r in section.get("complainedRecipients") or []
         ]
-    elif name == "Delivery":
-        kind, section = "delivered", as_dict(event.get("delivery"))
-        detail = as_str(section.get("smtpResponse"))
+        detail = as_str(section.get("complaintFeedbackType"))
+        return _Reading("complained", section, recipients, detail=detail)
+    if name == "Delivery":
+        section = as_dict(event.get("delivery"))
         recipients = [(r, None) for r in section.get("recipients") or destinations]
-    elif name == "DeliveryDelay":
-        kind, section = "deferred", as_dict(event.get("deliveryDelay"))
-        detail = as_str(section.get("delayType"))
+        response = as_str(section.get("smtpResponse"))
+        return _Reading("delivered", section, recipients, detail=response)
+    if name == "DeliveryDelay":
+        section = as_dict(event.get("deliveryDelay"))
         recipients = [
             (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
             for r in section.get("delayedRecipients") or []
         ]
-    elif name in ("Open", "Click", "Subscription"):
-        kinds: dict[str, EventKind] = {
-            "Open": "opened",
-            "Click": "clicked",
-            "Subscription": "unsubscribed",
-        }
-        kind, section = kinds[name], as_dict(event.get(name.lower()))
+        return _Reading("deferred", section, recipients, detail=as_str(section.get("delayType")))
+    if name in _ENGAGEMENT_KINDS:
+        section = as_dict(event.get(name.lower()))
         detail = as_str(section.get("link")) if name == "Click" else None
         recipients = [(d, None) for d in destinations]
-    else:
+        return _Reading(_ENGAGEMENT_KINDS[name], section, recipients, detail=detail)
+    return None
+
+
+def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[TrackingEvent]:
+    name = str(event.get("eventType") or event.get("notificationType") or "")
+    mail = as_dict(event.get("mail"))
+    destinations = [d for d in mail.get("destination") or [] if isinstance(d, str)]
+    reading = _reading(name, event, destinations)
+    if reading is None:
         return []
-    occurred_at = parse_time(section.get("timestamp")) or parse_time(sns.get("Timestamp"))
-    if occurred_at is None:
+    when = parse_time(reading.section.get("timestamp")) or parse_time(sns.get("Timestamp"))
+    if when is None:
         return []
     tags = as_dict(mail.get("tags")).get("delivery_id")
     delivery_id = as_str(tags[0]) if isinstance(tags, list) and tags else as_str(tags)
     sns_id = str(sns.get("MessageId", ""))
+    kind, detail = reading.kind, reading.detail
     events: list[TrackingEvent] = []
-    for index, (address, diagnostic) in enumerate(recipients):
+    for index, (address, diagnostic) in enumerate(reading.recipients):
         email_address = normalize_email(address)
         if email_address is None:
             continue
@@ -369,8 +385,10 @@ def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[Tracki
                 provider=PROVIDER,
                 provider_message_id=bare_message_id(mail.get("messageId")),
                 delivery_id=delivery_id,
-                occurred_at=occurred_at,
-                bounce_class=classify_bounce(diagnostic, esp_class) if kind == "bounced" else None,
+                occurred_at=when,
+                bounce_class=(
+                    classify_bounce(diagnostic, reading.esp_class) if kind == "bounced" else None
+                ),
                 detail=f"{detail} ({diagnostic})" if detail and diagnostic else detail,
                 raw_id=sns_id if index == 0 else f"{sns_id}:{index}",
             )
