@@ -3,7 +3,7 @@
 Each ESP module of this package (``postmark``, ``sendgrid``, ``mailgun``, ``resend``, ``ses``)
 has a ``parse_webhook(headers, body, secret)`` that first verifies the request and then maps the
 ESP's payload onto :class:`TrackingEvent`; ``webhook_common`` holds what their verification and
-parsing share. The kinds are:
+parsing share, and ``webhooks.read_webhook`` picks the module by provider name. The kinds are:
 
 - ``delivered``: the receiving server accepted the message;
 - ``deferred``: delivery is delayed, the ESP keeps retrying (not a bounce);
