@@ -7,11 +7,16 @@ recursing in Python, but reads an integer past 64 bits as a float. So: orjson, u
 holds a run of 19 digits (then the stdlib, which reads it exactly), and a depth check over the
 result. No event, webhook or
 request we accept nests anywhere near ``MAX_DEPTH``.
+
+The readers below (:func:`as_dict`, :func:`as_str`, :func:`bare_message_id`, :func:`parse_time`)
+take one value out of such a document without trusting its type: the ESPs' send responses
+(``delivery/providers``) and their webhooks (``tracking``) both use them.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -71,3 +76,43 @@ def _depth_over(value: Any, max_depth: int) -> bool:
 
 def _too_deep(max_depth: int) -> ValidationError:
     return ValidationError(f"the JSON nests more than {max_depth} levels deep")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty dict (ESP fields are often optional)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_str(value: Any) -> str | None:
+    """``value`` as a non-empty string, or None (ids sometimes arrive as numbers)."""
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def bare_message_id(value: Any) -> str | None:
+    """A Message-ID without its angle brackets, so webhook ids match ``Sent.provider_id``."""
+    text = as_str(value)
+    return text.strip("<>") if text else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An aware UTC datetime from an ISO 8601 string or a Unix timestamp; naive means UTC.
+
+    Returns None when ``value`` is missing or unreadable, including times no datetime holds
+    (``1e400``, 400 digits, ``9999-12-31T23:59:59-14:00``, NaN).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        if not isinstance(value, str) or not value:
+            return None
+        if value.isascii() and value.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        parsed = datetime.fromisoformat(value)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
-from remarket_mailer.delivery.providers.mailgun import MailgunProvider, parse_webhook
-from remarket_mailer.delivery.providers.webhooks import EventKind, WebhookSignatureError
+from remarket_mailer.delivery.providers.mailgun import MailgunProvider
+from remarket_mailer.tracking.events import EventKind, WebhookSignatureError
+from remarket_mailer.tracking.mailgun import parse_webhook
 from tests.contract.support import ALL_MESSAGES, VENDOR, Recorder, vendored_json
 
 DOCS = "mailgun-documentation"

@@ -32,10 +32,9 @@ from remarket_mailer.delivery.base import (
     Sent,
     Transient,
 )
-from remarket_mailer.delivery.providers.resend import ResendProvider, parse_webhook
-from remarket_mailer.delivery.providers.webhooks import (
-    WebhookSignatureError,
-)
+from remarket_mailer.delivery.providers.resend import ResendProvider
+from remarket_mailer.tracking.events import WebhookSignatureError
+from remarket_mailer.tracking.resend import parse_webhook
 from tests.contract.support import (
     ALL_MESSAGES,
     Recorder,

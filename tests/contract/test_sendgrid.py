@@ -19,8 +19,9 @@ import pytest
 from openapi_core.testing import MockResponse
 
 from remarket_mailer.delivery.base import OutboundMessage, Permanent, SendResult, Sent, Transient
-from remarket_mailer.delivery.providers.sendgrid import SendGridProvider, parse_webhook
-from remarket_mailer.delivery.providers.webhooks import WebhookSignatureError
+from remarket_mailer.delivery.providers.sendgrid import SendGridProvider
+from remarket_mailer.tracking.events import WebhookSignatureError
+from remarket_mailer.tracking.sendgrid import parse_webhook
 from tests.contract.support import (
     ALL_MESSAGES,
     Recorder,

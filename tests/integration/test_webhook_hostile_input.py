@@ -22,9 +22,9 @@ from sqlalchemy import select
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.migrate import downgrade, upgrade
 from remarket_mailer.db.models import Suppression, TrackingEvent, WebhookToken
-from remarket_mailer.delivery.providers import ses
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.tracking import ses
 from tests.conftest import T0, AppFactory
 
 POSTMARK_AUTH = "hook:s3cret"
@@ -454,6 +454,33 @@ def test_sns_certificate_fetches_are_cached_by_path_and_rate_limited(
     )
     assert again.status_code == 200 and again.json()["suppressed"] == 1
     assert sorted(suppressed(app)) == ["hard_bounce", "hard_bounce"]
+
+
+def test_a_signed_sns_subscription_confirmation_answers_its_url_and_applies_nothing(
+    hooks: tuple[App, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = hooks
+    monkeypatch.setattr(
+        ses, "CERTIFICATES", ses.SnsCertificates(transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, content=SNS_PEM)))
+    )  # fmt: skip
+    url = f"https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={SES_TOPIC}"
+    message = {"Type": "SubscriptionConfirmation", "MessageId": "sub-1", "Token": "2336412f37",
+               "TopicArn": SES_TOPIC, "Message": "You have chosen to subscribe.",
+               "SubscribeURL": url, "Timestamp": T0.isoformat()}  # fmt: skip
+    text = "".join(f"{name}\n{message[name]}\n" for name in sorted(message))
+    signature = SNS_KEY.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    body = json.dumps({**message, "SignatureVersion": "2", "SigningCertURL": SNS_CERT,
+                       "Signature": base64.b64encode(signature).decode()}).encode()  # fmt: skip
+    headers = {"x-amz-sns-message-type": "SubscriptionConfirmation"}
+    response = client.post("/v1/webhooks/ses", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "confirm", "subscribe_url": url}
+    assert tracking_rows(app) == []
+    # The same body with its signature broken is refused, not confirmed.
+    forged = json.dumps({**json.loads(body), "Signature": base64.b64encode(bytes(256)).decode()})
+    response = client.post("/v1/webhooks/ses", content=forged.encode(), headers=headers)
+    assert error_of(response)[:2] == (401, "bad_signature")
 
 
 def test_lone_surrogates_are_dropped_or_replaced_not_a_500(

@@ -28,7 +28,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    delete,
     func,
     insert,
     inspect,
@@ -56,7 +55,6 @@ from remarket_mailer.db.models import (
     Order,
     Subscription,
     Suppression,
-    WebhookToken,
     WorkflowVersion,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
@@ -892,46 +890,6 @@ def delivery_report(session: Session) -> list[DeliveryRow]:
 def next_due_at(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(Delivery.due_at)).where(Delivery.status == DeliveryStatus.SCHEDULED)
-    )
-
-
-# --- tracking -----------------------------------------------------------------------------
-
-
-def record_tracking_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert tracking events; returns the raw ids that were new (redeliveries are skipped)."""
-    if not rows:
-        return set()
-    statement = _insert(session, TrackingEventRow).values(list(rows))
-    statement = statement.on_conflict_do_nothing(index_elements=["provider", "raw_id"])
-    return set(session.execute(statement.returning(TrackingEventRow.raw_id)).scalars())
-
-
-def remember_webhook_token(
-    session: Session, provider: str, token: str, now: datetime, keep_for: timedelta
-) -> bool:
-    """Record a one-time webhook token; False when it was already used within ``keep_for``.
-
-    Tokens older than ``keep_for`` are deleted first: an index range on ``seen_at`` that
-    holds a few minutes of webhooks, so the table never grows past that.
-    """
-    session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - keep_for))
-    statement = _insert(session, WebhookToken).values(provider=provider, token=token, seen_at=now)
-    statement = statement.on_conflict_do_nothing(index_elements=["provider", "token"])
-    return session.execute(statement.returning(WebhookToken.id)).scalar_one_or_none() is not None
-
-
-def soft_bounce_count(session: Session, digest: str, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                TrackingEventRow.email_hash == digest,
-                TrackingEventRow.kind == "bounced",
-                TrackingEventRow.bounce_class == "soft",
-                TrackingEventRow.occurred_at >= since,
-            )
-        )
-        or 0
     )
 
 

@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses, webhooks
-from remarket_mailer.delivery.providers.webhooks import TrackingEvent, WebhookSignatureError
 from remarket_mailer.entrypoints.http import ApiError, read_body
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.services.webhooks import OneTimeToken, apply_tracking_events
+from remarket_mailer.services.webhooks import apply_tracking_events
+from remarket_mailer.tracking.events import (
+    WebhookBusyError,
+    WebhookReplayError,
+    WebhookSignatureError,
+)
+from remarket_mailer.tracking.webhooks import PROVIDERS, read_webhook
 
 log = logging.getLogger(__name__)
-
-Parser = Callable[[Mapping[str, str], bytes, str], list[TrackingEvent]]
-PARSERS: dict[str, Parser] = {
-    "postmark": postmark.parse_webhook,
-    "sendgrid": sendgrid.parse_webhook,
-    "mailgun": mailgun.parse_webhook,
-    "resend": resend.parse_webhook,
-    "ses": ses.parse_webhook,
-}
 
 
 def webhooks_router(app: App) -> APIRouter:
@@ -51,40 +45,22 @@ def webhooks_router(app: App) -> APIRouter:
         },
     )
     async def receive(provider: str, request: Request) -> JSONResponse:
-        parser = PARSERS.get(provider)
-        if parser is None:
+        if provider not in PROVIDERS:
             raise ApiError(404, "unknown_provider", f"no webhook parser for {provider!r}")
         secret = app.settings.webhook_secrets.get(provider)
         if not secret:
             raise ApiError(404, "not_configured", f"no webhook secret set for {provider}")
         body = await read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        subscribe_url: str | None = None
-        once: OneTimeToken | None = None
+        # Signature freshness on the app's clock, as every other time in the engine.
+        now = app.clock.now().timestamp()
         try:
-            if provider == "ses":
-                topics = {t.strip() for t in secret.split(",") if t.strip()}
-                sns = await run_in_threadpool(
-                    lambda: ses.parse_sns(headers, body, topic_arns=topics)
-                )
-                events, subscribe_url = sns.events, sns.subscribe_url
-            elif provider in ("resend", "sendgrid"):
-                # Freshness on the app's clock, as every other time in the engine.
-                now = app.clock.now().timestamp()
-                timed = resend.parse_webhook if provider == "resend" else sendgrid.parse_webhook
-                events = await run_in_threadpool(lambda: timed(headers, body, secret, now=now))
-            elif provider == "mailgun":
-                now = app.clock.now().timestamp()
-                hook = await run_in_threadpool(
-                    lambda: mailgun.read_webhook(headers, body, secret, now=now)
-                )
-                events = hook.events
-                once = OneTimeToken(mailgun.PROVIDER, hook.token, mailgun.TOKEN_MEMORY)
-            else:
-                events = await run_in_threadpool(parser, headers, body, secret)
-        except webhooks.WebhookReplayError as exc:
+            received = await run_in_threadpool(
+                lambda: read_webhook(provider, headers, body, secret, now=now)
+            )
+        except WebhookReplayError as exc:
             raise _refused(provider, exc) from None
-        except webhooks.WebhookBusyError as exc:
+        except WebhookBusyError as exc:
             return JSONResponse(
                 {"error": "try_later", "message": str(exc)},
                 status_code=503,
@@ -98,16 +74,16 @@ def webhooks_router(app: App) -> APIRouter:
             raise ApiError(
                 406 if provider == "mailgun" else 400, "invalid_payload", str(exc)
             ) from None
-        if subscribe_url:
+        if received.subscribe_url:
             # Confirming is a GET to AWS; the operator does it (or an ops script), the webhook
             # handler does not reach out to URLs it was sent.
-            log.warning("SNS subscription needs confirming: %s", subscribe_url)
-            return JSONResponse({"status": "confirm", "subscribe_url": subscribe_url})
+            log.warning("SNS subscription needs confirming: %s", received.subscribe_url)
+            return JSONResponse({"status": "confirm", "subscribe_url": received.subscribe_url})
         try:
             report = await run_in_threadpool(
-                apply_tracking_events, app.uow, app.clock, events, once
+                apply_tracking_events, app.uow, app.clock, received.events, received.once
             )
-        except webhooks.WebhookReplayError as exc:
+        except WebhookReplayError as exc:
             raise _refused(provider, exc) from None
         return JSONResponse(
             {
@@ -121,6 +97,6 @@ def webhooks_router(app: App) -> APIRouter:
     return router
 
 
-def _refused(provider: str, exc: webhooks.WebhookReplayError) -> ApiError:
+def _refused(provider: str, exc: WebhookReplayError) -> ApiError:
     # Mailgun retries anything but 200 and 406 for 8 hours: 406 stops a replay there.
     return ApiError(406 if provider == "mailgun" else 401, exc.code, str(exc))

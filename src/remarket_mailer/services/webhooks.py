@@ -13,23 +13,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
 from remarket_mailer.db import repository as repo
-from remarket_mailer.delivery.providers.webhooks import (
-    TrackingEvent,
-    WebhookReplayError,
-    delivery_id_number,
-    storable_detail,
-    storable_id,
-)
+from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.tracking.events import OneTimeToken, TrackingEvent, WebhookReplayError
 
 log = logging.getLogger(__name__)
 
@@ -46,40 +42,6 @@ class WebhookReport:
     kinds: dict[str, int] = field(default_factory=dict)
 
 
-def _raw_id(event: TrackingEvent) -> str:
-    if event.raw_id:
-        # An id too long (or too odd) for the column is kept as its hash: still unique.
-        return (
-            storable_id(event.raw_id)
-            or "sha256:" + hashlib.sha256(event.raw_id.encode("utf-8", "surrogatepass")).hexdigest()
-        )
-    # No ESP event id: derive one from what identifies the event, so redeliveries collapse.
-    basis = f"{event.kind}|{event.email}|{event.provider_message_id}|{event.occurred_at}"
-    return "derived:" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _storable(event: TrackingEvent) -> TrackingEvent:
-    # Ids that cannot be ours (a delivery id "²", a message id of 300 characters) are dropped
-    # from the event, which still counts: a bounce is about the address either way.
-    ours = delivery_id_number(event.delivery_id) is not None
-    return replace(
-        event,
-        provider_message_id=storable_id(event.provider_message_id),
-        delivery_id=event.delivery_id if ours else None,
-        detail=storable_detail(event.detail),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class OneTimeToken:
-    """A webhook signature's token that may be used once (Mailgun), and for how long to keep
-    it: as long as the signature it came with can still verify."""
-
-    provider: str
-    token: str
-    keep_for: timedelta
-
-
 def apply_tracking_events(
     uow: UnitOfWork,
     clock: Clock,
@@ -92,34 +54,17 @@ def apply_tracking_events(
     (code ``replayed``), applying nothing, when it was used before. A request that fails later
     leaves the token unused, so the ESP's retry still goes through.
     """
-    events = [_storable(e) for e in events]
     report = WebhookReport(received=len(events))
     now = clock.now()
     with uow() as session:
-        if once is not None and not repo.remember_webhook_token(
+        if once is not None and not tracking_db.remember_webhook_token(
             session, once.provider, once.token, now, once.keep_for
         ):
             raise WebhookReplayError(
                 f"{once.provider}: this signature was already used; a replay is not applied",
                 code="replayed",
             )
-        rows = [
-            {
-                "provider": e.provider,
-                "raw_id": _raw_id(e),
-                "kind": e.kind,
-                "email_hash": repo.email_hash(e.email),
-                "delivery_id": delivery_id_number(e.delivery_id),
-                "provider_message_id": e.provider_message_id,
-                "bounce_class": e.bounce_class,
-                "detail": e.detail,
-                "occurred_at": e.occurred_at,
-                "received_at": now,
-            }
-            for e in events
-        ]
-        fresh = repo.record_tracking_events(session, rows)
-        new_events = [e for e, row in zip(events, rows, strict=True) if row["raw_id"] in fresh]
+        new_events = tracking_db.record_tracking_events(session, events, now)
         report.new = len(new_events)
         contacts = repo.contacts_by_email(session, (e.email for e in new_events))
         for event in new_events:
@@ -142,14 +87,7 @@ def apply_tracking_events(
 
 
 def _fail_delivery(session: Session, event: TrackingEvent, now: datetime) -> None:
-    failed = repo.fail_sent_delivery(
-        session,
-        delivery_id=delivery_id_number(event.delivery_id),
-        provider=event.provider,
-        provider_message_id=event.provider_message_id,
-        detail=event.detail,
-        now=now,
-    )
+    failed = tracking_db.fail_reported_delivery(session, event, now)
     if failed is not None:  # counted as remarket_tracking_events_total{kind="failed"}
         log.warning(
             "provider=%s delivery_id=%s was never sent (%s): marked failed",
@@ -167,15 +105,17 @@ def _suppression_reason(session: Session, event: TrackingEvent, now: datetime) -
     if event.bounce_class == "hard":
         return "hard_bounce"
     if event.bounce_class == "soft":
-        count = repo.soft_bounce_count(
-            session, repo.email_hash(event.email), now - SOFT_BOUNCE_WINDOW
-        )
+        count = tracking_db.soft_bounce_count(session, event.email, now - SOFT_BOUNCE_WINDOW)
         return "soft_bounce_repeated" if count >= SOFT_BOUNCE_LIMIT else None
     return None  # policy: the sender's problem, not the address's
 
 
 def record_engagement(
-    uow: UnitOfWork, clock: Clock, delivery_id: int, kind: str, detail: str | None = None
+    uow: UnitOfWork,
+    clock: Clock,
+    delivery_id: int,
+    kind: Literal["clicked", "opened"],
+    detail: str | None = None,
 ) -> bool:
     """Record a click or open of one of our own tracked links; False for an unknown delivery.
 
@@ -188,21 +128,15 @@ def record_engagement(
         if email is None:
             return False
         suffix = hashlib.sha256((detail or "").encode()).hexdigest()[:16]
-        repo.record_tracking_events(
-            session,
-            [
-                {
-                    "provider": "remarket",
-                    "raw_id": f"{kind}:{delivery_id}:{suffix}",
-                    "kind": kind,
-                    "email_hash": repo.email_hash(email),
-                    "delivery_id": delivery_id,
-                    "provider_message_id": None,
-                    "bounce_class": None,
-                    "detail": (detail or "")[:2000] or None,
-                    "occurred_at": now,
-                    "received_at": now,
-                }
-            ],
+        event = TrackingEvent(
+            kind=kind,
+            email=email,
+            provider="remarket",
+            provider_message_id=None,
+            delivery_id=str(delivery_id),
+            occurred_at=now,
+            detail=detail,
+            raw_id=f"{kind}:{delivery_id}:{suffix}",
         )
+        tracking_db.record_tracking_events(session, [event], now)
     return True

@@ -1,4 +1,4 @@
-"""Resend: batch send through ``POST /emails/batch`` and the (Svix-signed) webhook parser.
+"""Resend: batch send through ``POST /emails/batch``.
 
 Sending: up to 100 distinct messages per request with ``x-batch-validation: permissive``, so
 one invalid message does not sink the others. The 200 response lists the created emails in
@@ -34,19 +34,14 @@ Account or configuration errors (Resend's error list, ``name`` in the body) are 
 A 400/422 ``validation_error`` or ``invalid_from_address`` is about the request itself and
 stays permanent.
 
-Webhooks are signed by Svix: HMAC-SHA256 keyed with the base64 part of ``whsec_…`` over
-``"{svix-id}.{svix-timestamp}.{body}"``; a timestamp more than 5 minutes off is refused.
+Its (Svix-signed) webhooks are read by :mod:`remarket_mailer.tracking.resend`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import re
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -69,22 +64,7 @@ from remarket_mailer.delivery.providers.http_base import (
     format_address,
     message_tags,
 )
-from remarket_mailer.delivery.providers.webhooks import (
-    BounceClass,
-    EventKind,
-    TrackingEvent,
-    WebhookSignatureError,
-    as_dict,
-    as_str,
-    check_signed_at,
-    classify_bounce,
-    header,
-    load_json,
-    normalize_email,
-    parse_time,
-    require_secret,
-)
-from remarket_mailer.errors import ValidationError
+from remarket_mailer.untrusted_json import as_dict
 
 PROVIDER = "resend"
 ACCOUNT_ERRORS: dict[tuple[int, str], tuple[str, str]] = {
@@ -99,7 +79,6 @@ ACCOUNT_ERRORS: dict[tuple[int, str], tuple[str, str]] = {
 }
 """(HTTP status, error name) → (fault reason, what to fix): the account-wide answers."""
 DEFAULT_BASE_URL = "https://api.resend.com"
-WEBHOOK_TOLERANCE_SECONDS = 300.0
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -220,151 +199,3 @@ class ResendProvider(HttpProvider):
                 return KeyConflict(f"{text} ({error_name})")
             return Permanent(text)
         return super().error_result(response)
-
-
-# -- webhooks --------------------------------------------------------------------------------
-
-_SIMPLE_EVENTS: dict[str, EventKind] = {
-    "email.delivered": "delivered",
-    "email.delivery_delayed": "deferred",
-    "email.complained": "complained",
-    "email.opened": "opened",
-    "email.clicked": "clicked",
-}
-_BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
-
-
-def _signing_key(secret: str) -> bytes:
-    require_secret(secret, PROVIDER)
-    encoded = secret.strip().removeprefix("whsec_")
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise WebhookSignatureError("resend: the signing secret is not base64") from exc
-
-
-def verify_signature(
-    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
-) -> None:
-    """Verify the Svix headers (``svix-id``, ``svix-timestamp``, ``svix-signature``).
-
-    Raises WebhookSignatureError when a header is missing, the timestamp is not Unix seconds or
-    no ``v1`` signature matches; WebhookReplayError when the timestamp is more than five minutes
-    from ``now`` (default: the current time).
-    """
-    key = _signing_key(secret)
-    msg_id = header(headers, "svix-id")
-    timestamp = header(headers, "svix-timestamp")
-    signatures = header(headers, "svix-signature")
-    if not (msg_id and timestamp and signatures):
-        raise WebhookSignatureError("resend: svix headers missing")
-    sent_at = check_signed_at(
-        timestamp,
-        time.time() if now is None else now,
-        max_age=WEBHOOK_TOLERANCE_SECONDS,
-        max_ahead=WEBHOOK_TOLERANCE_SECONDS,
-        provider=PROVIDER,
-    )
-    signed = f"{msg_id.strip()}.{sent_at}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
-    for candidate in signatures.split():
-        version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(expected, value.encode("ascii", "replace")):
-            return
-    raise WebhookSignatureError("resend: signature does not verify")
-
-
-def parse_webhook(
-    headers: Mapping[str, str], body: bytes, secret: str, *, now: float | None = None
-) -> list[TrackingEvent]:
-    """Verify a Resend webhook (``secret`` = ``whsec_…``) and normalize it.
-
-    ``email.bounced`` maps ``bounce.type`` Permanent/Transient to hard/soft (an enhanced status
-    code in ``diagnosticCode`` wins); ``email.suppressed`` (Resend refused an address on its
-    suppression list) is a complaint when ``suppressed.reason`` says so, else a hard bounce;
-    ``email.failed`` (Resend accepted the request, then could not send: quota, key, domain) is
-    a ``failed`` event: the delivery did not go out, and no one is suppressed. ``email.sent``,
-    ``contact.*`` and ``domain.*`` give no event. ``now`` (Unix seconds) replaces the clock in
-    tests. Raises WebhookSignatureError for a bad signature or stale timestamp,
-    ValidationError for a body that is not a JSON object.
-    """
-    verify_signature(headers, body, secret, now=now)
-    payload = load_json(body, PROVIDER)
-    if not isinstance(payload, dict):
-        raise ValidationError("resend: webhook body is not a JSON object", field="body")
-    name = str(payload.get("type", ""))
-    data = as_dict(payload.get("data"))
-    bounce_class: BounceClass | None = None
-    detail: str | None = None
-    kind: EventKind
-    if name in _SIMPLE_EVENTS:
-        kind = _SIMPLE_EVENTS[name]
-        if kind == "clicked":
-            detail = as_str(as_dict(data.get("click")).get("link"))
-    elif name == "email.bounced":
-        kind = "bounced"
-        bounce = as_dict(data.get("bounce"))
-        diagnostics = bounce.get("diagnosticCode")
-        diagnostic = (
-            " ".join(str(d) for d in diagnostics)
-            if isinstance(diagnostics, list)
-            else as_str(diagnostics)
-        )
-        esp_class = _BOUNCE_TYPES.get(str(bounce.get("type", "")))
-        bounce_class = classify_bounce(diagnostic, esp_class)
-        detail = as_str(bounce.get("message")) or diagnostic or None
-    elif name == "email.suppressed":
-        kind, bounce_class, detail = _suppressed(as_dict(data.get("suppressed")))
-    elif name == "email.failed":
-        # Resend never sent it (its docs: invalid recipients, API key or domain problems, quota
-        # limits; sample ``failed.reason`` = ``reached_daily_quota``). Nothing says the address
-        # is bad: the delivery is marked failed, no one is suppressed.
-        reason = as_str(as_dict(data.get("failed")).get("reason"))
-        kind = "failed"
-        detail = f"failed at resend: {reason}" if reason else "failed at resend"
-    else:
-        return []
-    recipients = data.get("to")
-    first = recipients[0] if isinstance(recipients, list) and recipients else recipients
-    email_address = normalize_email(first)
-    occurred_at = parse_time(payload.get("created_at"))
-    if email_address is None or occurred_at is None:
-        return []
-    return [
-        TrackingEvent(
-            kind=kind,
-            email=email_address,
-            provider=PROVIDER,
-            provider_message_id=as_str(data.get("email_id")),
-            delivery_id=_tag_value(data.get("tags"), "delivery_id"),
-            occurred_at=occurred_at,
-            bounce_class=bounce_class,
-            detail=detail,
-            # svix-id stays the same across redeliveries of one event.
-            raw_id=header(headers, "svix-id"),
-        )
-    ]
-
-
-def _suppressed(info: Mapping[str, Any]) -> tuple[EventKind, BounceClass | None, str]:
-    """``email.suppressed``: Resend refused the address because it is on the account's
-    suppression list, which holds hard bounces and complaints. Resend's sample carries
-    ``suppressed{type: "OnAccountSuppressionList", message}``; a ``reason`` (or ``type``) naming
-    a complaint makes it a complaint, anything else stays a hard bounce. Both suppress."""
-    reason = as_str(info.get("reason")) or as_str(info.get("type")) or ""
-    detail = f"suppressed by resend: {reason}" if reason else "suppressed by resend"
-    if "complain" in reason.lower():
-        return "complained", None, detail
-    return "bounced", "hard", detail
-
-
-def _tag_value(tags: Any, name: str) -> str | None:
-    # Webhooks show tags as {name: value}; accept the send-side [{name, value}] too.
-    if isinstance(tags, dict):
-        return as_str(tags.get(name))
-    if isinstance(tags, list):
-        for tag in tags:
-            tag = as_dict(tag)
-            if tag.get("name") == name:
-                return as_str(tag.get("value"))
-    return None

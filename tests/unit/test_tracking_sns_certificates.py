@@ -9,8 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from remarket_mailer.delivery.providers import ses
-from remarket_mailer.delivery.providers.webhooks import WebhookBusyError, WebhookSignatureError
+from remarket_mailer.tracking import ses
+from remarket_mailer.tracking.events import WebhookBusyError, WebhookSignatureError
 
 PEM = b"-----BEGIN CERTIFICATE-----\nnot parsed here\n-----END CERTIFICATE-----\n"
 BASE = "https://sns.eu-west-1.amazonaws.com"

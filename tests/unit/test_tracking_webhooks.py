@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from remarket_mailer.delivery.providers import mailgun, postmark, resend, sendgrid, ses
-from remarket_mailer.delivery.providers.webhooks import (
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.tracking import mailgun, postmark, resend, sendgrid, ses
+from remarket_mailer.tracking.events import (
     EVENT_KINDS,
     TrackingEvent,
     WebhookReplayError,
@@ -29,7 +30,7 @@ from remarket_mailer.delivery.providers.webhooks import (
     bounce_class_from_code,
     classify_bounce,
 )
-from remarket_mailer.errors import ValidationError
+from remarket_mailer.tracking.webhooks import PROVIDERS, read_webhook
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -442,6 +443,22 @@ def test_mailgun_refuses_signatures_older_than_15_minutes_or_from_the_future() -
         mailgun.parse_webhook({}, mailgun_body(data, timestamp="9" * 400), MAILGUN_KEY)
     hook = mailgun.read_webhook({}, body, MAILGUN_KEY, now=signed_at)
     assert hook.token == "a" * 50 and [e.kind for e in hook.events] == ["complained"]
+
+
+def test_one_door_keeps_the_mailgun_token_for_once_and_knows_only_our_esps() -> None:
+    data = {"event": "complained", "timestamp": 1767323045, "recipient": "a@x.org"}
+    received = read_webhook("mailgun", {}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW)
+    assert [e.kind for e in received.events] == ["complained"]
+    assert received.once is not None
+    assert (received.once.provider, received.once.token) == ("mailgun", "a" * 50)
+    assert received.once.keep_for == timedelta(minutes=20)  # 15 min old + 5 min ahead
+    assert received.subscribe_url is None
+    # The signature is checked on the caller's clock: an hour later it is stale.
+    with pytest.raises(WebhookReplayError):
+        read_webhook("mailgun", {}, mailgun_body(data), MAILGUN_KEY, now=MAILGUN_NOW + 3600)
+    assert set(PROVIDERS) == {"postmark", "sendgrid", "mailgun", "resend", "ses"}
+    with pytest.raises(KeyError):
+        read_webhook("smtp", {}, b"{}", "secret", now=MAILGUN_NOW)
 
 
 # -- Resend (Svix) ---------------------------------------------------------------------------

@@ -1,0 +1,401 @@
+"""Amazon SES events through SNS: the SNS signature check and the SES event parser.
+
+Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
+``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
+be ``https://sns.<region>.amazonaws.com[.cn]/….pem``, and accepts only the configured topic ARNs.
+Certificates are cached by host and path in a bounded cache whose downloads are rate-limited
+(:class:`SnsCertificates`): unauthenticated requests cannot make us fetch without limit.
+A ``SubscriptionConfirmation`` gives no events but exposes ``subscribe_url``: GET it once to
+confirm the subscription. The ``EmailTags`` set by the sending side
+(:mod:`remarket_mailer.delivery.providers.ses`) come back in ``mail.tags``, ``delivery_id``
+among them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.tracking.events import (
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+    WebhookBusyError,
+    WebhookSignatureError,
+    classify_bounce,
+)
+from remarket_mailer.tracking.webhook_common import (
+    header,
+    load_json,
+    normalize_email,
+    require_secret,
+)
+from remarket_mailer.untrusted_json import as_dict, as_str, bare_message_id, parse_time
+
+PROVIDER = "ses"
+
+_CERT_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
+_CERT_PATH = re.compile(r"(?:/[A-Za-z0-9._-]{1,128})+\.pem")
+
+_NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_FIELDS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+_SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+_BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
+_ENGAGEMENT_KINDS: dict[str, EventKind] = {
+    "Open": "opened",
+    "Click": "clicked",
+    "Subscription": "unsubscribed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SnsMessage:
+    """A verified SNS delivery: its type, and either events or a subscription to confirm."""
+
+    type: str
+    message_id: str
+    topic_arn: str
+    events: list[TrackingEvent]
+    subscribe_url: str | None = None
+    """For ``SubscriptionConfirmation``: GET this URL once to start receiving events."""
+
+
+class SnsCertificates:
+    """SNS signing certificates, downloaded on first use and kept by host and path.
+
+    Anyone can post an SNS-shaped message naming any certificate URL on an SNS host, so the
+    URL is checked first (:func:`certificate_location`), its query is ignored (it cannot make a
+    new cache entry), at most ``max_entries`` certificates are kept (the least recently used
+    goes first) and at most ``fetches_per_minute`` certificates that are not cached are
+    downloaded per minute; beyond that :class:`WebhookBusyError` is raised without fetching.
+    SNS signs with one certificate per region, rotated rarely: a genuine sender needs one
+    download. Thread-safe; downloads run outside the lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 32,
+        fetches_per_minute: int = 10,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.fetches_per_minute = fetches_per_minute
+        self._transport = transport
+        self._timeout = timeout
+        self._monotonic = monotonic
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_fetches: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def fetch(self, url: str) -> bytes:
+        """The PEM bytes of the certificate at SNS cert URL ``url``.
+
+        Raises WebhookSignatureError when ``url`` is not an SNS certificate URL or the
+        download fails, WebhookBusyError when the download budget of this minute is spent.
+        """
+        location = certificate_location(url)
+        with self._lock:
+            cached = self._cache.get(location)
+            if cached is not None:
+                self._cache.move_to_end(location)
+                return cached
+            self._take_fetch_slot()
+        try:
+            with httpx.Client(
+                transport=self._transport, timeout=self._timeout, follow_redirects=False
+            ) as client:
+                response = client.get(location)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise WebhookSignatureError("ses: could not fetch the SNS signing certificate") from exc
+        with self._lock:
+            self._cache[location] = response.content
+            self._cache.move_to_end(location)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return response.content
+
+    def _take_fetch_slot(self) -> None:
+        now = self._monotonic()
+        while self._recent_fetches and self._recent_fetches[0] <= now - 60.0:
+            self._recent_fetches.popleft()
+        if len(self._recent_fetches) >= self.fetches_per_minute:
+            wait = 60.0 - (now - self._recent_fetches[0])
+            raise WebhookBusyError(
+                f"ses: {self.fetches_per_minute} unknown SNS certificates fetched in the last "
+                "minute; try again later",
+                retry_after=max(1.0, wait),
+            )
+        self._recent_fetches.append(now)
+
+
+CERTIFICATES = SnsCertificates()
+"""The process's certificate cache, used when :func:`parse_sns` is given no fetcher."""
+
+
+def certificate_location(url: str) -> str:
+    """``https://<host>/<path>`` of an SNS cert URL, without query or fragment (they select
+    nothing on AWS's side, so they must not select a cache entry either).
+
+    Accepts only https, host ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn`` for
+    China), no user, no port, a path ending ``.pem``. Raises WebhookSignatureError for any
+    other URL (the certificate is the trust anchor: an attacker must not be able to point us
+    at their own).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise WebhookSignatureError("ses: SigningCertURL is not a URL") from None
+    host = parts.hostname or ""
+    if (
+        parts.scheme != "https"
+        or parts.username is not None
+        or port is not None
+        or not _CERT_HOST.fullmatch(host)
+        or not _CERT_PATH.fullmatch(parts.path)
+    ):
+        raise WebhookSignatureError("ses: SigningCertURL is not an SNS certificate URL")
+    return f"https://{host}{parts.path}"
+
+
+def string_to_sign(message: Mapping[str, Any]) -> bytes:
+    """The bytes SNS signs: ``key\\nvalue\\n`` for each present field, in SNS's fixed order.
+
+    Raises WebhookSignatureError for an unknown message type or a missing required field.
+    """
+    kind = message.get("Type")
+    names: tuple[str, ...]
+    if kind == "Notification":
+        names = _NOTIFICATION_FIELDS
+    elif kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        names = _CONFIRMATION_FIELDS
+    else:
+        raise WebhookSignatureError("ses: unknown SNS message type")
+    lines: list[str] = []
+    for name in names:
+        value = message.get(name)
+        if value is None:
+            if name == "Subject":
+                continue
+            raise WebhookSignatureError(f"ses: SNS message without {name}")
+        lines.append(f"{name}\n{value}\n")
+    # A lone surrogate cannot have been signed by SNS: kept as is, it fails the signature.
+    return "".join(lines).encode("utf-8", "surrogatepass")
+
+
+def verify_sns_signature(
+    message: Mapping[str, Any], fetch_certificate: Callable[[str], bytes]
+) -> None:
+    """Verify an SNS message's RSA signature with the certificate at its SigningCertURL.
+
+    ``fetch_certificate`` gets the URL without its query. Raises WebhookSignatureError when
+    the URL, certificate, version or signature is wrong.
+    """
+    cert_url = certificate_location(as_str(message.get("SigningCertURL")) or "")
+    version = str(message.get("SignatureVersion", ""))
+    algorithm: hashes.HashAlgorithm
+    if version == "1":
+        algorithm = hashes.SHA1()
+    elif version == "2":
+        algorithm = hashes.SHA256()
+    else:
+        raise WebhookSignatureError("ses: unsupported SNS SignatureVersion")
+    signed = string_to_sign(message)
+    try:
+        signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
+        certificate = x509.load_pem_x509_certificate(fetch_certificate(cert_url))
+    except ValueError as exc:
+        raise WebhookSignatureError("ses: unreadable SNS signature or certificate") from exc
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise WebhookSignatureError("ses: the SNS certificate does not hold an RSA key")
+    try:
+        key.verify(signature, signed, padding.PKCS1v15(), algorithm)
+    except InvalidSignature as exc:
+        raise WebhookSignatureError("ses: SNS signature does not verify") from exc
+
+
+def parse_sns(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    topic_arns: Collection[str],
+    fetch_certificate: Callable[[str], bytes] | None = None,
+) -> SnsMessage:
+    """Verify an SNS HTTP delivery and read the SES events in it.
+
+    Only messages from ``topic_arns`` are accepted: a valid AWS signature also comes from a
+    stranger's topic pointed at our URL. ``fetch_certificate`` returns the PEM bytes for a cert
+    URL (default: :data:`CERTIFICATES`). Raises ValidationError (field ``body``) when the body
+    is not JSON or nests too deep, WebhookSignatureError when the message is not provably from
+    one of our topics, WebhookBusyError when its certificate cannot be fetched this minute,
+    ValidationError when a signed notification holds something other than an SES event.
+    """
+    message = load_json(body, PROVIDER)
+    if not isinstance(message, dict) or message.get("Type") not in _SNS_TYPES:
+        raise WebhookSignatureError("ses: body is not an SNS message")
+    header_type = header(headers, "x-amz-sns-message-type")
+    if header_type is not None and header_type != message["Type"]:
+        raise WebhookSignatureError("ses: x-amz-sns-message-type does not match the body")
+    topic_arn = str(message.get("TopicArn", ""))
+    if topic_arn not in topic_arns:
+        raise WebhookSignatureError("ses: message from a topic that is not configured")
+    verify_sns_signature(message, fetch_certificate or CERTIFICATES.fetch)
+    sns_type = str(message["Type"])
+    message_id = str(message.get("MessageId", ""))
+    if sns_type == "SubscriptionConfirmation":
+        return SnsMessage(
+            sns_type, message_id, topic_arn, [], subscribe_url=as_str(message.get("SubscribeURL"))
+        )
+    if sns_type != "Notification":
+        return SnsMessage(sns_type, message_id, topic_arn, [])
+    return SnsMessage(sns_type, message_id, topic_arn, _notification_events(message))
+
+
+def parse_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    *,
+    fetch_certificate: Callable[[str], bytes] | None = None,
+) -> list[TrackingEvent]:
+    """Verify an SNS delivery of SES events and normalize it; ``secret`` lists the accepted
+    topic ARNs, comma-separated.
+
+    A SubscriptionConfirmation gives no events: call :func:`parse_sns` to get its
+    ``subscribe_url``. Raises WebhookSignatureError and ValidationError as :func:`parse_sns`.
+    """
+    require_secret(secret, PROVIDER)
+    topics = {t.strip() for t in secret.split(",") if t.strip()}
+    return parse_sns(headers, body, topic_arns=topics, fetch_certificate=fetch_certificate).events
+
+
+def _notification_events(message: Mapping[str, Any]) -> list[TrackingEvent]:
+    text = str(message.get("Message", ""))
+    if not text.lstrip().startswith("{"):
+        return []  # e.g. "Successfully validated SNS topic for Amazon SES event publishing."
+    event = load_json(text.encode("utf-8"), PROVIDER)
+    if not isinstance(event, dict):
+        raise ValidationError("ses: SNS Message is not an SES event", field="Message")
+    return _ses_events(event, message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one SES event says, before it is split per recipient."""
+
+    kind: EventKind
+    section: dict[str, Any]
+    """The event type's own object (``bounce``, ``delivery``, …), which holds its timestamp."""
+    recipients: list[tuple[Any, str | None]]
+    """(email, status/diagnostic text) per recipient the event is about."""
+    esp_class: BounceClass | None = None
+    detail: str | None = None
+
+
+def _reading(name: str, event: Mapping[str, Any], destinations: list[str]) -> _Reading | None:
+    if name == "Bounce":
+        section = as_dict(event.get("bounce"))
+        bounce_type = str(section.get("bounceType", ""))
+        recipients = [
+            (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
+            for r in section.get("bouncedRecipients") or []
+        ]
+        subtype = f"{bounce_type}: {section.get('bounceSubType', '')}"
+        return _Reading("bounced", section, recipients, _BOUNCE_TYPES.get(bounce_type), subtype)
+    if name == "Complaint":
+        section = as_dict(event.get("complaint"))
+        if section.get("complaintFeedbackType") == "not-spam":
+            return None
+        recipients = [
+            (as_dict(r).get("emailAddress"), None)
+            for r in section.get("complainedRecipients") or []
+        ]
+        detail = as_str(section.get("complaintFeedbackType"))
+        return _Reading("complained", section, recipients, detail=detail)
+    if name == "Delivery":
+        section = as_dict(event.get("delivery"))
+        recipients = [(r, None) for r in section.get("recipients") or destinations]
+        response = as_str(section.get("smtpResponse"))
+        return _Reading("delivered", section, recipients, detail=response)
+    if name == "DeliveryDelay":
+        section = as_dict(event.get("deliveryDelay"))
+        recipients = [
+            (as_dict(r).get("emailAddress"), _diagnostic(as_dict(r)))
+            for r in section.get("delayedRecipients") or []
+        ]
+        return _Reading("deferred", section, recipients, detail=as_str(section.get("delayType")))
+    if name in _ENGAGEMENT_KINDS:
+        section = as_dict(event.get(name.lower()))
+        detail = as_str(section.get("link")) if name == "Click" else None
+        recipients = [(d, None) for d in destinations]
+        return _Reading(_ENGAGEMENT_KINDS[name], section, recipients, detail=detail)
+    return None
+
+
+def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[TrackingEvent]:
+    name = str(event.get("eventType") or event.get("notificationType") or "")
+    mail = as_dict(event.get("mail"))
+    destinations = [d for d in mail.get("destination") or [] if isinstance(d, str)]
+    reading = _reading(name, event, destinations)
+    if reading is None:
+        return []
+    when = parse_time(reading.section.get("timestamp")) or parse_time(sns.get("Timestamp"))
+    if when is None:
+        return []
+    tags = as_dict(mail.get("tags")).get("delivery_id")
+    delivery_id = as_str(tags[0]) if isinstance(tags, list) and tags else as_str(tags)
+    sns_id = str(sns.get("MessageId", ""))
+    kind, detail = reading.kind, reading.detail
+    events: list[TrackingEvent] = []
+    for index, (address, diagnostic) in enumerate(reading.recipients):
+        email_address = normalize_email(address)
+        if email_address is None:
+            continue
+        events.append(
+            TrackingEvent(
+                kind=kind,
+                email=email_address,
+                provider=PROVIDER,
+                provider_message_id=bare_message_id(mail.get("messageId")),
+                delivery_id=delivery_id,
+                occurred_at=when,
+                bounce_class=(
+                    classify_bounce(diagnostic, reading.esp_class) if kind == "bounced" else None
+                ),
+                detail=f"{detail} ({diagnostic})" if detail and diagnostic else detail,
+                raw_id=sns_id if index == 0 else f"{sns_id}:{index}",
+            )
+        )
+    return events
+
+
+def _diagnostic(recipient: Mapping[str, Any]) -> str | None:
+    parts = [as_str(recipient.get("status")), as_str(recipient.get("diagnosticCode"))]
+    return " ".join(p for p in parts if p) or None
