@@ -12,7 +12,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db.models import Delivery
 from remarket_mailer.delivery.base import (
     OutboundMessage,
@@ -73,7 +75,7 @@ def counted(outcome: str) -> float:
 
 def by_email(app: App) -> dict[str, Delivery]:
     with app.uow() as session:
-        contacts = repo.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
+        contacts = contacts_db.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
     return {
         str(contacts[d.contact_id].email): d for d in deliveries(app) if d.step_id == "reminder_1"
     }
@@ -126,8 +128,8 @@ def test_sent_retried_and_failed_rows_of_one_batch_each_end_right(
         assert failed.detail is not None and failed.detail.startswith(detail)
         assert failed.sent_at is None and failed.provider_message_id is None
     with app.uow() as session:
-        assert repo.suppression_reason(session, "di@example.org") == "hard_bounce"
-        assert repo.suppression_reason(session, "cy@example.org") is None
+        assert consent_db.suppression_reason(session, "di@example.org") == "hard_bounce"
+        assert consent_db.suppression_reason(session, "cy@example.org") is None
 
     # The retry goes out later and keeps nothing of its failed attempt but the attempt count.
     answers["bob@example.org"] = "sent"
@@ -189,7 +191,7 @@ def test_finish_deliveries_changes_only_the_named_columns_of_rows_still_expected
         )
     later = now + timedelta(minutes=1)
     with app.uow() as session:
-        done = repo.finish_deliveries(
+        done = deliveries_db.finish_deliveries(
             session,
             DeliveryStatus.SENDING,
             [
@@ -223,4 +225,4 @@ def test_finish_deliveries_changes_only_the_named_columns_of_rows_still_expected
     )
     assert (skipped.status, skipped.provider_message_id, skipped.sent_at) == ("skipped", None, None)
     with app.uow() as session:
-        assert repo.finish_deliveries(session, DeliveryStatus.SENDING, [], later) == 0
+        assert deliveries_db.finish_deliveries(session, DeliveryStatus.SENDING, [], later) == 0

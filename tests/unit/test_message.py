@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remarket_mailer.db.repository import ContactFacts
+from remarket_mailer.db.contacts import ContactFacts
 from remarket_mailer.delivery.base import OutboundMessage
 from remarket_mailer.delivery.message import clean_header, make_message_id, to_bytes
 from remarket_mailer.services.sending import _display

@@ -38,15 +38,17 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import commerce as commerce_db
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
+from remarket_mailer.db import discounts as discounts_db
+from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db.commerce import CartFacts, SubscriptionFacts
+from remarket_mailer.db.contacts import ContactFacts
+from remarket_mailer.db.deliveries import SendingDelivery
+from remarket_mailer.db.enrollments import EnrollmentFacts
 from remarket_mailer.db.models import DiscountCode
-from remarket_mailer.db.repository import (
-    CartFacts,
-    ContactFacts,
-    EnrollmentFacts,
-    SendingDelivery,
-    SubscriptionFacts,
-)
 from remarket_mailer.delivery.base import (
     KeyConflict,
     OutboundMessage,
@@ -253,7 +255,7 @@ class DeliveryService:
         new_keys = {i: key for i, key in keys.items() if by_id[i].delivery.send_key != key}
         if new_keys:
             with self.uow() as session:
-                repo.set_send_keys(session, new_keys)
+                deliveries_db.set_send_keys(session, new_keys)
         # Results not tied to a request (render failures, unknown routes) go with the first.
         pending: dict[int, SendResult] = results
         every_enrollment = {r.delivery.enrollment_id for r in ready}
@@ -290,19 +292,19 @@ class DeliveryService:
         self, session: Session, delivery_ids: Sequence[int], report: SendReport
     ) -> list[_Ready]:
         now = self.clock.now()
-        rows = repo.take_for_sending(session, delivery_ids, now, self.config.lease)
+        rows = deliveries_db.take_for_sending(session, delivery_ids, now, self.config.lease)
         report.taken = len(rows)
         if not rows:
             return []
-        enrollments = repo.enrollments_by_id(session, (d.enrollment_id for d in rows))
-        contacts = repo.contact_facts_by_id(session, (d.contact_id for d in rows))
+        enrollments = enrollments_db.enrollments_by_id(session, (d.enrollment_id for d in rows))
+        contacts = contacts_db.contact_facts_by_id(session, (d.contact_id for d in rows))
         workflows = {
             (workflow_id, version): resolve_workflow(session, self.workflows, workflow_id, version)
             for workflow_id, version in {
                 (e.workflow_id, e.workflow_version) for e in enrollments.values()
             }
         }
-        carts = repo.carts_of_enrollments(
+        carts = commerce_db.carts_of_enrollments(
             session,
             (
                 e.id
@@ -311,7 +313,7 @@ class DeliveryService:
                 and wf.trigger.key == "cart_id"
             ),
         )
-        subscriptions = repo.subscription_facts_by_id(
+        subscriptions = commerce_db.subscription_facts_by_id(
             session,
             (
                 e.key.partition("@")[0]
@@ -322,13 +324,13 @@ class DeliveryService:
         )
         # Caps: lock the contacts, then count what they were sent (and what is in flight), so
         # two workers never both decide a contact has a free slot.
-        repo.lock_contacts(session, contacts)
+        contacts_db.lock_contacts(session, contacts)
         longest = max(
             (c.window for wf in workflows.values() if wf for c in self._caps(wf)),
             default=timedelta(0),
         )
         exempt = [w.id for w in self.workflows.workflows.values() if w.caps_exempt]
-        sends = repo.recent_sends(
+        sends = deliveries_db.recent_sends(
             session, contacts, now - longest, now, (d.id for d in rows), exempt
         )
         category_of = {w.id: w.category for w in self.workflows.workflows.values()}
@@ -341,10 +343,10 @@ class DeliveryService:
             )
         )
         emails = [c.email for c in contacts.values() if c.email]
-        suppressed = repo.suppressions_for(session, emails)
+        suppressed = consent_db.suppressions_for(session, emails)
         categories = {wf.category for wf in workflows.values() if wf is not None}
-        consents = repo.latest_consents(session, contacts, categories)
-        codes = repo.codes_for_enrollments(session, enrollments)
+        consents = consent_db.latest_consents(session, contacts, categories)
+        codes = discounts_db.codes_for_enrollments(session, enrollments)
 
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
@@ -454,12 +456,12 @@ class DeliveryService:
             ready.append(_Ready(delivery, workflow, step, contact, context, code))
             if not workflow.caps_exempt:
                 sends.setdefault(contact.id, []).append((now, workflow.id))  # slot taken now
-        if new_codes and not repo.add_codes(session, new_codes):
+        if new_codes and not discounts_db.add_codes(session, new_codes):
             # A generated code collided with an existing one (about 1 in 10^13): fresh codes.
             for code_row in new_codes:
                 prefix, length = prefixes[id(code_row)]
                 code_row.code = generate_code(prefix=prefix, length=length)
-            if not repo.add_codes(session, new_codes):
+            if not discounts_db.add_codes(session, new_codes):
                 raise RuntimeError("discount code collision twice in a row")
             fixed = {(c.enrollment_id, c.step_id): c.code for c in new_codes}
             for item in ready:
@@ -467,7 +469,7 @@ class DeliveryService:
                 if key in fixed and item.context.get("discount"):
                     item.code = fixed[key]
                     item.context["discount"]["code"] = fixed[key]
-        repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
+        deliveries_db.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
         for change in changes:
             status = change["status"]
             if status == DeliveryStatus.SKIPPED:
@@ -740,7 +742,9 @@ class DeliveryService:
         until = self.clock.now() + self.config.lease
         changes = [{"id": i, "lease_expires_at": until} for i in delivery_ids]
         with self.uow() as session:
-            repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, self.clock.now())
+            deliveries_db.finish_deliveries(
+                session, DeliveryStatus.SENDING, changes, self.clock.now()
+            )
         return until
 
     def _record_or_leave(
@@ -760,7 +764,9 @@ class DeliveryService:
             try:
                 with self.uow() as session:
                     outcomes = self._record(session, ready, results, used, attempt)
-                    repo.complete_finished_enrollments(session, finishing, self.clock.now())
+                    enrollments_db.complete_finished_enrollments(
+                        session, finishing, self.clock.now()
+                    )
             except UnavailableError:
                 if pause is None:
                     log.error(
@@ -868,7 +874,9 @@ class DeliveryService:
                 report.count("permanent")
                 changes.append(_fail(delivery, "permanent", result.error))
                 if result.hard_bounce and item.contact.email:
-                    repo.suppress(session, item.contact.email, "hard_bounce", result.error, now)
+                    consent_db.suppress(
+                        session, item.contact.email, "hard_bounce", result.error, now
+                    )
         for change in changes:
             # Attempts count messages offered to a provider: not a skip, a render failure, a
             # deferral decided before any call, or a message after a connection was lost.
@@ -877,7 +885,7 @@ class DeliveryService:
             untried = isinstance(result, Transient) and not result.tried
             if delivery_id in used and not untried and not isinstance(result, ProviderFault):
                 change["attempts"] = ready[delivery_id].delivery.attempts + 1
-        repo.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
+        deliveries_db.finish_deliveries(session, DeliveryStatus.SENDING, changes, now)
         return outcomes
 
     def _backoff(self, attempts: int, retry_after: float | None) -> timedelta:

@@ -19,6 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import repository as repo
 from remarket_mailer.delivery.providers.webhooks import (
     TrackingEvent,
@@ -108,7 +111,7 @@ def apply_tracking_events(
                 "provider": e.provider,
                 "raw_id": _raw_id(e),
                 "kind": e.kind,
-                "email_hash": repo.email_hash(e.email),
+                "email_hash": consent_db.email_hash(e.email),
                 "delivery_id": delivery_id_number(e.delivery_id),
                 "provider_message_id": e.provider_message_id,
                 "bounce_class": e.bounce_class,
@@ -121,7 +124,7 @@ def apply_tracking_events(
         fresh = repo.record_tracking_events(session, rows)
         new_events = [e for e, row in zip(events, rows, strict=True) if row["raw_id"] in fresh]
         report.new = len(new_events)
-        contacts = repo.contacts_by_email(session, (e.email for e in new_events))
+        contacts = contacts_db.contacts_by_email(session, (e.email for e in new_events))
         for event in new_events:
             report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
             metrics.TRACKING.labels(event.kind).inc()
@@ -131,18 +134,20 @@ def apply_tracking_events(
             reason = _suppression_reason(session, event, now)
             if reason is None:
                 continue
-            if repo.suppress(session, event.email, reason, event.detail, now):
+            if consent_db.suppress(session, event.email, reason, event.detail, now):
                 report.suppressed += 1
             contact = contacts.get(normalize_email(event.email))
             if contact is not None:
-                repo.skip_pending_for_contact(session, contact.id, "suppressed", reason, now)
+                deliveries_db.skip_pending_for_contact(
+                    session, contact.id, "suppressed", reason, now
+                )
     if report.suppressed:
         log.info("webhook suppressed=%d new=%d", report.suppressed, report.new)
     return report
 
 
 def _fail_delivery(session: Session, event: TrackingEvent, now: datetime) -> None:
-    failed = repo.fail_sent_delivery(
+    failed = deliveries_db.fail_sent_delivery(
         session,
         delivery_id=delivery_id_number(event.delivery_id),
         provider=event.provider,
@@ -168,7 +173,7 @@ def _suppression_reason(session: Session, event: TrackingEvent, now: datetime) -
         return "hard_bounce"
     if event.bounce_class == "soft":
         count = repo.soft_bounce_count(
-            session, repo.email_hash(event.email), now - SOFT_BOUNCE_WINDOW
+            session, consent_db.email_hash(event.email), now - SOFT_BOUNCE_WINDOW
         )
         return "soft_bounce_repeated" if count >= SOFT_BOUNCE_LIMIT else None
     return None  # policy: the sender's problem, not the address's
@@ -184,7 +189,7 @@ def record_engagement(
     """
     now = clock.now()
     with uow() as session:
-        email = repo.delivery_email(session, delivery_id)
+        email = deliveries_db.delivery_email(session, delivery_id)
         if email is None:
             return False
         suffix = hashlib.sha256((detail or "").encode()).hexdigest()[:16]
@@ -195,7 +200,7 @@ def record_engagement(
                     "provider": "remarket",
                     "raw_id": f"{kind}:{delivery_id}:{suffix}",
                     "kind": kind,
-                    "email_hash": repo.email_hash(email),
+                    "email_hash": consent_db.email_hash(email),
                     "delivery_id": delivery_id,
                     "provider_message_id": None,
                     "bounce_class": None,

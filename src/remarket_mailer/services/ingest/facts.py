@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from remarket_mailer.db import consent as consent_db
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db.models import Cart, Contact, Order, Subscription
 from remarket_mailer.schemas import (
     AnyEvent,
@@ -100,8 +100,10 @@ def _unsubscribe(batch: Batch, contact: Contact, event: ContactUnsubscribed) -> 
     session, now = batch.session, batch.now
     if event.topic is None:
         if contact.email:
-            repo.suppress(session, contact.email, "unsubscribed", event.source, now)
-        repo.skip_pending_for_contact(session, contact.id, "suppressed", "unsubscribed", now)
+            consent_db.suppress(session, contact.email, "unsubscribed", event.source, now)
+        deliveries_db.skip_pending_for_contact(
+            session, contact.id, "suppressed", "unsubscribed", now
+        )
         return
     consent_db.record_consent(
         session,
