@@ -226,3 +226,29 @@ def test_finish_deliveries_changes_only_the_named_columns_of_rows_still_expected
     assert (skipped.status, skipped.provider_message_id, skipped.sent_at) == ("skipped", None, None)
     with app.uow() as session:
         assert deliveries_db.finish_deliveries(session, DeliveryStatus.SENDING, [], later) == 0
+
+
+def test_a_hard_bounce_skips_the_contacts_other_pending_emails(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object
+) -> None:
+    # A bounce at send time suppresses the address, as the ESP's bounce webhook does, and like
+    # it skips what was still to go to that contact: a dead mailbox gets no further reminders.
+    answers = {"cy@example.org": "permanent", "di@example.org": "bounce"}
+    app = make_app(provider=Scripted(answers), workflows_dir=cart_only)
+    start_carts(app, clock, list(answers))
+
+    run_due(app)
+
+    with app.uow() as session:
+        contacts = contacts_db.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
+    later: dict[str, list[Delivery]] = {}
+    for row in deliveries(app):
+        if row.step_id != "reminder_1":
+            later.setdefault(str(contacts[row.contact_id].email), []).append(row)
+    assert later["di@example.org"] and later["cy@example.org"]
+    for row in later["di@example.org"]:
+        assert (row.status, row.reason, row.detail) == ("skipped", "suppressed", "hard_bounce")
+    # A permanent refusal that is not a bounce says nothing about the mailbox.
+    assert {row.status for row in later["cy@example.org"]} == {"scheduled"}
+    with app.uow() as session:
+        assert consent_db.suppression_reason(session, "di@example.org") == "hard_bounce"

@@ -78,6 +78,7 @@ from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.discounts import assign_from_pool
 from remarket_mailer.services.provider_pauses import ProviderPauses
+from remarket_mailer.services.suppression import suppress_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner, TrackingLinks
@@ -873,9 +874,11 @@ class DeliveryService:
                 report.failed += 1
                 report.count("permanent")
                 changes.append(_fail(delivery, "permanent", result.error))
-                if result.hard_bounce and item.contact.email:
-                    consent_db.suppress(
-                        session, item.contact.email, "hard_bounce", result.error, now
+                if result.hard_bounce:
+                    # The address is dead: its contact's other pending emails go too.
+                    contact = item.contact
+                    suppress_contact(
+                        session, contact.email, contact.id, "hard_bounce", result.error, now
                     )
         for change in changes:
             # Attempts count messages offered to a provider: not a skip, a render failure, a

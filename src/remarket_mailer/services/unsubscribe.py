@@ -8,6 +8,7 @@ from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.services.suppression import suppress_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.links import UnsubscribeToken
 from remarket_mailer.workflows.loader import WorkflowSet
@@ -37,12 +38,8 @@ def unsubscribe(
         if contact is None:
             return UnsubscribeResult(contact_found=False)
         if everything:
-            if contact.email:
-                consent_db.suppress(session, contact.email, "unsubscribed", source, now)
-            skipped = deliveries_db.skip_pending_for_contact(
-                session, contact.id, "suppressed", "unsubscribed", now
-            )
-            return UnsubscribeResult(True, skipped)
+            done = suppress_contact(session, contact.email, contact.id, "unsubscribed", source, now)
+            return UnsubscribeResult(True, done.skipped)
         consent_db.record_consent(
             session,
             contact_id=contact.id,

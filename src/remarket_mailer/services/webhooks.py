@@ -32,6 +32,7 @@ from remarket_mailer.delivery.providers.webhooks import (
 )
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
+from remarket_mailer.services.suppression import suppress_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -134,13 +135,10 @@ def apply_tracking_events(
             reason = _suppression_reason(session, event, now)
             if reason is None:
                 continue
-            if consent_db.suppress(session, event.email, reason, event.detail, now):
-                report.suppressed += 1
             contact = contacts.get(normalize_email(event.email))
-            if contact is not None:
-                deliveries_db.skip_pending_for_contact(
-                    session, contact.id, "suppressed", reason, now
-                )
+            contact_id = None if contact is None else contact.id
+            if suppress_contact(session, event.email, contact_id, reason, event.detail, now).newly:
+                report.suppressed += 1
     if report.suppressed:
         log.info("webhook suppressed=%d new=%d", report.suppressed, report.new)
     return report
