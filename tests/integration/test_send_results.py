@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import update
@@ -25,7 +26,7 @@ from remarket_mailer.delivery.base import (
     Transient,
 )
 from remarket_mailer.domain.clock import VirtualClock
-from remarket_mailer.domain.states import DeliveryStatus
+from remarket_mailer.domain.states import DeliveryStatus, IllegalTransition
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import T0, AppFactory
 from tests.helpers import cart_event, consent_event, deliveries, post, run_due
@@ -252,3 +253,19 @@ def test_a_hard_bounce_skips_the_contacts_other_pending_emails(
     assert {row.status for row in later["cy@example.org"]} == {"scheduled"}
     with app.uow() as session:
         assert consent_db.suppression_reason(session, "di@example.org") == "hard_bounce"
+
+
+def test_an_illegal_change_is_refused_before_anything_is_written(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object
+) -> None:
+    app = make_app(workflows_dir=cart_only)
+    start_carts(app, clock, ["ann@example.org", "bob@example.org"])
+    a, b = (d.id for d in deliveries(app) if d.step_id == "reminder_1")
+    with pytest.raises(IllegalTransition, match="from scheduled to sent"), app.uow() as session:
+        deliveries_db.finish_deliveries(
+            session,
+            DeliveryStatus.SCHEDULED,
+            [{"id": a, "status": DeliveryStatus.SKIPPED}, {"id": b, "status": "sent"}],
+            clock.now(),
+        )
+    assert {d.status for d in deliveries(app) if d.id in (a, b)} == {"scheduled"}

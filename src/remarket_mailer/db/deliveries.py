@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import TextClause
+from sqlalchemy.sql.expression import ColumnElement, TextClause
 
 from remarket_mailer.db.engine import json_text
 from remarket_mailer.db.models import (
@@ -35,7 +35,33 @@ from remarket_mailer.db.models import (
     Enrollment,
 )
 from remarket_mailer.db.sql import in_ids, int_ids, not_in_ids
-from remarket_mailer.domain.states import DeliveryStatus
+from remarket_mailer.domain.states import (
+    DELIVERY_TRANSITIONS,
+    PENDING_DELIVERY_STATUSES,
+    DeliveryStatus,
+    check_delivery_transition,
+    sources_for,
+)
+
+# The statuses each guarded UPDATE moves rows from, checked against the state machine when
+# this module is imported: a table that stops allowing one of them fails here, not in SQL.
+_CLAIMABLE = sources_for(DeliveryStatus.QUEUED, among=[DeliveryStatus.SCHEDULED])
+_RECLAIMABLE = sources_for(
+    DeliveryStatus.QUEUED, among=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+)
+_TAKEABLE = sources_for(DeliveryStatus.SENDING, among=[DeliveryStatus.QUEUED])
+_KEYED = sources_for(DeliveryStatus.SENDING, among=[DeliveryStatus.SENDING])
+_SKIPPABLE = sources_for(DeliveryStatus.SKIPPED, among=PENDING_DELIVERY_STATUSES)
+_RESCHEDULABLE = sources_for(DeliveryStatus.SCHEDULED, among=[DeliveryStatus.SCHEDULED])
+_ESP_FAILABLE = sources_for(DeliveryStatus.FAILED, among=[DeliveryStatus.SENT])
+
+
+def _guard(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
+    """``status = :one`` or ``status IN (...)``: the same SQL the statements always had."""
+    ordered = sorted(statuses)
+    if len(ordered) == 1:
+        return Delivery.status == ordered[0]
+    return Delivery.status.in_(ordered)
 
 
 def skip_pending_for_enrollments(
@@ -47,7 +73,7 @@ def skip_pending_for_enrollments(
         update(Delivery)
         .where(
             Delivery.enrollment_id.in_(enrollment_ids),
-            Delivery.status.in_([DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED]),
+            _guard(_SKIPPABLE),
         )
         .values(status=DeliveryStatus.SKIPPED, reason=reason, detail=detail, updated_at=now)
     )
@@ -65,7 +91,7 @@ def skip_pending_for_contact(
     """Skip a contact's scheduled/queued deliveries (only those workflows' when given)."""
     query = update(Delivery).where(
         Delivery.contact_id == contact_id,
-        Delivery.status.in_([DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED]),
+        _guard(_SKIPPABLE),
     )
     if workflow_ids is not None:
         query = query.where(Delivery.workflow_id.in_(workflow_ids))
@@ -99,7 +125,7 @@ def claim_due(
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
     claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
     """
-    scheduled = Delivery.status == DeliveryStatus.SCHEDULED
+    scheduled = _guard(_CLAIMABLE)
     query = select(Delivery.id, Delivery.send_key, Delivery.status).where(
         scheduled, Delivery.due_at <= now
     )
@@ -144,7 +170,7 @@ def reclaim_expired(
     blind (same Message-ID) and counted, so the operator can see how often that happens.
     """
     expired = and_(
-        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+        _guard(_RECLAIMABLE),
         Delivery.lease_expires_at < now,
     )
     rows = list(
@@ -253,7 +279,7 @@ def take_for_sending(
         return []
     rows = session.connection().execute(
         update(Delivery)
-        .where(in_ids(session, Delivery.id, "ids", ids), Delivery.status == DeliveryStatus.QUEUED)
+        .where(in_ids(session, Delivery.id, "ids", ids), _guard(_TAKEABLE))
         .values(
             status=DeliveryStatus.SENDING,
             lease_expires_at=now + lease,
@@ -291,7 +317,7 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
     )
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(int_ids("ids", keys)), Delivery.status == DeliveryStatus.SENDING)
+        .where(Delivery.id.in_(int_ids("ids", keys)), _guard(_KEYED))
         .values(send_key=case(*whens))
         .execution_options(synchronize_session=False)
     )
@@ -300,15 +326,22 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:
-    """Apply per-delivery changes (each a dict with ``id`` and new column values), guarded:
-    only rows still in ``from_status`` change. Columns a change does not name keep their
-    values; ``updated_at`` becomes ``now``. Returns the rows changed.
+    """Apply per-delivery changes (each a dict with ``id`` and new column values, e.g.
+    ``Transition.change()``), guarded: only rows still in ``from_status`` change; a change the
+    state machine does not allow from ``from_status`` raises IllegalTransition first. Columns
+    a change does not name keep their values; ``updated_at`` becomes ``now``. Returns the rows
+    changed.
 
     PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole batch. Elsewhere rows are
     grouped by the columns they change, one executemany per group.
     """
     if not changes:
         return 0
+    allowed = DELIVERY_TRANSITIONS[from_status]
+    for change in changes:
+        target = change.get("status", from_status)
+        if target not in allowed:  # a bug in the caller: nothing is written
+            check_delivery_transition(from_status, DeliveryStatus(target))
     if session.get_bind().dialect.name == "postgresql":
         return _finish_in_one_statement(session, from_status, changes, now)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -389,7 +422,7 @@ def fail_sent_delivery(
         return None
     found = session.execute(
         update(Delivery)
-        .where(match, Delivery.status == DeliveryStatus.SENT, Delivery.provider == provider)
+        .where(match, _guard(_ESP_FAILABLE), Delivery.provider == provider)
         .values(status=DeliveryStatus.FAILED, reason="esp_failed", detail=detail, updated_at=now)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
@@ -439,7 +472,7 @@ def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datet
         .where(
             Delivery.enrollment_id == bindparam("b_enrollment"),
             Delivery.step_id == bindparam("b_step"),
-            Delivery.status == DeliveryStatus.SCHEDULED,
+            _guard(_RESCHEDULABLE),
         )
         .values(due_at=bindparam("b_due"), planned_at=bindparam("b_due"), updated_at=now)
     )
