@@ -75,7 +75,7 @@ def test_a_crash_mid_batch_resends_only_the_request_in_flight(
 
 @pytest.fixture
 def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sending, "RECORD_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(sending.limits, "RECORD_RETRY_PAUSES", (0.0, 0.0, 0.0))
 
 
 def drop_connection(times: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:

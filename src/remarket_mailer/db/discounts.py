@@ -26,6 +26,7 @@ from remarket_mailer.db.models import (
     DiscountCode,
 )
 from remarket_mailer.db.sql import in_ids
+from remarket_mailer.domain.workflow import DiscountSpec
 
 AVAILABLE = "available"
 ASSIGNED = "assigned"
@@ -229,3 +230,30 @@ def add_codes(session: Session, codes: Sequence[DiscountCode]) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def generated_code(
+    code: str,
+    spec: DiscountSpec,
+    *,
+    contact_id: int,
+    enrollment_id: int,
+    step_id: str,
+    now: datetime,
+) -> DiscountCode:
+    """A code generated for one (enrollment, step) with the step's terms, not yet stored
+    (``add_codes`` inserts a batch's codes together)."""
+    return DiscountCode(
+        code=code,
+        contact_id=contact_id,
+        enrollment_id=enrollment_id,
+        step_id=step_id,
+        kind=spec.kind,
+        value=spec.value,
+        currency=spec.currency,
+        minimum_order=spec.minimum_order,
+        status=ASSIGNED,
+        expires_at=now + spec.expires_after if spec.expires_after else None,
+        assigned_at=now,
+        created_at=now,
+    )
