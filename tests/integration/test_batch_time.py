@@ -69,7 +69,7 @@ def test_a_slow_batch_renews_its_lease_instead_of_losing_its_rows(
     wire = Wire()
     app = make_app(provider=wire, lease_seconds=60)
     start_carts(app, clock, [f"p{n}@shop.example" for n in range(10)])
-    monkeypatch.setattr(sending, "PREPARE_SECONDS", 1.0)
+    monkeypatch.setattr(sending.limits, "PREPARE_SECONDS", 1.0)
     still_ours: list[bool] = []
     send = wire.send_many
 

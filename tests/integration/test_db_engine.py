@@ -8,10 +8,10 @@ from datetime import timedelta, timezone
 
 from sqlalchemy import event, select
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.engine import PREASSIGN_FROM
 from remarket_mailer.db.models import Contact, Event
-from remarket_mailer.db.repository import COPY_FROM
+from remarket_mailer.db.sql import COPY_FROM
 from tests.conftest import T0, AppFactory
 
 
@@ -72,7 +72,7 @@ def test_many_rows_through_copy_read_back_as_written(make_app: AppFactory) -> No
         statements.append(statement)
 
     with app.uow() as session:
-        repo.insert_rows(session, Event, rows)
+        sql_db.insert_rows(session, Event, rows)
     inserts = [s for s in statements if s.startswith("INSERT INTO events")]
     assert len(inserts) == (0 if app.engine.dialect.name == "postgresql" else 1)
     with app.uow() as session:

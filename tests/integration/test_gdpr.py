@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db.models import Contact
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
@@ -253,7 +253,7 @@ def test_erase_leaves_the_address_in_no_text_column(
     assert leftovers == []
     # Only the hash is left, and it still suppresses her.
     with app.uow() as session:
-        assert repo.suppressions_for(session, [address]) == {address: "hard_bounce"}
+        assert consent_db.suppressions_for(session, [address]) == {address: "hard_bounce"}
 
 
 # --- erasing an unknown address says so ---------------------------------------------------
@@ -307,7 +307,7 @@ def test_an_erased_contacts_old_unsubscribe_link_does_not_touch_the_next_contact
     assert [bob in m.to_addr for m in provider.outbox] == [False, True]
     bob_id = _contact_id(app, bob)
     with app.uow() as session:
-        consents = repo.latest_consents(session, [bob_id], ["marketing"])
+        consents = consent_db.latest_consents(session, [bob_id], ["marketing"])
     assert consents == {(bob_id, "marketing"): "granted"}
 
 

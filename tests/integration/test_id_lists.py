@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from remarket_mailer.db.consent import email_hash
 from remarket_mailer.db.engine import make_engine
 from remarket_mailer.db.models import Contact, Suppression
-from remarket_mailer.db.repository import _in_hex_digests, _in_ids, _not_in_ids, email_hash
+from remarket_mailer.db.sql import in_hex_digests, in_ids, not_in_ids
 from tests.conftest import T0, truncate_all
 
 
@@ -25,13 +26,13 @@ def test_id_lists_bind_as_arrays_and_select_exactly(postgres_url: str) -> None:
             )
             wanted = list(range(1, 2000, 4))
             found = session.scalars(
-                select(Contact.id).where(_in_ids(session, Contact.id, "ids", wanted))
+                select(Contact.id).where(in_ids(session, Contact.id, "ids", wanted))
             )
             assert sorted(found) == wanted
             rest = session.scalars(
                 select(Contact.id).where(
-                    _in_ids(session, Contact.id, "ids", [1, 2, 3]),
-                    _not_in_ids(session, Contact.id, "x", [2]),
+                    in_ids(session, Contact.id, "ids", [1, 2, 3]),
+                    not_in_ids(session, Contact.id, "x", [2]),
                 )
             )
             assert sorted(rest) == [1, 3]
@@ -40,7 +41,7 @@ def test_id_lists_bind_as_arrays_and_select_exactly(postgres_url: str) -> None:
             session.flush()
             by_hash = session.scalars(
                 select(Suppression.reason).where(
-                    _in_hex_digests(
+                    in_hex_digests(
                         session, Suppression.email_hash, "h", [digest, email_hash("x@y.z")]
                     )
                 )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from remarket_mailer.bootstrap import App
 from remarket_mailer.db.engine import PREASSIGN_FROM
 from remarket_mailer.db.models import Cart, Contact
-from remarket_mailer.db.repository import COPY_FROM
+from remarket_mailer.db.sql import COPY_FROM
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.errors import ConflictError

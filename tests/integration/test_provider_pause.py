@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import provider_pauses as pause_store
-from remarket_mailer.db import repository as repo
 from remarket_mailer.delivery.providers.postmark import PostmarkProvider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
@@ -138,7 +138,7 @@ def test_account_faults_pause_the_provider_keep_the_messages_and_a_probe_resumes
     rows = reminders(app)
     assert [(r.status, r.attempts) for r in rows] == [("sent", 1)] * 3
     with app.uow() as session:
-        assert all(repo.suppression_reason(session, e) is None for e in EMAILS)
+        assert all(consent_db.suppression_reason(session, e) is None for e in EMAILS)
     assert not any(r.status == "failed" for r in deliveries(app))
     assert faults_counted("sender_unverified") - before["sender_unverified"] == 1
     assert faults_counted("credentials") - before["credentials"] == 1

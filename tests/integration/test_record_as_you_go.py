@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.delivery.base import OutboundMessage, Provider, SendResult, Sent
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.domain.states import DeliveryStatus
@@ -74,13 +75,13 @@ def test_a_crash_mid_batch_resends_only_the_request_in_flight(
 
 @pytest.fixture
 def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sending, "RECORD_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(sending.limits, "RECORD_RETRY_PAUSES", (0.0, 0.0, 0.0))
 
 
 def drop_connection(times: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The next ``times`` recordings lose their database connection mid-transaction."""
     calls = [0]
-    finish = repo.finish_deliveries
+    finish = deliveries_db.finish_deliveries
 
     def failing(session: Any, status: Any, changes: list[Any], *args: Any) -> Any:
         if status != DeliveryStatus.SENDING or not changes:
@@ -94,7 +95,7 @@ def drop_connection(times: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
             )
         return finish(session, status, changes, *args)
 
-    monkeypatch.setattr(repo, "finish_deliveries", failing)
+    monkeypatch.setattr(deliveries_db, "finish_deliveries", failing)
     return calls
 
 
@@ -130,7 +131,7 @@ def test_attempts_count_requests_made_not_rows_taken(
     app = make_app(provider=wire)
     start_carts(app, clock, ["kept@shop.example", "gone@shop.example"])
     with app.uow() as session:
-        repo.suppress(session, "gone@shop.example", "complaint", "test", clock.now())
+        consent_db.suppress(session, "gone@shop.example", "complaint", "test", clock.now())
     run_due(app)
     rows = {d.status: d.attempts for d in first_reminders(app)}
     assert rows == {DeliveryStatus.SENT: 1, DeliveryStatus.SKIPPED: 0}

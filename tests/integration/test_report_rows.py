@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
-from remarket_mailer.db import reports
+from remarket_mailer.db import report_rows as reports
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db.models import Delivery
 from remarket_mailer.delivery.base import (
     OutboundMessage,
@@ -23,7 +26,7 @@ from remarket_mailer.delivery.base import (
     Transient,
 )
 from remarket_mailer.domain.clock import VirtualClock
-from remarket_mailer.domain.states import DeliveryStatus
+from remarket_mailer.domain.states import DeliveryStatus, IllegalTransition
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import T0, AppFactory
 from tests.helpers import cart_event, consent_event, deliveries, post, run_due
@@ -73,7 +76,7 @@ def counted(outcome: str) -> float:
 
 def by_email(app: App) -> dict[str, Delivery]:
     with app.uow() as session:
-        contacts = repo.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
+        contacts = contacts_db.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
     return {
         str(contacts[d.contact_id].email): d for d in deliveries(app) if d.step_id == "reminder_1"
     }
@@ -126,8 +129,8 @@ def test_sent_retried_and_failed_rows_of_one_batch_each_end_right(
         assert failed.detail is not None and failed.detail.startswith(detail)
         assert failed.sent_at is None and failed.provider_message_id is None
     with app.uow() as session:
-        assert repo.suppression_reason(session, "di@example.org") == "hard_bounce"
-        assert repo.suppression_reason(session, "cy@example.org") is None
+        assert consent_db.suppression_reason(session, "di@example.org") == "hard_bounce"
+        assert consent_db.suppression_reason(session, "cy@example.org") is None
 
     # The retry goes out later and keeps nothing of its failed attempt but the attempt count.
     answers["bob@example.org"] = "sent"
@@ -189,7 +192,7 @@ def test_finish_deliveries_changes_only_the_named_columns_of_rows_still_expected
         )
     later = now + timedelta(minutes=1)
     with app.uow() as session:
-        done = repo.finish_deliveries(
+        done = deliveries_db.finish_deliveries(
             session,
             DeliveryStatus.SENDING,
             [
@@ -223,4 +226,46 @@ def test_finish_deliveries_changes_only_the_named_columns_of_rows_still_expected
     )
     assert (skipped.status, skipped.provider_message_id, skipped.sent_at) == ("skipped", None, None)
     with app.uow() as session:
-        assert repo.finish_deliveries(session, DeliveryStatus.SENDING, [], later) == 0
+        assert deliveries_db.finish_deliveries(session, DeliveryStatus.SENDING, [], later) == 0
+
+
+def test_a_hard_bounce_skips_the_contacts_other_pending_emails(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object
+) -> None:
+    # A bounce at send time suppresses the address, as the ESP's bounce webhook does, and like
+    # it skips what was still to go to that contact: a dead mailbox gets no further reminders.
+    answers = {"cy@example.org": "permanent", "di@example.org": "bounce"}
+    app = make_app(provider=Scripted(answers), workflows_dir=cart_only)
+    start_carts(app, clock, list(answers))
+
+    run_due(app)
+
+    with app.uow() as session:
+        contacts = contacts_db.contact_facts_by_id(session, {d.contact_id for d in deliveries(app)})
+    later: dict[str, list[Delivery]] = {}
+    for row in deliveries(app):
+        if row.step_id != "reminder_1":
+            later.setdefault(str(contacts[row.contact_id].email), []).append(row)
+    assert later["di@example.org"] and later["cy@example.org"]
+    for row in later["di@example.org"]:
+        assert (row.status, row.reason, row.detail) == ("skipped", "suppressed", "hard_bounce")
+    # A permanent refusal that is not a bounce says nothing about the mailbox.
+    assert {row.status for row in later["cy@example.org"]} == {"scheduled"}
+    with app.uow() as session:
+        assert consent_db.suppression_reason(session, "di@example.org") == "hard_bounce"
+
+
+def test_an_illegal_change_is_refused_before_anything_is_written(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object
+) -> None:
+    app = make_app(workflows_dir=cart_only)
+    start_carts(app, clock, ["ann@example.org", "bob@example.org"])
+    a, b = (d.id for d in deliveries(app) if d.step_id == "reminder_1")
+    with pytest.raises(IllegalTransition, match="from scheduled to sent"), app.uow() as session:
+        deliveries_db.finish_deliveries(
+            session,
+            DeliveryStatus.SCHEDULED,
+            [{"id": a, "status": DeliveryStatus.SKIPPED}, {"id": b, "status": "sent"}],
+            clock.now(),
+        )
+    assert {d.status for d in deliveries(app) if d.id in (a, b)} == {"scheduled"}

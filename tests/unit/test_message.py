@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remarket_mailer.db.repository import ContactFacts
+from remarket_mailer.db.contacts import ContactFacts
 from remarket_mailer.delivery.base import OutboundMessage
 from remarket_mailer.delivery.message import clean_header, make_message_id, to_bytes
-from remarket_mailer.services.sending import _display
+from remarket_mailer.services.sending.message import display_address
 
 
 def message(**changes: object) -> OutboundMessage:
@@ -113,9 +113,9 @@ ENCODED = "=?utf-8?b?QWRtaW4gPGFkbWluQGV2aWwuZXhhbXBsZT4=?="
 
 
 def _recipient(first_name: str, last_name: str | None = None) -> str:
-    """The To value sending builds for a contact (``services.sending``)."""
+    """The To value sending builds for a contact (``services.sending.message``)."""
     contact = ContactFacts(1, "ann@example.org", first_name, last_name, None, None, {}, None)
-    return _display(contact)
+    return display_address(contact)
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,10 @@ import pytest
 from sqlalchemy import ColumnElement, create_engine, select
 from sqlalchemy.orm import Session
 
+from remarket_mailer.db.commerce import CartFacts
+from remarket_mailer.db.consent import email_hash
 from remarket_mailer.db.models import Cart, Suppression
-from remarket_mailer.db.repository import (
-    CartFacts,
-    _in_hex_digests,
-    _in_ids,
-    _not_in_ids,
-    email_hash,
-)
+from remarket_mailer.db.sql import in_hex_digests, in_ids, not_in_ids
 from remarket_mailer.workflows.context import cart_view
 
 ITEMS = {"items": [{"name": "Mug", "quantity": 2, "unit_price": "12.50"}]}
@@ -47,16 +43,16 @@ POSTGRES = Session(create_engine("postgresql+psycopg://"))  # never connects: co
 
 
 def test_sqlite_inlines_only_numbers_and_hex_digests() -> None:
-    assert "IN (3, 1)" in inlined(_in_ids(SQLITE, Suppression.id, "ids", [3, 1]))
-    assert "NOT IN (3)" in inlined(_not_in_ids(SQLITE, Suppression.id, "ids", [3]))
+    assert "IN (3, 1)" in inlined(in_ids(SQLITE, Suppression.id, "ids", [3, 1]))
+    assert "NOT IN (3)" in inlined(not_in_ids(SQLITE, Suppression.id, "ids", [3]))
     with pytest.raises(ValueError):
-        _in_ids(SQLITE, Suppression.id, "ids", ["1) OR (1=1"])  # type: ignore[list-item]
+        in_ids(SQLITE, Suppression.id, "ids", ["1) OR (1=1"])  # type: ignore[list-item]
     digest = email_hash("Ann@Example.org")
     assert f"IN ('{digest}')" in inlined(
-        _in_hex_digests(SQLITE, Suppression.email_hash, "h", [digest])
+        in_hex_digests(SQLITE, Suppression.email_hash, "h", [digest])
     )
     with pytest.raises(ValueError):
-        _in_hex_digests(SQLITE, Suppression.email_hash, "h", ["') OR ('1'='1"])
+        in_hex_digests(SQLITE, Suppression.email_hash, "h", ["') OR ('1'='1"])
 
 
 def test_postgres_sends_one_array_literal_whatever_the_count() -> None:
@@ -65,7 +61,7 @@ def test_postgres_sends_one_array_literal_whatever_the_count() -> None:
     for ids in ([3, 1], list(range(500))):
         compiled = (
             select(Suppression.id)
-            .where(_in_ids(POSTGRES, Suppression.id, "ids", ids))
+            .where(in_ids(POSTGRES, Suppression.id, "ids", ids))
             .compile(dialect=POSTGRES.get_bind().dialect)
         )
         texts.add(str(compiled))
@@ -75,11 +71,11 @@ def test_postgres_sends_one_array_literal_whatever_the_count() -> None:
     # Untyped, so PostgreSQL binds it as bigint[]: a ::VARCHAR parameter was cast again for
     # every row of a sequential scan (50 ms a lookup on freshly loaded tables).
     assert "= ANY (CAST(%(ids)s AS BIGINT[]))" in text
-    excluded = select(Suppression.id).where(_not_in_ids(POSTGRES, Suppression.id, "x", [7]))
+    excluded = select(Suppression.id).where(not_in_ids(POSTGRES, Suppression.id, "x", [7]))
     assert "!= ALL (CAST(%(x)s AS BIGINT[]))" in str(
         excluded.compile(dialect=POSTGRES.get_bind().dialect)
     )
     with pytest.raises(ValueError):
-        _in_ids(POSTGRES, Suppression.id, "ids", ["1}"])  # type: ignore[list-item]
+        in_ids(POSTGRES, Suppression.id, "ids", ["1}"])  # type: ignore[list-item]
     with pytest.raises(ValueError):
-        _in_hex_digests(POSTGRES, Suppression.email_hash, "h", ["a,b"])
+        in_hex_digests(POSTGRES, Suppression.email_hash, "h", ["a,b"])

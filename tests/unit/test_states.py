@@ -43,3 +43,19 @@ def test_enrollment_ends_once() -> None:
         check_enrollment_transition(EnrollmentStatus.EXITED, EnrollmentStatus.ACTIVE)
     with pytest.raises(IllegalTransition):
         check_enrollment_transition(EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)
+
+
+def test_a_guarded_update_takes_its_sources_from_the_table() -> None:
+    assert sources_for(DeliveryStatus.QUEUED, among=[DeliveryStatus.SCHEDULED]) == {
+        DeliveryStatus.SCHEDULED
+    }
+    # Skipping pending rows is allowed from both pending states, and the worker skips rows it
+    # took (its own checks run once it owns them).
+    assert {DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING} <= (
+        sources_for(DeliveryStatus.SKIPPED)
+    )
+
+
+def test_a_guard_the_table_does_not_allow_is_refused() -> None:
+    with pytest.raises(IllegalTransition, match="from sent to queued"):
+        sources_for(DeliveryStatus.QUEUED, among=[DeliveryStatus.SCHEDULED, DeliveryStatus.SENT])

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import Product, ProductPair
-from remarket_mailer.db.repository import _insert
+from remarket_mailer.db.sql import dialect_insert as _insert
 
 _CHANGED = (
     *("title", "url", "image_url", "price", "compare_at_price", "currency", "category"),

@@ -14,11 +14,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, tuple_
+from sqlalchemy import (
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from remarket_mailer.db.models import Contact, Delivery, Enrollment, Subscription, WorkflowVersion
-from remarket_mailer.db.repository import _copy_text, _insert
+from remarket_mailer.db.models import (
+    Contact,
+    Delivery,
+    Enrollment,
+    Subscription,
+    WorkflowVersion,
+)
+from remarket_mailer.db.sql import copy_text, dialect_insert, in_ids
 from remarket_mailer.domain.enrollment import PlannedDelivery
 from remarket_mailer.domain.keys import PERIOD_SEPARATOR
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
@@ -28,7 +43,7 @@ def remember_workflow_version(
     session: Session, workflow_id: str, version: str, source: str, now: datetime
 ) -> None:
     """Store a workflow version's source once (concurrent stores are harmless)."""
-    statement = _insert(session, WorkflowVersion).values(
+    statement = dialect_insert(session, WorkflowVersion).values(
         workflow_id=workflow_id, version=version, source=source, created_at=now
     )
     session.execute(statement.on_conflict_do_nothing())
@@ -346,22 +361,22 @@ def _enroll_with_copy(
     )
     at = now.isoformat()
     # The columns every row of this page shares, escaped once.
-    enrollment_tail = f"{_copy_text(workflow_id)}\t{_copy_text(workflow_version)}"
-    delivery_head = f"{_copy_text(workflow_id)}"
+    enrollment_tail = f"{copy_text(workflow_id)}\t{copy_text(workflow_version)}"
+    delivery_head = f"{copy_text(workflow_id)}"
     step_columns: dict[tuple[str, str | None, str], str] = {}
     enrollment_rows: list[str] = []
     delivery_rows: list[str] = []
     for new_id, item in zip(ids, items, strict=True):
         enrollment_rows.append(
-            f"{new_id}\t{enrollment_tail}\t{_copy_text(item.key)}\t{item.contact_id}\t"
-            f"{active}\t{at}\t{_copy_text(item.context)}\n"
+            f"{new_id}\t{enrollment_tail}\t{copy_text(item.key)}\t{item.contact_id}\t"
+            f"{active}\t{at}\t{copy_text(item.context)}\n"
         )
         for d in item.deliveries:
             shape = (d.step_id, d.variant, d.template)
             step = step_columns.get(shape)
             if step is None:
-                variant = "\\N" if d.variant is None else _copy_text(d.variant)
-                step = f"{_copy_text(d.step_id)}\t{variant}\t{_copy_text(d.template)}"
+                variant = "\\N" if d.variant is None else copy_text(d.variant)
+                step = f"{copy_text(d.step_id)}\t{variant}\t{copy_text(d.template)}"
                 step_columns[shape] = step
             due = d.due_at.isoformat()
             delivery_rows.append(
@@ -377,3 +392,72 @@ def _enroll_with_copy(
         columns = ", ".join(_DELIVERY_COLUMNS)
         with cursor.copy(f"COPY deliveries ({columns}) FROM STDIN") as copy:
             copy.write("".join(delivery_rows))
+
+
+def workflow_source(session: Session, workflow_id: str, version: str) -> str | None:
+    return session.scalar(
+        select(WorkflowVersion.source).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
+        )
+    )
+
+
+def complete_finished_enrollments(session: Session, ids: Iterable[int], now: datetime) -> int:
+    """Mark active enrollments completed once none of their deliveries is still pending.
+
+    ``NOT IN`` an uncorrelated subquery (enrollment_id is never NULL, so it means NOT EXISTS):
+    PostgreSQL runs it once as a hashed subplan. A correlated NOT EXISTS let a planner without
+    statistics (freshly loaded tables) probe the status index once per enrollment: 200 ms a
+    batch of 500 with 18,000 deliveries, against 6 ms.
+    """
+    ids = set(ids)
+    if not ids:
+        return 0
+    pending = select(Delivery.enrollment_id).where(
+        in_ids(session, Delivery.enrollment_id, "pending_ids", ids),
+        Delivery.status.in_(
+            [DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+        ),
+    )
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            in_ids(session, Enrollment.id, "ids", ids),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.id.not_in(pending),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentFacts:
+    """What sending reads of an enrollment (a plain row, not an ORM object)."""
+
+    id: int
+    workflow_id: str
+    workflow_version: str
+    key: str
+    status: str
+    exit_reason: str | None
+    context: dict[str, Any]
+
+
+def enrollments_by_id(session: Session, ids: Iterable[int]) -> dict[int, EnrollmentFacts]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = session.connection().execute(
+        select(
+            Enrollment.id,
+            Enrollment.workflow_id,
+            Enrollment.workflow_version,
+            Enrollment.key,
+            Enrollment.status,
+            Enrollment.exit_reason,
+            Enrollment.context,
+        ).where(in_ids(session, Enrollment.id, "ids", ids))
+    )
+    return {row[0]: EnrollmentFacts(*row) for row in rows.all()}

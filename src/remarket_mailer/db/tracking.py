@@ -19,9 +19,10 @@ from sqlalchemy import Insert, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from remarket_mailer.db.consent import email_hash
+from remarket_mailer.db.deliveries import fail_sent_delivery
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.db.models import WebhookToken
-from remarket_mailer.db.repository import email_hash, fail_sent_delivery
 from remarket_mailer.tracking.events import TrackingEvent
 
 

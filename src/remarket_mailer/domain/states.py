@@ -10,6 +10,7 @@ Delivery (one step of one enrollment; unique per (enrollment, step))::
 
     scheduled ──claim──▶ queued ──take──▶ sending ──▶ sent
         ▲  │                │                 ├────▶ failed(reason)     permanent error
+        │  │                │                 ├────▶ skipped            the worker's checks said no
         │  │                │                 └────▶ scheduled          transient error: retry later
         │  └──▶ skipped     └──▶ skipped                                 (due_at moves on)
         └── defer (cap / quiet hours) from queued or sending: due_at moves, never dropped
@@ -18,11 +19,14 @@ Delivery (one step of one enrollment; unique per (enrollment, step))::
 
 ``queued`` rows carry a lease; the sweeper re-enqueues rows whose lease expired (a lost broker
 message). Every transition is one guarded UPDATE ``WHERE status = :expected`` so two workers can
-never both move a row.
+never both move a row; the db module takes each ``:expected`` from this table
+(:func:`sources_for`), and changes the worker makes are :class:`~.transitions.Transition` values
+checked against it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -66,6 +70,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     ),
     DeliveryStatus.SENDING: frozenset(
         {
+            DeliveryStatus.SENDING,  # lease renewed by a slow batch, send key stored
+            DeliveryStatus.SKIPPED,  # the worker's own checks, made once it took the row
             DeliveryStatus.SENT,
             DeliveryStatus.FAILED,
             DeliveryStatus.SCHEDULED,  # transient failure: retry at a later due_at
@@ -100,6 +106,17 @@ def check_enrollment_transition(current: EnrollmentStatus, target: EnrollmentSta
         raise IllegalTransition(f"enrollment cannot go from {current} to {target}")
 
 
-def sources_for(target: DeliveryStatus) -> frozenset[DeliveryStatus]:
-    """Every delivery status from which ``target`` may be reached (the guarded UPDATE's WHERE)."""
-    return frozenset(s for s, targets in DELIVERY_TRANSITIONS.items() if target in targets)
+def sources_for(
+    target: DeliveryStatus, among: Iterable[DeliveryStatus] | None = None
+) -> frozenset[DeliveryStatus]:
+    """Every delivery status from which ``target`` may be reached: a guarded UPDATE's
+    ``WHERE status IN (...)``. With ``among``, the statuses a statement means to move, each
+    checked against the table: IllegalTransition if one of them may not reach ``target``."""
+    sources = frozenset(s for s, targets in DELIVERY_TRANSITIONS.items() if target in targets)
+    if among is None:
+        return sources
+    wanted = frozenset(among)
+    if not wanted <= sources:
+        illegal = ", ".join(sorted(wanted - sources))
+        raise IllegalTransition(f"delivery cannot go from {illegal} to {target}")
+    return wanted

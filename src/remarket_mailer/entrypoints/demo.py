@@ -15,7 +15,8 @@ from dramatiq.brokers.stub import StubBroker
 
 from remarket_mailer.bootstrap import SEND_QUEUE, App, build_app
 from remarket_mailer.config import Settings
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import deliveries as deliveries_db
+from remarket_mailer.db import reports as reports_db
 from remarket_mailer.db.migrate import upgrade
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
@@ -28,7 +29,7 @@ from remarket_mailer.services.ingest import ingest_event
 
 @dataclass
 class DemoResult:
-    rows: list[repo.DeliveryRow]
+    rows: list[reports_db.DeliveryRow]
     events: int = 0
     duplicates: int = 0
     enrollments: int = 0
@@ -81,7 +82,7 @@ def run_demo(
         while True:
             next_event = parsed[index][0].occurred_at if index < len(parsed) else None
             with app.uow() as session:
-                next_due = repo.next_due_at(session)
+                next_due = deliveries_db.next_due_at(session)
             candidates = [t for t in (next_event, next_due) if t is not None]
             if not candidates or min(candidates) > end:
                 break
@@ -101,12 +102,12 @@ def run_demo(
                 # Most moments of a long log only bring events: a sweep and a wait for the
                 # workers there cost a third of the run and sent nothing.
                 with app.uow() as session:
-                    next_due = repo.next_due_at(session)
+                    next_due = deliveries_db.next_due_at(session)
                 if next_due is None or next_due > clock.now():
                     continue
             _drain(app, broker)
         with app.uow() as session:
-            result.rows = repo.delivery_report(session)
+            result.rows = reports_db.delivery_report(session)
     finally:
         worker.stop()
         app.close()

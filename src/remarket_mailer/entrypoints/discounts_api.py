@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db.repository import find_contact
+from remarket_mailer.db.contacts import find_contact
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.entrypoints.http import (
     API_KEY_SECURITY,

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy.orm import Session
 
-from remarket_mailer.db import discount_repository as repo
+from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db.models import DiscountCode
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.errors import ValidationError
@@ -252,9 +252,9 @@ def import_pool(
     valid = [c for c in unique if is_valid_pool_code(c)]
     added = 0
     with uow() as session:
-        for start in range(0, len(valid), repo.INSERT_CHUNK):
-            chunk = valid[start : start + repo.INSERT_CHUNK]
-            added += repo.insert_pool_codes(session, chunk, terms, now)
+        for start in range(0, len(valid), discounts_db.INSERT_CHUNK):
+            chunk = valid[start : start + discounts_db.INSERT_CHUNK]
+            added += discounts_db.insert_pool_codes(session, chunk, terms, now)
             if progress is not None:
                 progress(len(chunk))
     report = ImportReport(added=added, already_present=len(valid) - added, invalid=invalid)
@@ -332,7 +332,7 @@ def assign_from_pool(
     stock is under ``low_stock`` after taking a code. Safe under concurrent workers: a code is
     never given twice and a pair never gets two codes.
     """
-    code, claimed_now = repo.claim_pool_code(
+    code, claimed_now = discounts_db.claim_pool_code(
         session,
         pool,
         contact_id=contact_id,
@@ -349,7 +349,7 @@ def assign_from_pool(
         )
         return None
     if claimed_now:
-        remaining = repo.available_count(session, pool, now)
+        remaining = discounts_db.available_count(session, pool, now)
         if remaining < low_stock:
             log.warning(
                 "discount_pool_low pool=%s remaining=%d threshold=%d", pool, remaining, low_stock
@@ -359,13 +359,13 @@ def assign_from_pool(
 
 def pool_stock(session: Session, pool: str, *, now: datetime | None = None) -> int:
     """How many codes of ``pool`` can still be handed out (not past expiry, given ``now``)."""
-    return repo.available_count(session, pool, now)
+    return discounts_db.available_count(session, pool, now)
 
 
 def pool_counts(session: Session, pool: str) -> dict[str, int]:
     """Codes of ``pool`` per status: available, assigned, redeemed, expired (zeros included)."""
-    counts = repo.pool_status_counts(session, pool)
-    return {status: counts.get(status, 0) for status in repo.STATUSES}
+    counts = discounts_db.pool_status_counts(session, pool)
+    return {status: counts.get(status, 0) for status in discounts_db.STATUSES}
 
 
 # --- checking and redeeming -----------------------------------------------------------------
@@ -400,7 +400,7 @@ def validate_code(
     ``minimum_order``. Raises nothing for bad codes: the answer says why.
     """
     with uow() as session:
-        row = repo.get_code(session, normalize_code(code))
+        row = discounts_db.get_code(session, normalize_code(code))
     if row is None:
         return CodeCheck(valid=False, reason="unknown")
 
@@ -415,7 +415,7 @@ def validate_code(
             minimum_order=row.minimum_order,
         )
 
-    if row.status == repo.REDEEMED:
+    if row.status == discounts_db.REDEEMED:
         return answer("redeemed")
     if _is_expired(row, now):
         return answer("expired")
@@ -463,10 +463,10 @@ def redeem_in_session(
     session: Session, code: str, *, order_id: str, contact_id: int | None, now: datetime
 ) -> RedeemResult:
     """``redeem_code`` inside the caller's transaction (the ingest of an order.placed)."""
-    row = repo.get_code(session, normalize_code(code), for_update=True)
+    row = discounts_db.get_code(session, normalize_code(code), for_update=True)
     if row is None:
         return RedeemResult(redeemed=False, reason="unknown")
-    if row.status == repo.REDEEMED:
+    if row.status == discounts_db.REDEEMED:
         if row.order_id == order_id:
             return RedeemResult(redeemed=True, reason=None, replay=True)
         return RedeemResult(redeemed=False, reason="redeemed")
@@ -475,7 +475,7 @@ def redeem_in_session(
     if _not_yours(row, contact_id):
         return RedeemResult(redeemed=False, reason="not_yours")
     owner = contact_id if contact_id not in (None, UNKNOWN_CONTACT) else None
-    if not repo.mark_redeemed(session, row.id, order_id, owner, now):
+    if not discounts_db.mark_redeemed(session, row.id, order_id, owner, now):
         # Unreachable while the row lock holds; answer like a lost race rather than crash.
         return RedeemResult(redeemed=False, reason="redeemed")
     log.info("discount_redeemed code_id=%d order_id=%s", row.id, order_id)
@@ -485,14 +485,16 @@ def redeem_in_session(
 def expire_codes(uow: UnitOfWork, now: datetime) -> int:
     """Mark every available or assigned code past its ``expires_at`` expired; return how many."""
     with uow() as session:
-        count = repo.expire_past_due(session, now)
+        count = discounts_db.expire_past_due(session, now)
     if count:
         log.info("discount_codes_expired count=%d", count)
     return count
 
 
 def _is_expired(row: DiscountCode, now: datetime) -> bool:
-    return row.status == repo.EXPIRED or (row.expires_at is not None and row.expires_at <= now)
+    return row.status == discounts_db.EXPIRED or (
+        row.expires_at is not None and row.expires_at <= now
+    )
 
 
 def _not_yours(row: DiscountCode, contact_id: int | None) -> bool:

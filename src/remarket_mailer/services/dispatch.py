@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from remarket_mailer import metrics
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import provider_pauses as pause_store
-from remarket_mailer.db import repository as repo
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
@@ -67,9 +67,9 @@ def dispatch_due(
     report = DispatchReport()
     while report.claimed + report.reclaimed < max_rows:
         now = clock.now()
-        probes: list[list[repo.Claimed]] = []
+        probes: list[list[deliveries_db.Claimed]] = []
         with uow() as session:
-            queued, sending = repo.reclaim_expired(session, now, batch_size * 10, lease)
+            queued, sending = deliveries_db.reclaim_expired(session, now, batch_size * 10, lease)
             skip: set[str] = set()
             over: list[tuple[str, set[str]]] = []
             if pause_keys:
@@ -79,11 +79,13 @@ def dispatch_due(
                     skip |= workflows
                     if pause.paused_until <= now and workflows:
                         over.append((key, workflows))
-            due = repo.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
+            due = deliveries_db.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
             for key, workflows in over:
                 if not pause_store.claim_probe(session, key, now, now + lease):
                     continue  # another sweeper or a worker took the probe
-                probe = repo.claim_due(session, now, batch_size, lease, only_workflows=workflows)
+                probe = deliveries_db.claim_due(
+                    session, now, batch_size, lease, only_workflows=workflows
+                )
                 if probe:
                     probes.append(probe)
                 else:
@@ -121,7 +123,7 @@ def dispatch_due(
     return report
 
 
-def pack_batches(rows: Sequence[repo.Claimed], size: int) -> list[list[int]]:
+def pack_batches(rows: Sequence[deliveries_db.Claimed], size: int) -> list[list[int]]:
     """Delivery ids in batches of at most ``size``, in order, never splitting a key group.
 
     Rows without a key batch exactly as consecutive slices would. A key's group goes whole

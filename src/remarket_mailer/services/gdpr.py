@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import consent as consent_db
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import gdpr as gdpr_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.errors import ValidationError
@@ -41,13 +43,13 @@ def export_contact(uow: UnitOfWork, email: str) -> dict[str, Any] | None:
     if "@" not in address:
         raise ValidationError(f"{email!r} is not an email address", field="email")
     with uow() as session:
-        contact = repo.find_contact(session, None, address)
+        contact = contacts_db.find_contact(session, None, address)
         if contact is None:
             return None
-        data = repo.contact_data(session, contact)
+        data = gdpr_db.contact_data(session, contact)
         return {
             "contact": _row(contact),
-            "suppressed": repo.suppression_reason(session, address),
+            "suppressed": consent_db.suppression_reason(session, address),
             **{name: [_row(r) for r in rows] for name, rows in data.items()},
         }
 
@@ -101,10 +103,10 @@ def erase_contact(uow: UnitOfWork, clock: Clock, email: str) -> ErasureResult:
         raise ValidationError(f"{email!r} is not an email address", field="email")
     now = clock.now()
     with uow() as session:
-        new = repo.suppress(session, address, "erased", repo.ERASED_DETAIL, now)
-        repo.scrub_address(session, address)
-        contact = repo.find_contact(session, None, address)
+        new = consent_db.suppress(session, address, "erased", gdpr_db.ERASED_DETAIL, now)
+        gdpr_db.scrub_address(session, address)
+        contact = contacts_db.find_contact(session, None, address)
         if contact is None:
             return ErasureResult(address, found=False, newly_suppressed=new)
-        deleted = repo.erase_contact_rows(session, contact)
+        deleted = gdpr_db.erase_contact_rows(session, contact)
         return ErasureResult(address, found=True, newly_suppressed=new, deleted=deleted)

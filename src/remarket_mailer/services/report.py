@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import reports as reports_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
@@ -21,11 +21,11 @@ def build_report(uow: UnitOfWork, clock: Clock, window: timedelta) -> dict[str, 
     now = clock.now()
     since = now - window
     with uow() as session:
-        counts = repo.report_counts(session, since)
-        failures = repo.recent_failures(session, since, 20)
-        pools = repo.pool_summary(session, now)
-        suppressions = repo.suppression_counts(session)
-        outcomes = repo.enrollment_outcomes(session, since)
+        counts = reports_db.report_counts(session, since)
+        failures = reports_db.recent_failures(session, since, 20)
+        pools = reports_db.pool_summary(session, now)
+        suppressions = reports_db.suppression_counts(session)
+        outcomes = reports_db.enrollment_outcomes(session, since)
     workflows: dict[str, dict[str, int]] = {}
     reasons: dict[str, int] = {}
     for workflow_id, status, reason, count in counts:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from remarket_mailer.db import consent as consent_db
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.services.suppression import suppress_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.links import UnsubscribeToken
 from remarket_mailer.workflows.loader import WorkflowSet
@@ -31,17 +33,13 @@ def unsubscribe(
     skip the contact's pending deliveries it covers, in one transaction."""
     now = clock.now()
     with uow() as session:
-        contacts = repo.contacts_by_id(session, [token.contact_id])
+        contacts = contacts_db.contacts_by_id(session, [token.contact_id])
         contact = contacts.get(token.contact_id)
         if contact is None:
             return UnsubscribeResult(contact_found=False)
         if everything:
-            if contact.email:
-                repo.suppress(session, contact.email, "unsubscribed", source, now)
-            skipped = repo.skip_pending_for_contact(
-                session, contact.id, "suppressed", "unsubscribed", now
-            )
-            return UnsubscribeResult(True, skipped)
+            done = suppress_contact(session, contact.email, contact.id, "unsubscribed", source, now)
+            return UnsubscribeResult(True, done.skipped)
         consent_db.record_consent(
             session,
             contact_id=contact.id,
@@ -55,7 +53,7 @@ def unsubscribe(
         workflow_ids = [w.id for w in workflows.workflows.values() if w.category == token.topic]
         if not workflow_ids:
             return UnsubscribeResult(True, 0)
-        skipped = repo.skip_pending_for_contact(
+        skipped = deliveries_db.skip_pending_for_contact(
             session, contact.id, "consent_withdrawn", source, now, workflow_ids
         )
         return UnsubscribeResult(True, skipped)

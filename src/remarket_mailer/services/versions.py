@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import enrollments as enrollments_db
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.errors import WorkflowError
 from remarket_mailer.workflows.loader import WorkflowSet
@@ -24,7 +24,7 @@ def resolve_workflow(
     """
     found = workflows.version(workflow_id, version)
     if found is None:
-        source = repo.workflow_source(session, workflow_id, version)
+        source = enrollments_db.workflow_source(session, workflow_id, version)
         if source is None:
             return None
         try:

@@ -20,10 +20,12 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from remarket_mailer import metrics
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
+from remarket_mailer.services.suppression import suppress_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.events import OneTimeToken, TrackingEvent, WebhookReplayError
 
@@ -66,7 +68,7 @@ def apply_tracking_events(
             )
         new_events = tracking_db.record_tracking_events(session, events, now)
         report.new = len(new_events)
-        contacts = repo.contacts_by_email(session, (e.email for e in new_events))
+        contacts = contacts_db.contacts_by_email(session, (e.email for e in new_events))
         for event in new_events:
             report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
             metrics.TRACKING.labels(event.kind).inc()
@@ -76,11 +78,10 @@ def apply_tracking_events(
             reason = _suppression_reason(session, event, now)
             if reason is None:
                 continue
-            if repo.suppress(session, event.email, reason, event.detail, now):
-                report.suppressed += 1
             contact = contacts.get(normalize_email(event.email))
-            if contact is not None:
-                repo.skip_pending_for_contact(session, contact.id, "suppressed", reason, now)
+            contact_id = None if contact is None else contact.id
+            if suppress_contact(session, event.email, contact_id, reason, event.detail, now).newly:
+                report.suppressed += 1
     if report.suppressed:
         log.info("webhook suppressed=%d new=%d", report.suppressed, report.new)
     return report
@@ -124,7 +125,7 @@ def record_engagement(
     """
     now = clock.now()
     with uow() as session:
-        email = repo.delivery_email(session, delivery_id)
+        email = deliveries_db.delivery_email(session, delivery_id)
         if email is None:
             return False
         suffix = hashlib.sha256((detail or "").encode()).hexdigest()[:16]

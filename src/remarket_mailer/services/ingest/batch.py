@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db import catalog as catalog_db
+from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
-from remarket_mailer.db import repository as repo
+from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
@@ -59,7 +61,9 @@ class Batch:
         self.workflows = workflows
         self.now = now
         self.items = items
-        self.seen: dict[str, str] = repo.event_hashes(session, (e.event_id for e, _, _ in items))
+        self.seen: dict[str, str] = commerce_db.event_hashes(
+            session, (e.event_id for e, _, _ in items)
+        )
         self.stored_versions: set[tuple[str, str]] = set()
         self.skip_enrollments: list[tuple[int, str]] = []
         self.reschedules: list[dict[str, Any]] = []
@@ -78,11 +82,11 @@ class Batch:
         self.products = catalog_db.products_by_id(session, set().union(*map(product_ids, events)))
         self._load_contacts(events)
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
-        self.carts = repo.carts_for_update(session, cart_ids)
+        self.carts = commerce_db.carts_for_update(session, cart_ids)
         sub_ids = {s for e in events if (s := getattr(e, "subscription_id", None))}
-        self.subscriptions = repo.subscriptions_by_id(session, sub_ids)
+        self.subscriptions = commerce_db.subscriptions_by_id(session, sub_ids)
         order_ids = {e.order_id for e in events if isinstance(e, OrderPlaced)}
-        self.known_orders = set(repo.orders_by_id(session, order_ids))
+        self.known_orders = set(commerce_db.orders_by_id(session, order_ids))
         self._load_enrollments(events)
 
     # -- contacts --------------------------------------------------------------------------
@@ -255,15 +259,15 @@ class Batch:
         ids), events and deliveries, one statement each, then the updates - one statement
         each, for the whole batch."""
         self.session.flush()
-        repo.insert_new(self.session, Cart, self.new_carts)
-        repo.insert_new(self.session, Enrollment, [e for e, _ in self.new_deliveries.values()])
+        sql_db.insert_new(self.session, Cart, self.new_carts)
+        sql_db.insert_new(self.session, Enrollment, [e for e, _ in self.new_deliveries.values()])
         deliveries: list[dict[str, Any]] = []
         for enrollment, rows in self.new_deliveries.values():
             for row in rows:
                 row["enrollment_id"] = enrollment.id
                 deliveries.append(row)
-        repo.insert_rows(self.session, Event, self.new_events)
-        repo.insert_rows(self.session, Delivery, deliveries)
+        sql_db.insert_rows(self.session, Event, self.new_events)
+        sql_db.insert_rows(self.session, Delivery, deliveries)
         catalog_db.upsert_products(self.session, self.product_rows)
         catalog_db.delete_products(self.session, self.deleted_products)
         catalog_db.count_orders(self.session, self.baskets)
@@ -271,5 +275,7 @@ class Batch:
         for enrollment_id, reason in self.skip_enrollments:
             by_reason.setdefault(reason, []).append(enrollment_id)
         for reason, ids in by_reason.items():
-            repo.skip_pending_for_enrollments(self.session, ids, "exited", reason, self.now)
-        repo.reschedule_many(self.session, self.reschedules, self.now)
+            deliveries_db.skip_pending_for_enrollments(
+                self.session, ids, "exited", reason, self.now
+            )
+        deliveries_db.reschedule_many(self.session, self.reschedules, self.now)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from remarket_mailer.db import consent as consent_db
-from remarket_mailer.db import repository as repo
 from remarket_mailer.db.models import Cart, Contact, Order, Subscription
 from remarket_mailer.schemas import (
     AnyEvent,
@@ -29,6 +28,7 @@ from remarket_mailer.schemas import (
 )
 from remarket_mailer.services.discounts import redeem_in_session
 from remarket_mailer.services.ingest.batch import Batch
+from remarket_mailer.services.suppression import suppress_contact
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,7 @@ def _upsert_profile(batch: Batch, contact: Contact, event: ContactUpserted) -> N
 def _unsubscribe(batch: Batch, contact: Contact, event: ContactUnsubscribed) -> None:
     session, now = batch.session, batch.now
     if event.topic is None:
-        if contact.email:
-            repo.suppress(session, contact.email, "unsubscribed", event.source, now)
-        repo.skip_pending_for_contact(session, contact.id, "suppressed", "unsubscribed", now)
+        suppress_contact(session, contact.email, contact.id, "unsubscribed", event.source, now)
         return
     consent_db.record_consent(
         session,

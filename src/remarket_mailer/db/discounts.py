@@ -7,16 +7,26 @@ each move is a guarded UPDATE so two workers never hand out or redeem the same c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, func, or_, select, update
+from sqlalchemy import (
+    Insert,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.models import (
+    DiscountCode,
+)
+from remarket_mailer.db.sql import in_ids
+from remarket_mailer.domain.workflow import DiscountSpec
 
 AVAILABLE = "available"
 ASSIGNED = "assigned"
@@ -196,3 +206,54 @@ def expire_past_due(session: Session, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def codes_for_enrollments(
+    session: Session, enrollment_ids: Iterable[int]
+) -> dict[tuple[int, str], DiscountCode]:
+    ids = set(enrollment_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(DiscountCode).where(in_ids(session, DiscountCode.enrollment_id, "ids", ids))
+    )
+    return {(c.enrollment_id, c.step_id or ""): c for c in rows if c.enrollment_id is not None}
+
+
+def add_codes(session: Session, codes: Sequence[DiscountCode]) -> bool:
+    """Insert generated codes; False on a unique clash (retry with fresh codes)."""
+    if not codes:
+        return True
+    try:
+        with session.begin_nested():
+            session.add_all(codes)
+    except IntegrityError:
+        return False
+    return True
+
+
+def generated_code(
+    code: str,
+    spec: DiscountSpec,
+    *,
+    contact_id: int,
+    enrollment_id: int,
+    step_id: str,
+    now: datetime,
+) -> DiscountCode:
+    """A code generated for one (enrollment, step) with the step's terms, not yet stored
+    (``add_codes`` inserts a batch's codes together)."""
+    return DiscountCode(
+        code=code,
+        contact_id=contact_id,
+        enrollment_id=enrollment_id,
+        step_id=step_id,
+        kind=spec.kind,
+        value=spec.value,
+        currency=spec.currency,
+        minimum_order=spec.minimum_order,
+        status=ASSIGNED,
+        expires_at=now + spec.expires_after if spec.expires_after else None,
+        assigned_at=now,
+        created_at=now,
+    )
