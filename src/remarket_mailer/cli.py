@@ -497,10 +497,11 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations up to REVISION (all of them by default)."""
-    from remarket_mailer.db.migrate import upgrade
+    from remarket_mailer.services import migrations
 
     settings = _settings()
-    _migrate(upgrade, settings.database_url, revision)
+    with _one_line_errors():
+        migrations.upgrade(settings.database_url, revision)
     console.print(f"database at revision {_current_revision(settings)}")
 
 
@@ -512,7 +513,7 @@ def db_downgrade(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Undo database migrations down to REVISION: columns or tables they added are dropped."""
-    from remarket_mailer.db.migrate import downgrade
+    from remarket_mailer.services import migrations
 
     settings = _settings()
     current = _current_revision(settings)
@@ -523,7 +524,8 @@ def db_downgrade(
         "Data in what the undone migrations added is lost"
     ):
         raise typer.Exit(code=1)
-    _migrate(downgrade, settings.database_url, revision)
+    with _one_line_errors():
+        migrations.downgrade(settings.database_url, revision)
     now = _current_revision(settings)
     console.print(f"database at revision {now or 'base (not migrated)'}")
 
@@ -531,7 +533,7 @@ def db_downgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Show the revision the database is at and the one this version expects."""
-    from remarket_mailer.db.migrate import head_revision
+    from remarket_mailer.services.migrations import head_revision
 
     current = _current_revision(_settings())
     head = head_revision()
@@ -543,33 +545,21 @@ def db_current() -> None:
 
 
 def _current_revision(settings: Settings) -> str | None:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from remarket_mailer.db.engine import make_engine
-    from remarket_mailer.db.migrate import current_revision
-
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as connection:
-            return current_revision(connection)
-    except SQLAlchemyError as exc:
-        raise _fail(f"the database does not answer: {_first_line(exc)}") from None
-    finally:
-        engine.dispose()
-
-
-def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
-    from alembic.util import CommandError
+    from remarket_mailer.services.migrations import current_revision
 
     try:
-        step(database_url, revision)
-    except CommandError as exc:
-        raise _fail(f"revision {revision!r}: {_first_line(exc)}") from None
+        return current_revision(settings.database_url)
+    except RemarketError as exc:
+        raise _fail(str(exc)) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A RemarketError inside becomes its one line on stderr and exit code 2."""
+    try:
+        yield
+    except RemarketError as exc:
+        raise _fail(str(exc)) from None
 
 
 @workflows_app.command("validate")

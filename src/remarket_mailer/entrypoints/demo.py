@@ -15,20 +15,20 @@ from dramatiq.brokers.stub import StubBroker
 
 from remarket_mailer.bootstrap import SEND_QUEUE, App, build_app
 from remarket_mailer.config import Settings
-from remarket_mailer.db import repository as repo
-from remarket_mailer.db.migrate import upgrade
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.schemas import parse_event
+from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
 from remarket_mailer.services.ingest import ingest_event
+from remarket_mailer.services.migrations import upgrade
 
 
 @dataclass
 class DemoResult:
-    rows: list[repo.DeliveryRow]
+    rows: list[DeliveryRow]
     events: int = 0
     duplicates: int = 0
     enrollments: int = 0
@@ -80,9 +80,8 @@ def run_demo(
         index = 0
         while True:
             next_event = parsed[index][0].occurred_at if index < len(parsed) else None
-            with app.uow() as session:
-                next_due = repo.next_due_at(session)
-            candidates = [t for t in (next_event, next_due) if t is not None]
+            next_due_at = next_due(app.uow)
+            candidates = [t for t in (next_event, next_due_at) if t is not None]
             if not candidates or min(candidates) > end:
                 break
             clock.set(max(min(candidates), clock.now()))
@@ -100,13 +99,11 @@ def run_demo(
                     progress(index, len(parsed))
                 # Most moments of a long log only bring events: a sweep and a wait for the
                 # workers there cost a third of the run and sent nothing.
-                with app.uow() as session:
-                    next_due = repo.next_due_at(session)
-                if next_due is None or next_due > clock.now():
+                next_due_at = next_due(app.uow)
+                if next_due_at is None or next_due_at > clock.now():
                     continue
             _drain(app, broker)
-        with app.uow() as session:
-            result.rows = repo.delivery_report(session)
+        result.rows = delivery_outcomes(app.uow)
     finally:
         worker.stop()
         app.close()

@@ -20,7 +20,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db.repository import find_contact
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.entrypoints.http import (
     API_KEY_SECURITY,
@@ -32,8 +31,8 @@ from remarket_mailer.entrypoints.http import (
     require_json,
 )
 from remarket_mailer.schemas import ContactRef, Currency, Id, Money
+from remarket_mailer.services.discount_admin import checkout_contact_id
 from remarket_mailer.services.discounts import (
-    UNKNOWN_CONTACT,
     CodeCheck,
     RedeemResult,
     redeem_code,
@@ -137,9 +136,7 @@ def discounts_router(app: App) -> APIRouter:
     def contact_id(contact: ContactRef | None) -> int | None:
         if contact is None:
             return None
-        with app.uow() as session:
-            found = find_contact(session, contact.external_id, contact.email)
-            return found.id if found is not None else UNKNOWN_CONTACT
+        return checkout_contact_id(app.uow, contact.external_id, contact.email)
 
     def check(body: ValidateRequest) -> CodeCheck:
         return validate_code(
