@@ -136,6 +136,7 @@ def shop_info(settings: Settings) -> dict[str, str]:
         "address": settings.shop_address,
         "url": settings.shop_url,
         "placeholder_image": settings.shop_placeholder_image,
+        "logo_url": settings.shop_logo_url,
     }
 
 
