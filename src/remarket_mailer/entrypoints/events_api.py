@@ -71,31 +71,21 @@ def events_router(app: App) -> APIRouter:
     """The ingest routes of ``app``, behind its API keys."""
     router = APIRouter()
     api_key = Depends(require_api_key(app))
-    # Requests wait here, on the event loop, rather than as threads fighting for the GIL.
-    ingest_slots = anyio.CapacityLimiter(app.settings.ingest_threads)
+    event_schema, _definitions = event_schemas()
+    _add_event_route(router, app, api_key, event_schema)
+    _add_batch_route(router, app, api_key, event_schema)
+    return router
 
-    async def in_ingest_thread(fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=ingest_slots)
 
+def _add_event_route(
+    router: APIRouter, app: App, api_key: Any, event_schema: dict[str, Any]
+) -> None:
     # Single events that queue up behind a running transaction share the next one.
     # Its slots are its own: with the batch endpoint's, at most twice ingest_threads run.
     single_events: GroupCommit[tuple[AnyEvent, dict[str, Any]], IngestOutcome] = GroupCommit(
         lambda items: ingest_batch(app.uow, app.workflows, app.clock, items),
         app.settings.ingest_threads,
     )
-    event_schema, _definitions = event_schemas()
-    batch_schema = {
-        "type": "object",
-        "required": ["events"],
-        "properties": {
-            "events": {
-                "type": "array",
-                "items": event_schema,
-                "minItems": 1,
-                "maxItems": BATCH_MAX_EVENTS,
-            }
-        },
-    }
 
     @router.post(
         "/v1/events",
@@ -123,6 +113,19 @@ def events_router(app: App) -> APIRouter:
             "enrollments_exited": result.exited,
         }
         return JSONResponse(body, status_code=200 if result.duplicate else 202)
+
+
+def _add_batch_route(
+    router: APIRouter, app: App, api_key: Any, event_schema: dict[str, Any]
+) -> None:
+    # Requests wait here, on the event loop, rather than as threads fighting for the GIL.
+    ingest_slots = anyio.CapacityLimiter(app.settings.ingest_threads)
+
+    async def in_ingest_thread(fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=ingest_slots)
+
+    events = {"type": "array", "items": event_schema, "minItems": 1, "maxItems": BATCH_MAX_EVENTS}
+    batch_schema = {"type": "object", "required": ["events"], "properties": {"events": events}}
 
     @router.post(
         "/v1/events/batch",
@@ -155,8 +158,6 @@ def events_router(app: App) -> APIRouter:
             for status in ("accepted", "duplicate", "rejected")
         }
         return JSONResponse({**counts, "results": results})
-
-    return router
 
 
 def _one_event(data: Any, now: datetime) -> tuple[AnyEvent, dict[str, Any]]:
