@@ -203,7 +203,7 @@ def demo(
     outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
 ) -> None:
     """Replay sample shoppers through the stock workflows and show what was sent, and why not."""
-    from remarket_mailer.entrypoints.demo import local_time, run_demo
+    from remarket_mailer.entrypoints.demo import demo_table, run_demo
 
     logging.basicConfig(level="WARNING")
     settings = _one_process_settings(
@@ -211,34 +211,7 @@ def demo(
     )
     with console.status("Replaying sample events on a virtual clock…"):
         result = run_demo(settings)
-    table = Table(title="remarket demo: the stock workflows on a virtual clock", show_lines=True)
-    table.add_column("when (sent or due)", no_wrap=True)
-    table.add_column("contact")
-    table.add_column("step")
-    table.add_column("outcome")
-    table.add_column("details")
-    styles = {"sent": "green", "skipped": "yellow", "failed": "red"}
-    for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
-        when = row.sent_at or row.due_at
-        if row.status == "sent":
-            details = f"“{row.subject}”"
-            if row.discount_code:
-                details += f"\ncode {row.discount_code}"
-            if row.reason == "deferred" and row.detail:
-                details += f"\n(deferred: {row.detail})"
-        elif row.status in ("scheduled", "queued"):
-            details = "still to come when the demo's clock stops"
-        else:
-            details = f"{row.reason}: {row.detail}" if row.detail else str(row.reason)
-        style = styles.get(row.status, "white")
-        table.add_row(
-            local_time(when),
-            f"{row.contact_name or ''}\n{row.contact_email}",
-            f"{row.workflow_id}\n{row.step_id}",
-            f"[{style}]{row.status}[/]",
-            details,
-        )
-    console.print(table)
+    console.print(demo_table(result.rows))
     console.print(
         f"{result.events} events replayed ({result.duplicates} duplicate ignored), "
         f"{result.enrollments} enrollments started, "

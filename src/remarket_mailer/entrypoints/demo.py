@@ -4,19 +4,24 @@ clock (SQLite, StubBroker with in-process worker threads, file provider) and rep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
+from rich import box
+from rich.table import Table
+from rich.text import Text
 
 from remarket_mailer.bootstrap import SEND_QUEUE, App, build_app
 from remarket_mailer.config import Settings
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.domain.reasons import plain_reason, reason_detail
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
@@ -140,4 +145,68 @@ def _outbox_dir(provider_url: str) -> Path | None:
 
 
 def local_time(moment: datetime) -> str:
-    return moment.strftime("%a %d %b %H:%M UTC")
+    """``2026-12-03 14:05``: the moment in UTC (the table's header says so), with the year."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+_ISO_MOMENT = re.compile(
+    r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?"
+)
+_STYLES = {"sent": "green", "skipped": "yellow", "failed": "red"}
+
+
+def demo_table(rows: Iterable[DeliveryRow]) -> Table:
+    """What happened to every delivery, in time order, fitting an 80-column terminal: the
+    date, who and which step on lines of their own (never wrapped), then the outcome in plain
+    words with the stored reason code (what ``remarket report`` counts) after it."""
+    table = Table(
+        title="remarket demo: the stock workflows on a virtual clock",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        leading=1,
+    )
+    table.add_column("when (UTC) / who", no_wrap=True, max_width=16)
+    table.add_column("workflow / step", no_wrap=True)
+    table.add_column("what happened", ratio=1, overflow="fold")
+    for row in sorted(rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
+        who = row.contact_name or (row.contact_email or "").partition("@")[0] or "?"
+        table.add_row(
+            Text(local_time(row.sent_at or row.due_at)) + Text("\n" + who, style="bold"),
+            Text(f"{row.workflow_id}\n") + Text(row.step_id, style="bold"),
+            outcome(row),
+        )
+    return table
+
+
+def outcome(row: DeliveryRow) -> Text:
+    """A delivery's status (coloured) and what to know about it, as rich Text (no markup:
+    a subject may contain brackets)."""
+    text = Text(row.status, style=f"bold {_STYLES.get(row.status, 'white')}")
+    if row.status == "sent":
+        text.append(f" “{row.subject}”")
+        if row.discount_code:
+            text.append(f"\ncode {row.discount_code}")
+        if row.reason == "deferred" and row.detail:
+            text.append("\n" + _deferral(row.detail), style="dim")
+    elif row.status in ("scheduled", "queued"):
+        text.append(": still to come when the demo's clock stops")
+    else:
+        text.append(f": {plain_reason(row.reason)}")
+        detail = reason_detail(row.reason, row.detail)
+        code = f"{row.reason}: {_short_moments(detail)}" if detail else str(row.reason)
+        text.append(f"\n({code})", style="dim")
+    return text
+
+
+def _deferral(detail: str) -> str:
+    """``quiet_hours until 2026-11-02T08:00:00+00:00`` → ``deferred first (outside the
+    contact's send window) until 2026-11-02 08:00``."""
+    why, _, rest = detail.partition(" ")
+    return f"deferred first ({plain_reason(why)}) {_short_moments(rest)}".rstrip()
+
+
+def _short_moments(text: str) -> str:
+    return _ISO_MOMENT.sub(r"\1 \2", text)
