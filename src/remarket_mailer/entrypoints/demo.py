@@ -25,7 +25,7 @@ from remarket_mailer.domain.reasons import plain_reason, reason_detail
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.schemas import parse_event
+from remarket_mailer.schemas import AnyEvent, parse_event
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
 from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.migrations import upgrade
@@ -82,32 +82,7 @@ def run_demo(
     result = DemoResult(rows=[], outbox=outbox)
     try:
         end = until or parsed[-1][0].occurred_at + horizon
-        index = 0
-        while True:
-            next_event = parsed[index][0].occurred_at if index < len(parsed) else None
-            next_due_at = next_due(app.uow)
-            candidates = [t for t in (next_event, next_due_at) if t is not None]
-            if not candidates or min(candidates) > end:
-                break
-            clock.set(max(min(candidates), clock.now()))
-            ingested = 0
-            while index < len(parsed) and parsed[index][0].occurred_at <= clock.now():
-                event, raw = parsed[index]
-                outcome = ingest_event(app.uow, app.workflows, app.clock, event, raw)
-                result.events += 1
-                result.duplicates += int(outcome.duplicate)
-                result.enrollments += len(outcome.started)
-                index += 1
-                ingested += 1
-            if ingested:
-                if progress is not None:
-                    progress(index, len(parsed))
-                # Most moments of a long log only bring events: a sweep and a wait for the
-                # workers there cost a third of the run and sent nothing.
-                next_due_at = next_due(app.uow)
-                if next_due_at is None or next_due_at > clock.now():
-                    continue
-            _drain(app, broker)
+        _replay(app, clock, broker, parsed, end, result, progress)
         result.rows = delivery_outcomes(app.uow)
     finally:
         worker.stop()
@@ -117,6 +92,53 @@ def run_demo(
     if outbox is not None:
         result.eml_files = sorted(outbox.glob("*.eml"))
     return result
+
+
+def _replay(
+    app: App,
+    clock: VirtualClock,
+    broker: StubBroker,
+    parsed: list[tuple[AnyEvent, dict[str, Any]]],
+    end: datetime,
+    result: DemoResult,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Move the clock from moment to moment (the next event or the next due delivery) up to
+    ``end``, ingesting the events and sending what is due at each."""
+    index = 0
+    while True:
+        next_event = parsed[index][0].occurred_at if index < len(parsed) else None
+        next_due_at = next_due(app.uow)
+        candidates = [t for t in (next_event, next_due_at) if t is not None]
+        if not candidates or min(candidates) > end:
+            return
+        clock.set(max(min(candidates), clock.now()))
+        ingested = _ingest_until_now(app, parsed, index, result)
+        index += ingested
+        if ingested:
+            if progress is not None:
+                progress(index, len(parsed))
+            # Most moments of a long log only bring events: a sweep and a wait for the
+            # workers there cost a third of the run and sent nothing.
+            next_due_at = next_due(app.uow)
+            if next_due_at is None or next_due_at > clock.now():
+                continue
+        _drain(app, broker)
+
+
+def _ingest_until_now(
+    app: App, parsed: list[tuple[AnyEvent, dict[str, Any]]], start: int, result: DemoResult
+) -> int:
+    """Ingest the events from ``start`` on that happened by the clock's now; how many."""
+    index = start
+    while index < len(parsed) and parsed[index][0].occurred_at <= app.clock.now():
+        event, raw = parsed[index]
+        outcome = ingest_event(app.uow, app.workflows, app.clock, event, raw)
+        result.events += 1
+        result.duplicates += int(outcome.duplicate)
+        result.enrollments += len(outcome.started)
+        index += 1
+    return index - start
 
 
 def _drain(app: App, broker: StubBroker) -> None:

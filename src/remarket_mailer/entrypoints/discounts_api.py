@@ -133,30 +133,39 @@ def discounts_router(app: App) -> APIRouter:
         route_class=_checked_route(app),
     )
 
-    def contact_id(contact: ContactRef | None) -> int | None:
-        if contact is None:
-            return None
-        return checkout_contact_id(app.uow, contact.external_id, contact.email)
+    _add_validate_route(router, app)
+    _add_redeem_route(router, app)
+    return router
 
-    def check(body: ValidateRequest) -> CodeCheck:
-        return validate_code(
-            app.uow,
-            body.code,
-            contact_id=contact_id(body.contact),
-            cart_total=body.cart_total,
-            currency=body.currency,
-            now=app.clock.now(),
-        )
 
-    def redeem(body: RedeemRequest) -> RedeemResult:
-        return redeem_code(
-            app.uow,
-            body.code,
-            order_id=body.order_id,
-            contact_id=contact_id(body.contact),
-            now=app.clock.now(),
-        )
+def _contact_id(app: App, contact: ContactRef | None) -> int | None:
+    if contact is None:
+        return None
+    return checkout_contact_id(app.uow, contact.external_id, contact.email)
 
+
+def _check(app: App, body: ValidateRequest) -> CodeCheck:
+    return validate_code(
+        app.uow,
+        body.code,
+        contact_id=_contact_id(app, body.contact),
+        cart_total=body.cart_total,
+        currency=body.currency,
+        now=app.clock.now(),
+    )
+
+
+def _redeem(app: App, body: RedeemRequest) -> RedeemResult:
+    return redeem_code(
+        app.uow,
+        body.code,
+        order_id=body.order_id,
+        contact_id=_contact_id(app, body.contact),
+        now=app.clock.now(),
+    )
+
+
+def _add_validate_route(router: APIRouter, app: App) -> None:
     @router.post(
         "/validate",
         summary="Check a discount code at checkout",
@@ -165,7 +174,7 @@ def discounts_router(app: App) -> APIRouter:
         responses=_ERRORS,
     )
     async def validate(body: ValidateRequest) -> ValidateResponse:
-        result = await run_in_threadpool(check, body)
+        result = await run_in_threadpool(_check, app, body)
         return ValidateResponse(
             code=normalize_code(body.code),
             valid=result.valid,
@@ -177,6 +186,8 @@ def discounts_router(app: App) -> APIRouter:
             expires_at=result.expires_at,
         )
 
+
+def _add_redeem_route(router: APIRouter, app: App) -> None:
     @router.post(
         "/redeem",
         summary="Record that an order used a discount code",
@@ -192,7 +203,7 @@ def discounts_router(app: App) -> APIRouter:
         },
     )
     async def redeem_route(body: RedeemRequest) -> RedeemResponse:
-        result = await run_in_threadpool(redeem, body)
+        result = await run_in_threadpool(_redeem, app, body)
         code = normalize_code(body.code)
         if result.reason == "unknown":
             raise ApiError(404, "unknown", f"no discount code {code!r}")
@@ -207,5 +218,3 @@ def discounts_router(app: App) -> APIRouter:
         return RedeemResponse(
             code=code, order_id=body.order_id, redeemed=True, replay=result.replay
         )
-
-    return router
