@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -134,6 +136,7 @@ def shop_info(settings: Settings) -> dict[str, str]:
         "address": settings.shop_address,
         "url": settings.shop_url,
         "placeholder_image": settings.shop_placeholder_image,
+        "logo_url": settings.shop_logo_url,
     }
 
 
@@ -240,6 +243,16 @@ def migrated_engine(settings: Settings) -> Engine:
 def open_migrated_database(settings: Settings) -> UnitOfWork:
     """``migrated_engine`` as a unit of work (raises the same)."""
     return UnitOfWork(make_session_factory(migrated_engine(settings)))
+
+
+@contextmanager
+def migrated_database(settings: Settings) -> Iterator[UnitOfWork]:
+    """``open_migrated_database`` for one command: its connections are closed at the end."""
+    engine = migrated_engine(settings)
+    try:
+        yield UnitOfWork(make_session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 def check_database(app: App) -> str | None:

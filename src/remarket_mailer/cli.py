@@ -205,7 +205,7 @@ def demo(
     outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
 ) -> None:
     """Replay sample shoppers through the stock workflows and show what was sent, and why not."""
-    from remarket_mailer.entrypoints.demo import local_time, run_demo
+    from remarket_mailer.entrypoints.demo import demo_table, run_demo
 
     logging.basicConfig(level="WARNING")
     settings = _one_process_settings(
@@ -213,34 +213,7 @@ def demo(
     )
     with console.status("Replaying sample events on a virtual clock…"):
         result = run_demo(settings)
-    table = Table(title="remarket demo: the stock workflows on a virtual clock", show_lines=True)
-    table.add_column("when (sent or due)", no_wrap=True)
-    table.add_column("contact")
-    table.add_column("step")
-    table.add_column("outcome")
-    table.add_column("details")
-    styles = {"sent": "green", "skipped": "yellow", "failed": "red"}
-    for row in sorted(result.rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
-        when = row.sent_at or row.due_at
-        if row.status == "sent":
-            details = f"“{row.subject}”"
-            if row.discount_code:
-                details += f"\ncode {row.discount_code}"
-            if row.reason == "deferred" and row.detail:
-                details += f"\n(deferred: {row.detail})"
-        elif row.status in ("scheduled", "queued"):
-            details = "still to come when the demo's clock stops"
-        else:
-            details = f"{row.reason}: {row.detail}" if row.detail else str(row.reason)
-        style = styles.get(row.status, "white")
-        table.add_row(
-            local_time(when),
-            f"{row.contact_name or ''}\n{row.contact_email}",
-            f"{row.workflow_id}\n{row.step_id}",
-            f"[{style}]{row.status}[/]",
-            details,
-        )
-    console.print(table)
+    console.print(demo_table(result.rows))
     console.print(
         f"{result.events} events replayed ({result.duplicates} duplicate ignored), "
         f"{result.enrollments} enrollments started, "
@@ -499,10 +472,11 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations up to REVISION (all of them by default)."""
-    from remarket_mailer.db.migrate import upgrade
+    from remarket_mailer.services import migrations
 
     settings = _settings()
-    _migrate(upgrade, settings.database_url, revision)
+    with _one_line_errors():
+        migrations.upgrade(settings.database_url, revision)
     console.print(f"database at revision {_current_revision(settings)}")
 
 
@@ -514,7 +488,7 @@ def db_downgrade(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Undo database migrations down to REVISION: columns or tables they added are dropped."""
-    from remarket_mailer.db.migrate import downgrade
+    from remarket_mailer.services import migrations
 
     settings = _settings()
     current = _current_revision(settings)
@@ -525,7 +499,8 @@ def db_downgrade(
         "Data in what the undone migrations added is lost"
     ):
         raise typer.Exit(code=1)
-    _migrate(downgrade, settings.database_url, revision)
+    with _one_line_errors():
+        migrations.downgrade(settings.database_url, revision)
     now = _current_revision(settings)
     console.print(f"database at revision {now or 'base (not migrated)'}")
 
@@ -533,7 +508,7 @@ def db_downgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Show the revision the database is at and the one this version expects."""
-    from remarket_mailer.db.migrate import head_revision
+    from remarket_mailer.services.migrations import head_revision
 
     current = _current_revision(_settings())
     head = head_revision()
@@ -545,33 +520,21 @@ def db_current() -> None:
 
 
 def _current_revision(settings: Settings) -> str | None:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from remarket_mailer.db.engine import make_engine
-    from remarket_mailer.db.migrate import current_revision
-
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as connection:
-            return current_revision(connection)
-    except SQLAlchemyError as exc:
-        raise _fail(f"the database does not answer: {_first_line(exc)}") from None
-    finally:
-        engine.dispose()
-
-
-def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
-    from alembic.util import CommandError
+    from remarket_mailer.services.migrations import current_revision
 
     try:
-        step(database_url, revision)
-    except CommandError as exc:
-        raise _fail(f"revision {revision!r}: {_first_line(exc)}") from None
+        return current_revision(settings.database_url)
+    except RemarketError as exc:
+        raise _fail(str(exc)) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A RemarketError inside becomes its one line on stderr and exit code 2."""
+    try:
+        yield
+    except RemarketError as exc:
+        raise _fail(str(exc)) from None
 
 
 @workflows_app.command("validate")

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     shop_address: str = "Keizersgracht 100, 1015 AA Amsterdam, NL"
     shop_url: str = "https://shop.example.com"
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
+    shop_logo_url: str = ""
+    """The shop's logo (https) on the unsubscribe page; empty shows the shop's name instead."""
 
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """api, worker and scheduler serve Prometheus metrics here, never on the public API port

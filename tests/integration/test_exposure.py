@@ -70,7 +70,7 @@ def test_health_names_the_failing_dependencies_but_not_their_details(
         database_url=f"postgresql://remarket_ops@127.0.0.1:{db_port}/remarket_live",
         broker_url=f"redis://127.0.0.1:{redis_port}/3",
     )
-    with caplog.at_level(logging.WARNING, logger="remarket_mailer.entrypoints.api"):
+    with caplog.at_level(logging.WARNING, logger="remarket_mailer.entrypoints.health_api"):
         response = client.get("/v1/health")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "failing": ["database", "broker"]}

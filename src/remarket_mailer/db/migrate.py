@@ -9,6 +9,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from remarket_mailer.db.engine import make_engine
+from remarket_mailer.errors import UnavailableError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -36,6 +40,22 @@ def current_revision(connection: Connection) -> str | None:
         return None
     value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return str(value) if value is not None else None
+
+
+def database_revision(database_url: str) -> str | None:
+    """``current_revision`` of the database at ``database_url``, on a connection of its own.
+
+    Raises UnavailableError (one line) when the database does not answer."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise UnavailableError(f"the database does not answer: {first}") from None
+    finally:
+        engine.dispose()
 
 
 @lru_cache(maxsize=1)

@@ -85,29 +85,37 @@ _COMMON: dict[int | str, dict[str, Any]] = {
 
 
 def contacts_router(app: App) -> APIRouter:
+    """The GDPR routes of ``app``, behind its admin API keys."""
     router = APIRouter(prefix="/v1/contacts", tags=["gdpr"])
+    _add_export_routes(router, app)
+    _add_erase_route(router, app)
+    return router
 
-    def check_admin(request: Request) -> None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        keys = app.settings.admin_api_keys
-        if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(key.strip().encode(), k.encode()) for k in keys
-        ):
-            raise ApiError(401, "unauthorized", "this endpoint needs an admin API key")
 
-    async def email_from_body(request: Request) -> str:
-        check_admin(request)  # before reading a byte of the body
-        body = await read_json(request)
-        email = body.get("email") if isinstance(body, dict) else None
-        if not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL_LENGTH:
-            raise ApiError(
-                422,
-                "validation_error",
-                'send {"email": "<an address>"}',
-                [{"field": "email", "message": "required: an email address"}],
-            )
-        return email
+def _check_admin(app: App, request: Request) -> None:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    keys = app.settings.admin_api_keys
+    if scheme.lower() != "bearer" or not any(
+        hmac.compare_digest(key.strip().encode(), k.encode()) for k in keys
+    ):
+        raise ApiError(401, "unauthorized", "this endpoint needs an admin API key")
 
+
+async def _email_from_body(app: App, request: Request) -> str:
+    _check_admin(app, request)  # before reading a byte of the body
+    body = await read_json(request)
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL_LENGTH:
+        raise ApiError(
+            422,
+            "validation_error",
+            'send {"email": "<an address>"}',
+            [{"field": "email", "message": "required: an email address"}],
+        )
+    return email
+
+
+def _add_export_routes(router: APIRouter, app: App) -> None:
     @router.post(
         "/export",
         summary="Everything held about one contact",
@@ -119,7 +127,7 @@ def contacts_router(app: App) -> APIRouter:
         },
     )
     async def export(request: Request) -> JSONResponse:
-        email = await email_from_body(request)
+        email = await _email_from_body(app, request)
         try:
             data = await run_in_threadpool(export_contact, app.uow, email)
         except ValidationError as exc:
@@ -144,6 +152,8 @@ def contacts_router(app: App) -> APIRouter:
         response.headers["Allow"] = "POST"
         return response
 
+
+def _add_erase_route(router: APIRouter, app: App) -> None:
     @router.post(
         "/erase",
         summary="Erase a contact; keep a hashed suppression",
@@ -159,7 +169,7 @@ def contacts_router(app: App) -> APIRouter:
         },
     )
     async def erase(request: Request) -> JSONResponse:
-        email = await email_from_body(request)
+        email = await _email_from_body(app, request)
         try:
             result = await run_in_threadpool(erase_contact, app.uow, app.clock, email)
         except ValidationError as exc:
@@ -167,5 +177,3 @@ def contacts_router(app: App) -> APIRouter:
                 422, "validation_error", str(exc), [{"field": "email", "message": str(exc)}]
             ) from None
         return JSONResponse(result.as_json())
-
-    return router

@@ -4,32 +4,36 @@ clock (SQLite, StubBroker with in-process worker threads, file provider) and rep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
+from rich import box
+from rich.table import Table
+from rich.text import Text
 
 from remarket_mailer.bootstrap import SEND_QUEUE, App, build_app
 from remarket_mailer.config import Settings
-from remarket_mailer.db import deliveries as deliveries_db
-from remarket_mailer.db import reports as reports_db
-from remarket_mailer.db.migrate import upgrade
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.domain.reasons import plain_reason, reason_detail
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.schemas import parse_event
+from remarket_mailer.schemas import IncomingEvent, parse_event
+from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
 from remarket_mailer.services.ingest import ingest_event
+from remarket_mailer.services.migrations import upgrade
 
 
 @dataclass
 class DemoResult:
-    rows: list[reports_db.DeliveryRow]
+    rows: list[DeliveryRow]
     events: int = 0
     duplicates: int = 0
     enrollments: int = 0
@@ -78,36 +82,8 @@ def run_demo(
     result = DemoResult(rows=[], outbox=outbox)
     try:
         end = until or parsed[-1][0].occurred_at + horizon
-        index = 0
-        while True:
-            next_event = parsed[index][0].occurred_at if index < len(parsed) else None
-            with app.uow() as session:
-                next_due = deliveries_db.next_due_at(session)
-            candidates = [t for t in (next_event, next_due) if t is not None]
-            if not candidates or min(candidates) > end:
-                break
-            clock.set(max(min(candidates), clock.now()))
-            ingested = 0
-            while index < len(parsed) and parsed[index][0].occurred_at <= clock.now():
-                event, raw = parsed[index]
-                outcome = ingest_event(app.uow, app.workflows, app.clock, event, raw)
-                result.events += 1
-                result.duplicates += int(outcome.duplicate)
-                result.enrollments += len(outcome.started)
-                index += 1
-                ingested += 1
-            if ingested:
-                if progress is not None:
-                    progress(index, len(parsed))
-                # Most moments of a long log only bring events: a sweep and a wait for the
-                # workers there cost a third of the run and sent nothing.
-                with app.uow() as session:
-                    next_due = deliveries_db.next_due_at(session)
-                if next_due is None or next_due > clock.now():
-                    continue
-            _drain(app, broker)
-        with app.uow() as session:
-            result.rows = reports_db.delivery_report(session)
+        _replay(app, clock, broker, parsed, end, result, progress)
+        result.rows = delivery_outcomes(app.uow)
     finally:
         worker.stop()
         app.close()
@@ -116,6 +92,53 @@ def run_demo(
     if outbox is not None:
         result.eml_files = sorted(outbox.glob("*.eml"))
     return result
+
+
+def _replay(
+    app: App,
+    clock: VirtualClock,
+    broker: StubBroker,
+    parsed: list[tuple[IncomingEvent, dict[str, Any]]],
+    end: datetime,
+    result: DemoResult,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Move the clock from moment to moment (the next event or the next due delivery) up to
+    ``end``, ingesting the events and sending what is due at each."""
+    index = 0
+    while True:
+        next_event = parsed[index][0].occurred_at if index < len(parsed) else None
+        next_due_at = next_due(app.uow)
+        candidates = [t for t in (next_event, next_due_at) if t is not None]
+        if not candidates or min(candidates) > end:
+            return
+        clock.set(max(min(candidates), clock.now()))
+        ingested = _ingest_until_now(app, parsed, index, result)
+        index += ingested
+        if ingested:
+            if progress is not None:
+                progress(index, len(parsed))
+            # Most moments of a long log only bring events: a sweep and a wait for the
+            # workers there cost a third of the run and sent nothing.
+            next_due_at = next_due(app.uow)
+            if next_due_at is None or next_due_at > clock.now():
+                continue
+        _drain(app, broker)
+
+
+def _ingest_until_now(
+    app: App, parsed: list[tuple[IncomingEvent, dict[str, Any]]], start: int, result: DemoResult
+) -> int:
+    """Ingest the events from ``start`` on that happened by the clock's now; how many."""
+    index = start
+    while index < len(parsed) and parsed[index][0].occurred_at <= app.clock.now():
+        event, raw = parsed[index]
+        outcome = ingest_event(app.uow, app.workflows, app.clock, event, raw)
+        result.events += 1
+        result.duplicates += int(outcome.duplicate)
+        result.enrollments += len(outcome.started)
+        index += 1
+    return index - start
 
 
 def _drain(app: App, broker: StubBroker) -> None:
@@ -144,4 +167,68 @@ def _outbox_dir(provider_url: str) -> Path | None:
 
 
 def local_time(moment: datetime) -> str:
-    return moment.strftime("%a %d %b %H:%M UTC")
+    """``2026-12-03 14:05``: the moment in UTC (the table's header says so), with the year."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+_ISO_MOMENT = re.compile(
+    r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?"
+)
+_STYLES = {"sent": "green", "skipped": "yellow", "failed": "red"}
+
+
+def demo_table(rows: Iterable[DeliveryRow]) -> Table:
+    """What happened to every delivery, in time order, fitting an 80-column terminal: the
+    date, who and which step on lines of their own (never wrapped), then the outcome in plain
+    words with the stored reason code (what ``remarket report`` counts) after it."""
+    table = Table(
+        title="remarket demo: the stock workflows on a virtual clock",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        leading=1,
+    )
+    table.add_column("when (UTC) / who", no_wrap=True, max_width=16)
+    table.add_column("workflow / step", no_wrap=True)
+    table.add_column("what happened", ratio=1, overflow="fold")
+    for row in sorted(rows, key=lambda r: (r.sent_at or r.due_at, r.id)):
+        who = row.contact_name or (row.contact_email or "").partition("@")[0] or "?"
+        table.add_row(
+            Text(local_time(row.sent_at or row.due_at)) + Text("\n" + who, style="bold"),
+            Text(f"{row.workflow_id}\n") + Text(row.step_id, style="bold"),
+            outcome(row),
+        )
+    return table
+
+
+def outcome(row: DeliveryRow) -> Text:
+    """A delivery's status (coloured) and what to know about it, as rich Text (no markup:
+    a subject may contain brackets)."""
+    text = Text(row.status, style=f"bold {_STYLES.get(row.status, 'white')}")
+    if row.status == "sent":
+        text.append(f" “{row.subject}”")
+        if row.discount_code:
+            text.append(f"\ncode {row.discount_code}")
+        if row.reason == "deferred" and row.detail:
+            text.append("\n" + _deferral(row.detail), style="dim")
+    elif row.status in ("scheduled", "queued"):
+        text.append(": still to come when the demo's clock stops")
+    else:
+        text.append(f": {plain_reason(row.reason)}")
+        detail = reason_detail(row.reason, row.detail)
+        code = f"{row.reason}: {_short_moments(detail)}" if detail else str(row.reason)
+        text.append(f"\n({code})", style="dim")
+    return text
+
+
+def _deferral(detail: str) -> str:
+    """``quiet_hours until 2026-11-02T08:00:00+00:00`` → ``deferred first (outside the
+    contact's send window) until 2026-11-02 08:00``."""
+    why, _, rest = detail.partition(" ")
+    return f"deferred first ({plain_reason(why)}) {_short_moments(rest)}".rstrip()
+
+
+def _short_moments(text: str) -> str:
+    return _ISO_MOMENT.sub(r"\1 \2", text)

@@ -20,7 +20,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db.contacts import find_contact
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.entrypoints.http import (
     API_KEY_SECURITY,
@@ -32,8 +31,8 @@ from remarket_mailer.entrypoints.http import (
     require_json,
 )
 from remarket_mailer.schemas import ContactRef, Currency, Id, Money
+from remarket_mailer.services.discount_admin import checkout_contact_id
 from remarket_mailer.services.discounts import (
-    UNKNOWN_CONTACT,
     CodeCheck,
     RedeemResult,
     redeem_code,
@@ -134,32 +133,39 @@ def discounts_router(app: App) -> APIRouter:
         route_class=_checked_route(app),
     )
 
-    def contact_id(contact: ContactRef | None) -> int | None:
-        if contact is None:
-            return None
-        with app.uow() as session:
-            found = find_contact(session, contact.external_id, contact.email)
-            return found.id if found is not None else UNKNOWN_CONTACT
+    _add_validate_route(router, app)
+    _add_redeem_route(router, app)
+    return router
 
-    def check(body: ValidateRequest) -> CodeCheck:
-        return validate_code(
-            app.uow,
-            body.code,
-            contact_id=contact_id(body.contact),
-            cart_total=body.cart_total,
-            currency=body.currency,
-            now=app.clock.now(),
-        )
 
-    def redeem(body: RedeemRequest) -> RedeemResult:
-        return redeem_code(
-            app.uow,
-            body.code,
-            order_id=body.order_id,
-            contact_id=contact_id(body.contact),
-            now=app.clock.now(),
-        )
+def _contact_id(app: App, contact: ContactRef | None) -> int | None:
+    if contact is None:
+        return None
+    return checkout_contact_id(app.uow, contact.external_id, contact.email)
 
+
+def _check(app: App, body: ValidateRequest) -> CodeCheck:
+    return validate_code(
+        app.uow,
+        body.code,
+        contact_id=_contact_id(app, body.contact),
+        cart_total=body.cart_total,
+        currency=body.currency,
+        now=app.clock.now(),
+    )
+
+
+def _redeem(app: App, body: RedeemRequest) -> RedeemResult:
+    return redeem_code(
+        app.uow,
+        body.code,
+        order_id=body.order_id,
+        contact_id=_contact_id(app, body.contact),
+        now=app.clock.now(),
+    )
+
+
+def _add_validate_route(router: APIRouter, app: App) -> None:
     @router.post(
         "/validate",
         summary="Check a discount code at checkout",
@@ -168,7 +174,7 @@ def discounts_router(app: App) -> APIRouter:
         responses=_ERRORS,
     )
     async def validate(body: ValidateRequest) -> ValidateResponse:
-        result = await run_in_threadpool(check, body)
+        result = await run_in_threadpool(_check, app, body)
         return ValidateResponse(
             code=normalize_code(body.code),
             valid=result.valid,
@@ -180,6 +186,8 @@ def discounts_router(app: App) -> APIRouter:
             expires_at=result.expires_at,
         )
 
+
+def _add_redeem_route(router: APIRouter, app: App) -> None:
     @router.post(
         "/redeem",
         summary="Record that an order used a discount code",
@@ -195,7 +203,7 @@ def discounts_router(app: App) -> APIRouter:
         },
     )
     async def redeem_route(body: RedeemRequest) -> RedeemResponse:
-        result = await run_in_threadpool(redeem, body)
+        result = await run_in_threadpool(_redeem, app, body)
         code = normalize_code(body.code)
         if result.reason == "unknown":
             raise ApiError(404, "unknown", f"no discount code {code!r}")
@@ -210,5 +218,3 @@ def discounts_router(app: App) -> APIRouter:
         return RedeemResponse(
             code=code, order_id=body.order_id, redeemed=True, replay=result.replay
         )
-
-    return router

@@ -7,8 +7,6 @@ prints one line on stderr and exits with code 2; never a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,23 +15,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlalchemy.exc import SQLAlchemyError
 
 from remarket_mailer.config import load_settings
-from remarket_mailer.db.engine import make_session_factory
 from remarket_mailer.domain.clock import SystemClock
 from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.errors import RemarketError
+from remarket_mailer.services.discount_admin import pool_report
 from remarket_mailer.services.discounts import (
     CodesFile,
     ImportReport,
     Kind,
     import_pool,
-    pool_counts,
-    pool_stock,
     read_codes_file,
 )
-from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.services.unit_of_work import database_errors_in_one_line
 
 discounts_app = CommandGroup(
     help="Discount code pools: import a shop's codes, check what is left.",
@@ -50,25 +45,6 @@ SHOWN_PROBLEMS = 10
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
-
-
-@contextmanager
-def _database() -> Iterator[UnitOfWork]:
-    """The settings' database, checked to be migrated (RemarketError: one line, exit 2)."""
-    # Imported here: the composition root pulls in every layer, and `remarket -h` needs none.
-    from remarket_mailer.bootstrap import migrated_engine
-
-    engine = migrated_engine(load_settings())
-    try:
-        yield UnitOfWork(make_session_factory(engine))
-    finally:
-        engine.dispose()
-
-
-def _database_problem(exc: SQLAlchemyError) -> typer.Exit:
-    cause = getattr(exc, "orig", None) or exc
-    first = (str(cause).splitlines() or [type(cause).__name__])[0]
-    return _fail(f"database: {first} (did you run `remarket db upgrade`?)")
 
 
 def _money(text: str, option: str) -> Decimal:
@@ -136,10 +112,14 @@ def import_codes(
         raise _fail("give exactly one of --percent or --amount")
     minimum = _money(minimum_order, "--minimum-order") if minimum_order is not None else None
     expires_at = _expiry(expires) if expires is not None else None
+    # Imported here: the composition root pulls in every layer, and `remarket -h` needs none.
+    from remarket_mailer.bootstrap import migrated_database
+
     try:
         found = read_codes_file(file)
         with (
-            _database() as uow,
+            database_errors_in_one_line(),
+            migrated_database(load_settings()) as uow,
             Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -164,8 +144,6 @@ def import_codes(
             )
     except RemarketError as exc:
         raise _fail(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _database_problem(exc) from None
     _print_report(pool, file, found, report)
 
 
@@ -199,14 +177,14 @@ def _print_report(pool: str, file: Path, found: CodesFile, report: ImportReport)
 @discounts_app.command("stock")
 def stock(pool: Annotated[str, typer.Argument(help="Pool name.")]) -> None:
     """Show how many codes of POOL are available, assigned, redeemed and expired."""
+    from remarket_mailer.bootstrap import migrated_database
+
     try:
-        with _database() as uow, uow() as session:
-            counts = pool_counts(session, pool)
-            usable = pool_stock(session, pool, now=SystemClock().now())
+        with database_errors_in_one_line(), migrated_database(load_settings()) as uow:
+            stock = pool_report(uow, pool, SystemClock().now())
     except RemarketError as exc:
         raise _fail(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _database_problem(exc) from None
+    counts, usable = stock.counts, stock.usable
     if not any(counts.values()):
         raise _fail(f"pool {pool!r} has no codes (import some with `remarket discounts import`)")
     details = ", ".join(f"{status} {n}" for status, n in counts.items())

@@ -60,6 +60,12 @@ def locale_of(name: str | None) -> Locale:
         return Locale.parse(DEFAULT_LOCALE)
 
 
+def language_tag(locale: str) -> tuple[str, str]:
+    """``pt_BR`` → (``pt-BR``, ``ltr``): the HTML lang attribute and the text direction."""
+    rtl = locale_of(locale).character_order == "right-to-left"
+    return locale.replace("_", "-"), "rtl" if rtl else "ltr"
+
+
 def _decimal(amount: Any) -> Decimal | None:
     if isinstance(amount, Decimal):
         return amount

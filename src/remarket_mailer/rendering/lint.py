@@ -31,6 +31,7 @@ from remarket_mailer.rendering.locales import (
     catalog_files,
     compile_catalog,
 )
+from remarket_mailer.rendering.pages import page_problems
 from remarket_mailer.rendering.renderer import GMAIL_CLIP_BYTES, Renderer
 from remarket_mailer.rendering.samples import SAMPLES_DIR, load_samples, sample_context
 from remarket_mailer.rendering.sources import JINJA_TAG, find_line
@@ -214,6 +215,8 @@ def lint_report(
         _lint_template(renderer, name, languages, samples, steps.get(name, []), found)
     _lint_sources(templates_dir, found)
     _lint_catalogs(catalogs, renderer.messages(), found)
+    for file, line, message in page_problems(templates_dir, catalogs):
+        found.add(file, line, message)
     return LintReport(found.problems(), names, languages, tuple(samples))
 
 

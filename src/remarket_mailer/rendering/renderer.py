@@ -355,12 +355,6 @@ class _LaidOut:
 _USES_LANGUAGE = re.compile(r"(?:\[\[|\[%)(?:(?!\]\]|%\]).)*?\b(?:lang|dir)\b", re.S)
 
 
-def _language_tag(locale: str) -> tuple[str, str]:
-    """``pt_BR`` → (``pt-BR``, ``ltr``): the HTML lang attribute and the text direction."""
-    rtl = filters.locale_of(locale).character_order == "right-to-left"
-    return locale.replace("_", "-"), "rtl" if rtl else "ltr"
-
-
 @dataclass(frozen=True, slots=True)
 class _Runtime:
     """The send-time environments of one language."""
@@ -602,7 +596,7 @@ class Renderer:
         front = parse_front_matter(raw, mjml_file)
         if "subject" not in front.data:
             raise TemplateSourceError(mjml_file, 1, "front matter has no 'subject'")
-        tag, direction = _language_tag(locale)
+        tag, direction = filters.language_tag(locale)
         self._files.loaded = []
         try:
             laid_out = self._layout_env.get_template(mjml_name).render(lang=tag, dir=direction)
@@ -653,7 +647,7 @@ class Renderer:
         stamp_paths = [path for path, _, _ in laid.stamps]
         if catalog is not None:
             stamp_paths.append(catalog.path)
-        tag, direction = _language_tag(locale)
+        tag, direction = filters.language_tag(locale)
         return CompiledTemplate(
             name=name,
             content_hash=digest.hexdigest()[:16],

@@ -12,28 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from remarket_mailer.domain.reasons import plain_reason
 from remarket_mailer.services.gdpr import export_contact
 from remarket_mailer.services.unit_of_work import UnitOfWork
-
-# Why a delivery is not (yet) sent, in the words a marketer would use. Reasons not listed
-# are shown as they are stored.
-_REASONS = {
-    "no_consent": "no consent for this kind of email",
-    "consent_withdrawn": "consent withdrawn",
-    "suppressed": "address suppressed (bounce, complaint or unsubscribe)",
-    "no_email": "the contact has no email address",
-    "condition_false": "the step's condition was false",
-    "condition_error": "the step's condition could not be evaluated",
-    "expired": "too late: past the step's expires_after",
-    "holdout": "in the holdout group (measured, never mailed)",
-    "exited": "the workflow was left before this step",
-    "enrollment_ended": "the enrollment had already ended",
-    "workflow_disabled": "the workflow is disabled",
-    "workflow_missing": "the workflow no longer exists",
-    "capped": "frequency cap",
-    "discount_unavailable": "no discount code available",
-    "esp_failed": "the ESP reported it never sent it",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +109,6 @@ def _delivery(row: dict[str, Any]) -> Entry:
         if reason == "retry":
             what = f"retry {step} (attempt {row.get('attempts', 0)})"
         return Entry(_at(row["due_at"]), "delivery", what, detail)
-    explained = _REASONS.get(reason or "", reason or "")
+    explained = plain_reason(reason)
     text = f"{explained}: {detail}" if detail and explained else explained or detail
     return Entry(_at(row.get("updated_at") or row["due_at"]), "delivery", f"{status} {step}", text)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from remarket_mailer.errors import UnavailableError
+from remarket_mailer.errors import RemarketError, UnavailableError
 
 
 class UnitOfWork:
@@ -26,6 +26,18 @@ class UnitOfWork:
             if not _lost_connection(exc):
                 raise
             raise UnavailableError("the database is not reachable; retry shortly") from exc
+
+
+@contextmanager
+def database_errors_in_one_line() -> Iterator[None]:
+    """For commands run by hand: any other database error inside becomes a RemarketError
+    with its first line (and the usual cause), so the command prints one line, not a trace."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).splitlines() or [type(cause).__name__])[0]
+        raise RemarketError(f"database: {first} (did you run `remarket db upgrade`?)") from None
 
 
 def _lost_connection(exc: DBAPIError) -> bool:

@@ -1,0 +1,24 @@
+"""Every delivery's outcome, read back: what the demo and the simulator print at the end, and
+when the next delivery is due (the demo's virtual clock jumps there)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from remarket_mailer.db.deliveries import next_due_at
+from remarket_mailer.db.reports import DeliveryRow, delivery_report
+from remarket_mailer.services.unit_of_work import UnitOfWork
+
+__all__ = ["DeliveryRow", "delivery_outcomes", "next_due"]
+
+
+def delivery_outcomes(uow: UnitOfWork) -> list[DeliveryRow]:
+    """Every delivery with its contact, status, reason and subject, oldest first."""
+    with uow() as session:
+        return delivery_report(session)
+
+
+def next_due(uow: UnitOfWork) -> datetime | None:
+    """When the earliest scheduled delivery is due; None when nothing is scheduled."""
+    with uow() as session:
+        return next_due_at(session)
