@@ -217,7 +217,13 @@ def student_t_cdf(t: float, df: float) -> float:
         raise ValueError(f"degrees of freedom must be positive, got {df}")
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
-    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    t2 = t * t
+    if t2 < df:
+        # Near 0, df / (df + t²) rounds to 1 and loses t: use the complementary argument
+        # t² / (df + t²), computed without cancellation (I_x(a, b) = 1 - I_{1-x}(b, a)).
+        centre = 0.5 * regularized_incomplete_beta(0.5, df / 2.0, t2 / (df + t2))
+        return 0.5 + centre if t > 0 else 0.5 - centre
+    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t2))
     return 1.0 - tail if t > 0 else tail
 
 
