@@ -130,9 +130,16 @@ class SendReport:
     reasons: dict[str, int] = field(default_factory=dict)
     deferred_why: dict[str, int] = field(default_factory=dict)
     """Deferrals by their rule (quiet_hours, a cap), for the log line."""
+    by_outcome: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(skipped | failed | retried, reason) counts, for the metrics."""
+    sent_lag_seconds: list[float] = field(default_factory=list)
+    """Per email sent: seconds from its due time (planned_at) to being recorded sent."""
 
-    def count(self, reason: str) -> None:
+    def count(self, reason: str, outcome: str = "") -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if outcome:
+            key = (outcome, reason)
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
 
     def add(self, other: SendReport) -> None:
         """Add the outcomes of ``other`` (one recorded request) to this report."""
@@ -145,6 +152,9 @@ class SendReport:
             self.reasons[reason] = self.reasons.get(reason, 0) + count
         for why, count in other.deferred_why.items():
             self.deferred_why[why] = self.deferred_why.get(why, 0) + count
+        for key, count in other.by_outcome.items():
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + count
+        self.sent_lag_seconds += other.sent_lag_seconds
 
     def why_not_sent(self) -> str:
         """``no_consent=2 transient=1 deferred:quiet_hours=1``: what a batch's log line says
@@ -472,7 +482,7 @@ class DeliveryService:
             status = change["status"]
             if status == DeliveryStatus.SKIPPED:
                 report.skipped += 1
-                report.count(str(change["reason"]))
+                report.count(str(change["reason"]), "skipped")
             elif status == DeliveryStatus.SCHEDULED:
                 report.deferred += 1
                 report.count("deferred")
@@ -481,7 +491,7 @@ class DeliveryService:
                 report.deferred_why[why] = report.deferred_why.get(why, 0) + 1
             else:
                 report.failed += 1
-                report.count(str(change["reason"]))
+                report.count(str(change["reason"]), "failed")
         return ready
 
     def _caps(self, workflow: Workflow) -> tuple[FrequencyCap, ...]:
@@ -686,7 +696,8 @@ class DeliveryService:
         if wait > 0:
             time.sleep(wait)
         try:
-            outcome = provider.send_many(chunk)
+            with metrics.PROVIDER_SECONDS.labels(provider.name).time():
+                outcome = provider.send_many(chunk)
         except Exception as exc:  # a provider bug must not strand the batch in 'sending'
             log.exception("provider=%s failed a whole batch", provider.name)
             outcome = [Transient(f"provider error: {exc}") for _ in chunk]
@@ -807,6 +818,7 @@ class DeliveryService:
             outcomes[counted] = outcomes.get(counted, 0) + 1
             if isinstance(result, Sent | KeyConflict):
                 report.sent += 1
+                report.sent_lag_seconds.append((now - delivery.planned_at).total_seconds())
                 change = {
                     "id": delivery_id,
                     "status": DeliveryStatus.SENT,
@@ -834,7 +846,7 @@ class DeliveryService:
                 # provider's pause to end (retry_after), no attempt counted, and never runs out
                 # of retries (a step that expires is skipped when it is taken again).
                 report.retried += 1
-                report.count("provider_paused")
+                report.count("provider_paused", "retried")
                 changes.append(
                     {
                         "id": delivery_id,
@@ -848,11 +860,11 @@ class DeliveryService:
             elif isinstance(result, Transient):
                 if now - delivery.planned_at > self.config.retry_max_age:
                     report.failed += 1
-                    report.count("retry_exhausted")
+                    report.count("retry_exhausted", "failed")
                     changes.append(_fail(delivery, "retry_exhausted", result.error))
                     continue
                 report.retried += 1
-                report.count("transient")
+                report.count("transient", "retried")
                 changes.append(
                     {
                         "id": delivery_id,
@@ -865,7 +877,7 @@ class DeliveryService:
                 )
             else:
                 report.failed += 1
-                report.count("permanent")
+                report.count("permanent", "failed")
                 changes.append(_fail(delivery, "permanent", result.error))
                 if result.hard_bounce and item.contact.email:
                     repo.suppress(session, item.contact.email, "hard_bounce", result.error, now)
