@@ -151,3 +151,16 @@ def test_two_worker_processes_are_scraped_as_one_sum(stack: Stack, tmp_path: Pat
     stack.stop(worker)
     assert worker.popen.returncode == 0, worker.output()
     assert not directory.exists()
+
+
+def test_workers_refuse_bad_settings_once_with_exit_2(tmp_path: Path) -> None:
+    """Checked by the supervisor before it starts any process: one line, not one per child."""
+    from tests.e2e.test_startup import start
+
+    short = start(["worker", "--workers", "3"], tmp_path, {"REMARKET_SECRET_KEY": "short"})
+    assert short.returncode == 2, short.stderr
+    assert len(short.stderr.strip().splitlines()) == 1
+    assert "REMARKET_SECRET_KEY" in short.stderr
+    none = start(["worker", "--workers", "0"], tmp_path, {"REMARKET_SECRET_KEY": "s" * 40})
+    assert none.returncode == 2
+    assert none.stderr.strip().splitlines() == ["error: --workers must be at least 1"]

@@ -96,7 +96,13 @@ def run_workers(settings: Settings, processes: int) -> int:
     fresh directory the children inherit; a child that ends is marked dead there). A child
     that dies is started again; one that refuses its settings (exit 2) stops them all.
 
-    Raises ConfigError when an explicitly set metrics port cannot be bound."""
+    Raises ConfigError for settings every child would refuse (checked here once: one line,
+    not one per child) and when an explicitly set metrics port cannot be bound."""
+    app = build_app(settings)
+    try:
+        app.delivery.check_lease()
+    finally:
+        app.close()
     directory = metrics.multiprocess_directory()
     try:
         metrics.serve_role("worker", settings.metrics_port, settings.metrics_host)
