@@ -129,6 +129,9 @@ class LintReport:
     templates: list[str]
     languages: tuple[str, ...]
     samples: tuple[str, ...]
+    combinations: int = 0
+    """Renders per template and language beyond the samples as they are: each sample without
+    its discount, items or first name, in every combination."""
 
 
 @dataclass
@@ -245,7 +248,10 @@ def lint_report(
         _lint_template(renderer, name, languages, samples, steps.get(name, []), found)
     _lint_sources(templates_dir, found)
     _lint_catalogs(catalogs, renderer.messages(), found)
-    return LintReport(found.problems(), names, languages, tuple(samples))
+    combinations = sum(
+        len(list(_variants(name, sample_context(sample)))) for name, sample in samples.items()
+    )
+    return LintReport(found.problems(), names, languages, tuple(samples), combinations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +597,7 @@ def run_lint(
     checked = (
         f"{len(report.templates)} template(s) × {len(report.languages)} language(s) "
         f"({', '.join(report.languages)}) × {len(report.samples)} sample(s)"
+        f" and {report.combinations} combination(s) without discount, items or first name"
     )
     if report.problems:
         echo(f"{len(report.problems)} problem(s) in {checked}")
