@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 
@@ -43,14 +43,12 @@ from remarket_mailer.rendering.locales import (
     catalog_files,
     compile_catalog,
 )
-from remarket_mailer.rendering.renderer import (
-    GMAIL_CLIP_BYTES,
-    CompiledTemplate,
-    RenderedEmail,
-    Renderer,
-)
+from remarket_mailer.rendering.renderer import GMAIL_CLIP_BYTES, Renderer
 from remarket_mailer.rendering.samples import SAMPLES_DIR, load_samples, sample_context
 from remarket_mailer.rendering.sources import JINJA_TAG, find_line
+
+if TYPE_CHECKING:
+    from remarket_mailer.rendering.renderer import CompiledTemplate, RenderedEmail
 
 _LINK = re.compile(r"""\b(?:href|src)\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _TEXT_URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s<>"')\]]+""", re.I)
