@@ -12,15 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from remarket_mailer.errors import ConfigError
-
-if TYPE_CHECKING:
-    from remarket_mailer.services.sending import SendReport
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +126,17 @@ HEADER_TIMEOUTS = Counter(
 )
 
 
-def observe_batch(report: SendReport) -> None:
+class BatchOutcomes(Protocol):
+    """What ``observe_batch`` reads of a batch's ``SendReport`` (services/sending): this
+    module imports nothing above it."""
+
+    sent: int
+    sent_lag_seconds: list[float]
+    by_outcome: dict[tuple[str, str], int]
+    deferred_why: dict[str, int]
+
+
+def observe_batch(report: BatchOutcomes) -> None:
     """Count one finished ``send_batch``: sent, failed, deferred, skipped and retried by
     reason, and the due-to-sent lag of every email it sent (the actor calls this once per
     batch, with the report that has every outcome)."""
