@@ -157,12 +157,21 @@ def api(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    workers: Annotated[
+        int,
+        typer.Option(help="Worker processes, each with REMARKET_WORKER_THREADS threads."),
+    ] = 1,
+) -> None:
     """Run Dramatiq worker threads that render and send due emails."""
     from remarket_mailer.bootstrap import build_app
-    from remarket_mailer.entrypoints.worker import run_worker
+    from remarket_mailer.entrypoints.worker import run_worker, run_workers
 
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
     _logging()
+    if workers > 1:
+        raise typer.Exit(run_workers(_shared_broker_settings(), workers))
     run_worker(build_app(_shared_broker_settings()))
 
 

@@ -113,9 +113,10 @@ class Settings(BaseSettings):
     shop_logo_url: str = ""
     """The shop's logo (https) on the unsubscribe page; empty shows the shop's name instead."""
 
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """api, worker and scheduler serve Prometheus metrics here, never on the public API port
-    (run them on different hosts or give each its own port)."""
+    (run them on different hosts or give each its own port). Unset: the worker on 9102, the
+    scheduler on 9103, the API none; 0: none."""
     metrics_host: str = "127.0.0.1"
     """Interface of the metrics server: this host only unless set (e.g. 0.0.0.0 in a container
     that Prometheus scrapes over a private network)."""

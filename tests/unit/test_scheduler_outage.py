@@ -39,13 +39,15 @@ def test_a_worker_batch_that_finds_the_database_away_is_retried_quietly(
     import dramatiq
 
     from remarket_mailer.entrypoints import actors
+    from remarket_mailer.services.sending import SendReport
 
     down = [True]
 
     class Delivery:
-        def send(self, _ids: list[int]) -> None:
+        def send(self, _ids: list[int]) -> SendReport:
             if down[0]:
                 raise UnavailableError("down")
+            return SendReport()  # the actor counts it in the metrics
 
     class App:
         delivery = Delivery()

@@ -10,6 +10,7 @@ import logging
 
 import dramatiq
 
+from remarket_mailer import metrics
 from remarket_mailer.bootstrap import SEND_QUEUE, current_app
 from remarket_mailer.entrypoints.outage import Outage
 from remarket_mailer.errors import UnavailableError
@@ -24,13 +25,14 @@ RETRY_AFTER_OUTAGE_MS = 5_000
 def send_batch(delivery_ids: list[int]) -> None:
     """Send one batch of deliveries claimed by the sweeper."""
     try:
-        current_app().delivery.send([int(i) for i in delivery_ids])
+        report = current_app().delivery.send([int(i) for i in delivery_ids])
     except UnavailableError as exc:
         # Retry is retried like any failure but not logged with a traceback: the outage is
         # logged once, here, and once when it ends.
         _outage.failed(exc)
         raise dramatiq.Retry(str(exc), delay=RETRY_AFTER_OUTAGE_MS) from None
     _outage.succeeded()
+    metrics.observe_batch(report)
 
 
 def declare(broker: dramatiq.Broker, time_limit_seconds: float = 900) -> None:

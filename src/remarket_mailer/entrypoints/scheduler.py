@@ -10,10 +10,11 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from remarket_mailer import metrics
 from remarket_mailer.bootstrap import App, wait_for_database
 from remarket_mailer.entrypoints.outage import Outage
 from remarket_mailer.errors import UnavailableError
-from remarket_mailer.metrics import serve as serve_metrics
+from remarket_mailer.services.backlog import count_backlog
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 from remarket_mailer.services.renewal_scan import scan_renewals
@@ -34,6 +35,13 @@ def sweep(app: App) -> DispatchReport:
         lease=timedelta(seconds=app.settings.lease_seconds),
         pause_keys=app.delivery.pause_keys_by_workflow(),
     )
+
+
+def sweep_and_count(app: App) -> DispatchReport:
+    """The scheduler's sweep job: a sweep, then the backlog gauge (what is still due)."""
+    report = sweep(app)
+    metrics.set_backlog(count_backlog(app.uow, app.clock))
+    return report
 
 
 def expire_discounts(app: App) -> int:
@@ -73,7 +81,7 @@ def add_jobs(scheduler: BaseScheduler, app: App) -> None:
     scheduler.add_job(
         outage.run,
         "interval",
-        args=[sweep, app],
+        args=[sweep_and_count, app],
         seconds=app.settings.sweep_interval_seconds,
         id="sweep",
         max_instances=1,
@@ -112,7 +120,7 @@ def run_scheduler(app: App) -> None:
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
-    serve_metrics(app.settings.metrics_port, app.settings.metrics_host)
+    metrics.serve_role("scheduler", app.settings.metrics_port, app.settings.metrics_host)
     log.info("scheduler started interval=%ss", app.settings.sweep_interval_seconds)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

@@ -8,21 +8,33 @@ a send-time Jinja tag, Jinja in an MJML size attribute, a tag MJML does not know
 per catalog: invalid ``.po`` files, messages without a translation, fuzzy or wrong-placeholder
 translations, and msgids used in templates that a catalog lacks. With workflows: every step's
 template exists, and renders with that step's discount (or without one).
+
+Every sample is also rendered under each combination of the optional blocks it has: without
+its discount (a pool ran dry under ``send_without_code``), with no items (an empty cart, no
+products to recommend), without a first name. Each rendered email's copy is then read as a
+recipient would (``copy_checks``): template syntax or a ``None`` left in it, an empty subject,
+dangling punctuation or two spaces in the subject or preheader, and a word for "code" or
+"discount" in any part of an email that has no discount. A problem the samples show as they
+are is reported with those samples; one that only a combination shows names it (``sample
+default, no discount``).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.errors import TemplateError
+from remarket_mailer.rendering import copy_checks
 from remarket_mailer.rendering.errors import TemplateSourceError
 from remarket_mailer.rendering.locales import (
     SOURCE_LOCALE,
@@ -35,6 +47,9 @@ from remarket_mailer.rendering.pages import page_problems
 from remarket_mailer.rendering.renderer import GMAIL_CLIP_BYTES, Renderer
 from remarket_mailer.rendering.samples import SAMPLES_DIR, load_samples, sample_context
 from remarket_mailer.rendering.sources import JINJA_TAG, find_line
+
+if TYPE_CHECKING:
+    from remarket_mailer.rendering.renderer import CompiledTemplate, RenderedEmail
 
 _LINK = re.compile(r"""\b(?:href|src)\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _TEXT_URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s<>"')\]]+""", re.I)
@@ -119,6 +134,9 @@ class LintReport:
 class _Found:
     languages: set[str] = field(default_factory=set)
     samples: set[str] = field(default_factory=set)
+    plain: bool = True
+    """Found with a sample as it is (not only with a combination of optional blocks)."""
+    example: str | None = None
 
 
 class _Collector:
@@ -136,8 +154,16 @@ class _Collector:
         message: str,
         language: str | None = None,
         sample: str | None = None,
+        *,
+        variant: bool = False,
+        example: str | None = None,
     ) -> None:
-        seen = self.found.setdefault((file, line, message), _Found())
+        key = (file, line, message)
+        seen = self.found.get(key)
+        if seen is None:
+            seen = self.found[key] = _Found(plain=not variant, example=example)
+        elif variant and seen.plain:
+            return  # the samples as they are already show it: report it with them
         if language is not None:
             seen.languages.add(language)
         if sample is not None:
@@ -157,10 +183,13 @@ class _Collector:
             notes = []
             if seen.languages and len(seen.languages) < len(self.languages):
                 notes.append("language " + ", ".join(sorted(seen.languages)))
-            if seen.samples and len(seen.samples) < len(self.samples):
-                notes.append("sample " + ", ".join(sorted(seen.samples)))
+            if seen.samples and not set(self.samples) <= seen.samples:
+                names = sorted(seen.samples, key=lambda s: (s.count(","), s))
+                more = f"; and {len(names) - 3} more" if len(names) > 3 else ""
+                notes.append("sample " + "; ".join(names[:3]) + more)
+            example = f": {seen.example!r}" if seen.example else ""
             suffix = f" [{'; '.join(notes)}]" if notes else ""
-            result.append(LintProblem(file, line, message + suffix))
+            result.append(LintProblem(file, line, message + example + suffix))
         return sorted(result, key=lambda p: (p.file, p.line or 0, p.message))
 
 
@@ -296,6 +325,49 @@ def _contexts(
             yield sample_name, context
 
 
+def _variants(sample_name: str, context: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """``context`` under every combination of leaving out the optional blocks it has: the
+    discount, the items (cart items, the event's items and recommendations), the first name.
+    Named after the sample (``default, no discount, no items``); the sample itself excluded."""
+    cart, event, contact = (
+        part if isinstance(part := context.get(key), dict) else {}
+        for key in ("cart", "event", "contact")
+    )
+    has_items = any((cart.get("items"), event.get("items"), event.get("recommendations")))
+    optional = [
+        name
+        for name, present in (
+            ("no discount", bool(context.get("discount"))),
+            ("no items", has_items),
+            ("no first name", bool(contact.get("first_name"))),
+        )
+        if present
+    ]
+    for size in range(1, len(optional) + 1):
+        for left_out in itertools.combinations(optional, size):
+            variant = copy.deepcopy(context)
+            if "no discount" in left_out:
+                variant["discount"] = None
+            if "no items" in left_out:
+                for part, keys in (("cart", ("items",)), ("event", ("items", "recommendations"))):
+                    if isinstance(variant.get(part), dict):
+                        for key in keys:
+                            if key in variant[part]:
+                                variant[part][key] = []
+            if "no first name" in left_out:
+                variant["contact"]["first_name"] = None
+            yield ", ".join((sample_name, *left_out)), variant
+
+
+def _combinations(templates_dir: Path) -> int:
+    """How many renders per template and language ``_variants`` adds to the samples."""
+    try:
+        samples = load_samples(templates_dir)
+    except TemplateSourceError:
+        return 0  # reported by lint itself
+    return sum(len(list(_variants(n, sample_context(s)))) for n, s in samples.items())
+
+
 def _lint_template(
     renderer: Renderer,
     name: str,
@@ -305,41 +377,105 @@ def _lint_template(
     found: _Collector,
 ) -> None:
     mjml_file = str(renderer.templates_dir / f"{name}.mjml")
-    text_file = str(renderer.templates_dir / f"{name}.txt")
+    compiled: dict[str, CompiledTemplate] = {}
     for language in languages:
         try:
-            compiled = renderer.compiled(name, language)
+            compiled[language] = renderer.compiled(name, language)
         except TemplateError as exc:
             found.add_error(exc, mjml_file, language)
-            continue
-        for sample_name, context in _contexts(samples, steps, language):
-            try:
-                email = renderer.render(name, context, locale=language)
-            except TemplateError as exc:
-                found.add_error(exc, mjml_file, language, sample_name)
-                continue
-            if not email.subject:
-                subject_line = dict(compiled.header_lines).get("subject", 1)
-                found.add(mjml_file, subject_line, "the subject is empty", language, sample_name)
-            unsubscribe = str((context.get("links") or {}).get("unsubscribe") or "")
-            if unsubscribe and f'href="{escape(unsubscribe)}"' not in email.html:
-                found.add(mjml_file, 1, "the HTML part has no link to {{ links.unsubscribe }}")
-            if unsubscribe and unsubscribe not in email.text:
-                found.add(text_file, 1, "the text part has no {{ links.unsubscribe }} link")
-            size = len(email.html.encode())
-            if size > GMAIL_CLIP_BYTES:
-                found.add(
-                    mjml_file,
-                    1,
-                    f"the HTML is {size / 1024:.1f} KB; Gmail clips emails over "
-                    f"{GMAIL_CLIP_BYTES // 1024} KB",
-                    language,
-                    sample_name,
+    # The samples as they are first, so a problem they show is reported with them.
+    for variants in (False, True):
+        for language, template in compiled.items():
+            for sample_name, context in _contexts(samples, steps, language):
+                renders = _variants(sample_name, context) if variants else [(sample_name, context)]
+                for render_name, render_context in renders:
+                    _lint_render(
+                        renderer, template, language, render_name, render_context, found, variants
+                    )
+
+
+def _lint_render(
+    renderer: Renderer,
+    compiled: CompiledTemplate,
+    language: str,
+    sample_name: str,
+    context: dict[str, Any],
+    found: _Collector,
+    variant: bool,
+) -> None:
+    name = compiled.name
+    mjml_file = str(renderer.templates_dir / f"{name}.mjml")
+    text_file = str(renderer.templates_dir / f"{name}.txt")
+
+    def add(file: str, line: int | None, message: str, example: str | None = None) -> None:
+        found.add(file, line, message, language, sample_name, variant=variant, example=example)
+
+    try:
+        email = renderer.render(name, context, locale=language)
+    except TemplateError as exc:
+        if isinstance(exc, TemplateSourceError):
+            add(exc.file, exc.line, exc.message)
+        else:
+            add(mjml_file, None, str(exc))
+        return
+    header_lines = dict(compiled.header_lines)
+    if not email.subject:
+        add(mjml_file, header_lines.get("subject", 1), "the subject is empty")
+    unsubscribe = str((context.get("links") or {}).get("unsubscribe") or "")
+    if unsubscribe and f'href="{escape(unsubscribe)}"' not in email.html:
+        found.add(mjml_file, 1, "the HTML part has no link to {{ links.unsubscribe }}")
+    if unsubscribe and unsubscribe not in email.text:
+        found.add(text_file, 1, "the text part has no {{ links.unsubscribe }} link")
+    size = len(email.html.encode())
+    if size > GMAIL_CLIP_BYTES:
+        add(
+            mjml_file,
+            1,
+            f"the HTML is {size / 1024:.1f} KB; Gmail clips emails over "
+            f"{GMAIL_CLIP_BYTES // 1024} KB",
+        )
+    links = [m.group(2) for m in _LINK.finditer(email.html)]
+    links += _TEXT_URL.findall(email.text)
+    for link in links:
+        _check_link(link, compiled.sources, mjml_file, found, sample_name, variant)
+    _check_copy(email, bool(context.get("discount")), mjml_file, text_file, header_lines, add)
+
+
+def _check_copy(
+    email: RenderedEmail,
+    has_discount: bool,
+    mjml_file: str,
+    text_file: str,
+    header_lines: Mapping[str, int],
+    add: Callable[[str, int | None, str, str | None], None],
+) -> None:
+    """What the recipient would read wrong: see ``copy_checks``."""
+    visible = copy_checks.visible_text(email.html, email.preheader)
+    parts = (
+        ("subject", mjml_file, header_lines.get("subject", 1), email.subject),
+        ("preheader", mjml_file, header_lines.get("preheader", 1), email.preheader),
+        ("HTML part", mjml_file, None, visible),
+        ("text part", text_file, None, email.text),
+    )
+    for part, file, line, text in parts:
+        checked = copy_checks.markup(email.html) if part == "HTML part" else text
+        leftover = copy_checks.leftover(checked)
+        if leftover:
+            add(file, line, f"the {part} shows template syntax or None", leftover)
+        if part in ("subject", "preheader") and text:
+            what = copy_checks.dangling(text)
+            if what:
+                add(file, line, f"the {part} {what}", text)
+        if not has_discount:
+            code = copy_checks.mentions_offer(text, email.locale)
+            if code:
+                add(
+                    file,
+                    line,
+                    f"the {part} mentions a code or a discount, but this email has none (put it "
+                    "under {% if discount %})",
+                    code,
                 )
-            links = [m.group(2) for m in _LINK.finditer(email.html)]
-            links += _TEXT_URL.findall(email.text)
-            for link in links:
-                _check_link(link, compiled.sources, mjml_file, found, sample_name)
 
 
 def _check_link(
@@ -348,6 +484,7 @@ def _check_link(
     mjml_file: str,
     found: _Collector,
     sample: str,
+    variant: bool = False,
 ) -> None:
     url = link.strip().replace("&amp;", "&")
     if url.lower().startswith(_FINE_SCHEMES):
@@ -356,10 +493,16 @@ def _check_link(
         written = url.split("?", 1)[0]
         if any(written in text for _, text in sources):
             return  # reported where it is written, by _lint_sources
-        found.add(mjml_file, 1, f"renders a link that is not https: {url}", sample=sample)
+        found.add(
+            mjml_file, 1, f"renders a link that is not https: {url}", sample=sample, variant=variant
+        )
     else:
         found.add(
-            mjml_file, 1, f"renders a link that is not absolute https: {url!r}", sample=sample
+            mjml_file,
+            1,
+            f"renders a link that is not absolute https: {url!r}",
+            sample=sample,
+            variant=variant,
         )
 
 
@@ -458,6 +601,7 @@ def run_lint(
     checked = (
         f"{len(report.templates)} template(s) × {len(report.languages)} language(s) "
         f"({', '.join(report.languages)}) × {len(report.samples)} sample(s)"
+        f" and {_combinations(directory)} combination(s) without discount, items or first name"
     )
     if report.problems:
         echo(f"{len(report.problems)} problem(s) in {checked}")

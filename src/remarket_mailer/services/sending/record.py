@@ -132,26 +132,27 @@ class Recorder:
         delivery = item.delivery
         if isinstance(result, Sent | KeyConflict):
             report.sent += 1
+            report.sent_lag_seconds.append((now - delivery.planned_at).total_seconds())
             return self._sent(item, result, used, now)
         if isinstance(result, ProviderFault):
             # The account or configuration is wrong, not the message: it waits for the
             # provider's pause to end (retry_after), no attempt counted, and never runs out
             # of retries (a step that expires is skipped when it is taken again).
             report.retried += 1
-            report.count("provider_paused")
+            report.count("provider_paused", "retried")
             due = now + timedelta(seconds=result.retry_after or 0.0)
             return transitions.retry(delivery.id, due, "provider_paused", result.error)
         if isinstance(result, Transient):
             if now - delivery.planned_at > self.config.retry_max_age:
                 report.failed += 1
-                report.count("retry_exhausted")
+                report.count("retry_exhausted", "failed")
                 return transitions.fail(delivery.id, "retry_exhausted", result.error)
             report.retried += 1
-            report.count("transient")
+            report.count("transient", "retried")
             due = now + self.backoff(delivery.attempts + 1, result.retry_after)
             return transitions.retry(delivery.id, due, "retry", result.error)
         report.failed += 1
-        report.count("permanent")
+        report.count("permanent", "failed")
         return transitions.fail(delivery.id, "permanent", result.error)
 
     def _sent(

@@ -25,9 +25,16 @@ class SendReport:
     reasons: dict[str, int] = field(default_factory=dict)
     deferred_why: dict[str, int] = field(default_factory=dict)
     """Deferrals by their rule (quiet_hours, a cap), for the log line."""
+    by_outcome: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(skipped | failed | retried, reason) counts, for the metrics."""
+    sent_lag_seconds: list[float] = field(default_factory=list)
+    """Per email sent: seconds from its due time (planned_at) to being recorded sent."""
 
-    def count(self, reason: str) -> None:
+    def count(self, reason: str, outcome: str = "") -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if outcome:
+            key = (outcome, reason)
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
 
     def add(self, other: SendReport) -> None:
         """Add the outcomes of ``other`` (one recorded request) to this report."""
@@ -40,13 +47,16 @@ class SendReport:
             self.reasons[reason] = self.reasons.get(reason, 0) + count
         for why, count in other.deferred_why.items():
             self.deferred_why[why] = self.deferred_why.get(why, 0) + count
+        for key, count in other.by_outcome.items():
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + count
+        self.sent_lag_seconds += other.sent_lag_seconds
 
     def count_decided(self, changes: list[Transition]) -> None:
         """Count the rows a batch skipped, deferred or failed before any provider call."""
         for change in changes:
             if change.to == DeliveryStatus.SKIPPED:
                 self.skipped += 1
-                self.count(str(change.reason))
+                self.count(str(change.reason), "skipped")
             elif change.to == DeliveryStatus.SCHEDULED:
                 self.deferred += 1
                 self.count("deferred")
@@ -55,7 +65,7 @@ class SendReport:
                 self.deferred_why[why] = self.deferred_why.get(why, 0) + 1
             else:
                 self.failed += 1
-                self.count(str(change.reason))
+                self.count(str(change.reason), "failed")
 
     def why_not_sent(self) -> str:
         """``no_consent=2 transient=1 deferred:quiet_hours=1``: what a batch's log line says

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from remarket_mailer import metrics
 from remarket_mailer.delivery.base import OutboundMessage, ProviderFault, SendResult, Transient
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.provider_pause import Gate
@@ -72,7 +73,8 @@ class Transport:
         if wait > 0:
             time.sleep(wait)
         try:
-            outcome = provider.send_many(chunk)
+            with metrics.PROVIDER_SECONDS.labels(provider.name).time():
+                outcome = provider.send_many(chunk)
         except Exception as exc:  # a provider bug must not strand the batch in 'sending'
             log.exception("provider=%s failed a whole batch", provider.name)
             outcome = [Transient(f"provider error: {exc}") for _ in chunk]
