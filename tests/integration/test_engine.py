@@ -395,6 +395,32 @@ def test_holdout_contacts_get_no_email_and_no_code(
     assert len(skipped) == 2 * len(held) and all(d.discount_code is None for d in skipped)
 
 
+def test_the_holdout_is_only_contacts_who_would_have_been_mailed(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """A held-out contact without consent is skipped for consent, not counted as held out:
+    the control group must be like the treated group, which only holds people we may mail."""
+    from remarket_mailer.domain.policy import in_holdout
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace("priority: 50", "priority: 50\nholdout_percent: 50")
+    )
+    app = make_app(provider=MemoryProvider(), workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    people = [f"q{n}@example.org" for n in range(12)]
+    held = [p for p in people if in_holdout(p, "abandoned_cart", 50)]
+    assert len(held) >= 2
+    consenting, silent = held[0], held[1]
+    post(client, consent_event(T0 - timedelta(minutes=1), email=consenting))
+    for who in (consenting, silent):
+        post(client, cart_event(T0, cart_id=f"c-{who}", contact={"email": who}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    first = {(d.contact_id, d.reason) for d in deliveries(app) if d.step_id == "reminder_1"}
+    assert sorted(reason for _, reason in first) == ["holdout", "no_consent"]
+
+
 def test_edits_affect_new_enrollments_only_and_disabling_stops_pending(
     database_url: str, clock: VirtualClock, tmp_path: Path
 ) -> None:

@@ -5,8 +5,8 @@ thousands), and the figures are computed from these rows by ``domain`` functions
 of attribution window or of the machine-open rules recomputes old data the same way.
 
 A delivery's moment is when it was sent, or for one never sent (skipped, failed, the holdout
-group) when it was planned: a holdout row's planned time is when its contact would have been
-mailed, the moment its conversions count from.
+group) when it was planned, or skipped: a holdout row is skipped when its contact would have
+been mailed, the moment its conversions count from.
 """
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ class ReportCode:
 
 
 def _moment() -> Any:
-    """Sent: when. Not sent: when planned, or when skipped if that was earlier (an exit ends
-    the later reminders at the order's time, not at theirs)."""
+    """Sent: when. The holdout: when it was skipped, which is when it would have been sent
+    (after quiet hours and caps). Otherwise when planned, or when skipped if that was
+    earlier (an exit ends the later reminders at the order's time, not at theirs)."""
     not_sent = case(
+        (DeliveryRow.reason == "holdout", DeliveryRow.updated_at),
         (DeliveryRow.updated_at < DeliveryRow.planned_at, DeliveryRow.updated_at),
         else_=DeliveryRow.planned_at,
     )

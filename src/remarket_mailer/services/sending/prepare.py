@@ -192,8 +192,6 @@ class Preparer:
         workflow = facts.workflow_of(enrollment)
         if workflow is None:
             return transitions.skip(delivery.id, SkipReason.WORKFLOW_MISSING, "")
-        if (enrollment.context or {}).get("holdout"):
-            return transitions.skip(delivery.id, SkipReason.HOLDOUT, "control group")
         step = _find_step(workflow, delivery.step_id)
         if step is None:
             return transitions.skip(delivery.id, SkipReason.WORKFLOW_MISSING, "step not found")
@@ -209,6 +207,12 @@ class Preparer:
                     return transitions.skip(delivery.id, SkipReason.CONDITION_FALSE, step.condition)
             except ValidationError as exc:
                 return transitions.fail(delivery.id, "condition_error", str(exc))
+        if (enrollment.context or {}).get("holdout"):
+            # Only now: the control group is the contacts who would have been sent this email
+            # (consent, caps, quiet hours and the condition all said yes), skipped when it
+            # would have gone out. Held out any earlier, it would also hold the contacts we may
+            # not mail at all, and lift would compare unlike groups.
+            return transitions.skip(delivery.id, SkipReason.HOLDOUT, "control group")
         code = book.code_for(session, enrollment.id, step, contact, now)
         if isinstance(code, SkipStep):
             return transitions.skip(delivery.id, SkipReason.DISCOUNT_UNAVAILABLE, code.detail)
