@@ -189,6 +189,10 @@ def test_documented_event_sample_parses(name: str) -> None:
     assert event.raw_id == f"{sample['id']}:{sample['timestamp']}"
     if kind == "clicked":
         assert event.detail == "http://example.com/signup"
+    if kind in ("opened", "clicked"):  # kept to tell people from machines in the report
+        assert event.user_agent == sample["client-info"]["user-agent"]
+    else:
+        assert event.user_agent is None
 
 
 @pytest.mark.parametrize(

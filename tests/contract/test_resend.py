@@ -312,6 +312,8 @@ def test_signed_webhook_of_the_spec_parses(
     assert event.email == "ann17@example.org"
     assert event.delivery_id == "17"
     assert event.provider_message_id == "56761188-7520-42d8-8898-ff6fc54ce618"
+    # The click's client is kept to tell people from machines in the report.
+    assert event.user_agent == ("Mozilla/5.0" if kind == "email.clicked" else None)
 
 
 def test_svix_signature_over_another_body_is_refused() -> None:

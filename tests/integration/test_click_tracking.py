@@ -49,8 +49,12 @@ def test_links_are_signed_redirects_to_the_emails_own_urls(
     assert client.get(forged, follow_redirects=False).status_code == 400
     pixel = re.search(r'src="https://mail.shop.example(/o/[^"]+)"', html)
     assert pixel is not None
-    image = client.get(pixel.group(1))
+    image = client.get(pixel.group(1), headers={"User-Agent": "Mozilla/5.0"})
     assert image.status_code == 200 and image.headers["content-type"] == "image/gif"
     with app.uow() as session:
-        kinds = sorted(e.kind for e in session.scalars(select(TrackingEvent)))
+        rows = list(session.scalars(select(TrackingEvent)))
+    kinds = sorted(e.kind for e in rows)
     assert kinds.count("opened") == 1 and "clicked" in kinds
+    # The client is kept: the bare "Mozilla/5.0" of Apple's privacy proxy tells a machine.
+    assert [e.user_agent for e in rows if e.kind == "opened"] == ["Mozilla/5.0"]
+    assert all(e.user_agent == "testclient" for e in rows if e.kind == "clicked")

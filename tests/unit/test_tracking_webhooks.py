@@ -806,3 +806,44 @@ def test_ses_event_time_no_datetime_holds_falls_back_or_skips(
     assert event.occurred_at == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)  # the SNS Timestamp
     body = sign_sns({**message, "Timestamp": when}, key)
     assert ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem) == []
+
+
+# --- the client of an open or click ---------------------------------------------------------
+# Kept so the report can tell a person from Apple's privacy proxy or a link scanner; the
+# field names are the ESPs' documented ones (Postmark UserAgent, SendGrid useragent, SES
+# open/click userAgent; Mailgun's and Resend's are checked against their samples in
+# tests/contract).
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+
+
+def test_postmark_open_and_click_keep_the_user_agent() -> None:
+    for record_type in ("Open", "Click"):
+        record = {"RecordType": record_type, "Recipient": "a@x.org", "ReceivedAt": WHEN,
+                  "UserAgent": IPHONE}  # fmt: skip
+        [event] = postmark.parse_webhook(basic(POSTMARK_SECRET), dumps(record), POSTMARK_SECRET)
+        assert event.user_agent == IPHONE
+    delivered = {"RecordType": "Delivery", "Recipient": "a@x.org", "DeliveredAt": WHEN,
+                 "UserAgent": IPHONE}  # fmt: skip
+    [event] = postmark.parse_webhook(basic(POSTMARK_SECRET), dumps(delivered), POSTMARK_SECRET)
+    assert event.user_agent is None
+
+
+def test_sendgrid_open_keeps_the_user_agent(
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+) -> None:
+    private, public_b64 = sendgrid_key
+    body = dumps([{"event": "open", "email": "e@x.org", "timestamp": 1767323045,
+                   "sg_event_id": "u1", "useragent": IPHONE}])  # fmt: skip
+    headers = sendgrid_headers(private, body, "1767323045")
+    [event] = sendgrid.parse_webhook(headers, body, public_b64, now=1767323045.0)
+    assert (event.kind, event.user_agent) == ("opened", IPHONE)
+
+
+def test_ses_click_keeps_the_user_agent(sns_signer: tuple[rsa.RSAPrivateKey, bytes]) -> None:
+    key, pem = sns_signer
+    ses_event = {"mail": {"messageId": "m", "destination": ["a@x.org"]}, "eventType": "Click",
+                 "click": {"link": "https://shop.example/c", "userAgent": IPHONE}}  # fmt: skip
+    body = sign_sns(ses_notification(ses_event), key)
+    [event] = ses.parse_webhook(sns_headers(), body, TOPIC, fetch_certificate=lambda url: pem)
+    assert (event.kind, event.user_agent) == ("clicked", IPHONE)

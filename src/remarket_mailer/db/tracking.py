@@ -35,6 +35,7 @@ def _column_length(name: str) -> int:
 
 RAW_ID_LENGTH: Final = _column_length("raw_id")
 MESSAGE_ID_LENGTH: Final = _column_length("provider_message_id")
+USER_AGENT_LENGTH: Final = _column_length("user_agent")
 DETAIL_LENGTH: Final = 2000
 """``detail`` is TEXT: the ESP's reason or diagnostic, kept to what an operator reads."""
 _MAX_DELIVERY_ID: Final = 2**63 - 1  # deliveries.id is a BIGINT
@@ -85,7 +86,16 @@ def _storable(event: TrackingEvent) -> TrackingEvent:
         provider_message_id=storable_id(event.provider_message_id, MESSAGE_ID_LENGTH),
         delivery_id=event.delivery_id if ours else None,
         detail=storable_detail(event.detail),
+        user_agent=_user_agent(event.user_agent),
     )
+
+
+def _user_agent(value: str | None) -> str | None:
+    """Cut to the column; control characters (a forged header) dropped."""
+    if not value:
+        return None
+    cleaned = "".join(ch for ch in value if ch.isprintable())
+    return cleaned[:USER_AGENT_LENGTH] or None
 
 
 def _raw_id(event: TrackingEvent) -> str:
@@ -110,6 +120,7 @@ def _row(event: TrackingEvent, received_at: datetime) -> dict[str, Any]:
         "provider_message_id": event.provider_message_id,
         "bounce_class": event.bounce_class,
         "detail": event.detail,
+        "user_agent": event.user_agent,
         "occurred_at": event.occurred_at,
         "received_at": received_at,
     }

@@ -26,17 +26,23 @@ def tracking_links_router(app: App, pages: PageRenderer) -> APIRouter:
             delivery_id, url = tracking.read_click(token)
         except ValidationError as exc:
             return invalid_link(pages, request, exc)
-        await run_in_threadpool(record_engagement, app.uow, app.clock, delivery_id, "clicked", url)
+        agent = request.headers.get("user-agent")
+        await run_in_threadpool(
+            record_engagement, app.uow, app.clock, delivery_id, "clicked", url, agent
+        )
         # Only a URL we signed when rendering this email: never an open redirect.
         return RedirectResponse(url, status_code=302)
 
     @router.get("/o/{token}")
-    async def pixel(token: str) -> Response:
+    async def pixel(token: str, request: Request) -> Response:
         try:
             delivery_id = tracking.read_open(token)
         except ValidationError:
             return Response(PIXEL_GIF, media_type="image/gif")
-        await run_in_threadpool(record_engagement, app.uow, app.clock, delivery_id, "opened")
+        agent = request.headers.get("user-agent")
+        await run_in_threadpool(
+            record_engagement, app.uow, app.clock, delivery_id, "opened", None, agent
+        )
         return Response(PIXEL_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     return router

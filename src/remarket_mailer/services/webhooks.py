@@ -117,8 +117,10 @@ def record_engagement(
     delivery_id: int,
     kind: Literal["clicked", "opened"],
     detail: str | None = None,
+    user_agent: str | None = None,
 ) -> bool:
     """Record a click or open of one of our own tracked links; False for an unknown delivery.
+    ``user_agent`` is the request's, kept to tell people from machines in reports.
 
     The first click per (delivery, link) and the first open per delivery are kept: unique
     engagement, which is what reports use (opens are inflated by Apple MPP anyway).
@@ -138,6 +140,7 @@ def record_engagement(
             occurred_at=now,
             detail=detail,
             raw_id=f"{kind}:{delivery_id}:{suffix}",
+            user_agent=user_agent,
         )
         tracking_db.record_tracking_events(session, [event], now)
     return True

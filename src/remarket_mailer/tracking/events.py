@@ -101,6 +101,9 @@ class TrackingEvent:
     """The ESP's reason or the SMTP diagnostic, for the operator; never shown to users."""
     raw_id: str | None = None
     """The ESP's id for this event: redeliveries of the same event carry the same one."""
+    user_agent: str | None = None
+    """For ``opened`` / ``clicked``: the client the ESP (or our pixel and redirect) saw, which
+    tells a person from Apple's privacy proxy or a link scanner (``domain.engagement``)."""
 
 
 def bounce_class_from_code(text: str | None) -> BounceClass | None:

@@ -190,4 +190,7 @@ def _event(data: Mapping[str, Any]) -> TrackingEvent | None:
         detail=detail,
         # Mailgun's event id is only unique within a day: the timestamp makes it unique.
         raw_id=f"{event_id}:{data.get('timestamp')}" if event_id else None,
+        user_agent=as_str(as_dict(data.get("client-info")).get("user-agent"))
+        if kind in ("opened", "clicked")
+        else None,
     )

@@ -149,6 +149,7 @@ def _record_event(record: Mapping[str, Any]) -> TrackingEvent | None:
         bounce_class=bounce_class,
         detail=detail,
         raw_id=_raw_id(record, message_id, occurred_at),
+        user_agent=as_str(record.get("UserAgent")) if kind in ("opened", "clicked") else None,
     )
 
 

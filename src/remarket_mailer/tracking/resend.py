@@ -127,6 +127,9 @@ def parse_webhook(
             detail=detail,
             # svix-id stays the same across redeliveries of one event.
             raw_id=header(headers, "svix-id"),
+            user_agent=as_str(as_dict(data.get("click") or data.get("open")).get("userAgent"))
+            if kind in ("opened", "clicked")
+            else None,
         )
     ]
 

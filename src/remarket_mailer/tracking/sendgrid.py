@@ -168,4 +168,5 @@ def _event(item: Mapping[str, Any]) -> TrackingEvent | None:
         bounce_class=bounce_class,
         detail=detail,
         raw_id=as_str(item.get("sg_event_id")),
+        user_agent=as_str(item.get("useragent")) if kind in ("opened", "clicked") else None,
     )

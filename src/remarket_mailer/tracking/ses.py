@@ -391,6 +391,9 @@ def _ses_events(event: Mapping[str, Any], sns: Mapping[str, Any]) -> list[Tracki
                 ),
                 detail=f"{detail} ({diagnostic})" if detail and diagnostic else detail,
                 raw_id=sns_id if index == 0 else f"{sns_id}:{index}",
+                user_agent=as_str(reading.section.get("userAgent"))
+                if kind in ("opened", "clicked")
+                else None,
             )
         )
     return events
