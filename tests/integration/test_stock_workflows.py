@@ -114,6 +114,60 @@ def test_post_purchase_without_recommendations_skips(
     assert reasons == {"condition_false"}
 
 
+def test_post_purchase_from_a_shopify_shaped_order_recommends_what_others_bought(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    """Shopify and WooCommerce orders carry no recommendations: the cross-sell shows what
+    other customers bought with the same items, from the catalog, never the item bought."""
+    for pid, title, category in (
+        ("MUG", "Stoneware mug", "kitchen"),
+        ("SAUCER", "Saucer", "kitchen"),
+        ("TEA", "Earl Grey tea", "food"),
+        ("GONE", "Sold-out teapot", "kitchen"),
+    ):
+        body = {"event_id": f"p-{pid}", "type": "product.upserted",
+                "occurred_at": (T0 - timedelta(days=30)).isoformat(), "product_id": pid,
+                "title": title, "price": "9.00", "category": category,
+                "url": f"{SHOP}/p/{pid.lower()}", "available": pid != "GONE"}  # fmt: skip
+        post(client, body)
+    mug = {"product_id": "MUG", "name": "Stoneware mug", "quantity": 1, "unit_price": "12.50"}
+    others = [["MUG", "TEA"], ["MUG", "TEA"], ["MUG", "GONE"], ["SAUCER"]]
+    for n, basket in enumerate(others):
+        lines = [{"product_id": p, "quantity": 1} for p in basket]
+        post(client, order_event(T0 - timedelta(days=20, minutes=n), email=f"o{n}@example.org",
+                                 cart_id=None, order_id=f"old-{n}", items=lines))  # fmt: skip
+    order = order_event(T0, cart_id=None, order_id="ann-1", items=[mug])
+    assert "recommendations" not in order
+    assert "post_purchase_cross_sell" in post(client, order)["enrollments_started"]
+    advance(app, clock, T0 + timedelta(days=4))
+    assert sent(provider, "post_purchase_cross_sell") == ["cross_sell"]
+    first = next(m for m in provider.outbox if m.tags["workflow"] == "post_purchase_cross_sell")
+    # Bought with a mug by two others first; then the kitchen's best seller; never the mug,
+    # never the sold-out teapot.
+    assert first.text.index("Earl Grey tea") < first.text.index("Saucer")
+    assert "- Stoneware mug" not in first.text and "Sold-out teapot" not in first.text
+
+
+def test_recommendations_are_read_once_per_send_batch_not_per_email(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    from sqlalchemy import event as sa_event
+
+    mug = {"product_id": "MUG", "name": "Stoneware mug", "quantity": 1, "unit_price": "12.50"}
+    people = [f"buyer{n}@example.org" for n in range(6)]
+    for n, who in enumerate(people):
+        post(client, consent_event(T0 - timedelta(days=1), email=who))
+        post(client, order_event(T0, email=who, cart_id=None, order_id=f"b-{n}", items=[mug],
+                                 recommendations=[product("TEA", "Tea")]))  # fmt: skip
+    statements: list[str] = []
+    sa_event.listen(app.engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))  # fmt: skip
+    advance(app, clock, T0 + timedelta(days=4))
+    assert sent(provider, "post_purchase_cross_sell").count("cross_sell") == len(people)
+    pair_reads = [s for s in statements if "product_pairs" in s and "SELECT" in s.upper()]
+    assert 1 <= len(pair_reads) <= 2  # conditions in the batch's transaction, templates after
+
+
 def test_renewal_reminders_at_10_local_and_stopped_by_renewal(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:

@@ -61,6 +61,8 @@ def sample_context(sample: Mapping[str, Any], locale: str | None = None) -> dict
     contact = context.get("contact")
     if locale is not None and isinstance(contact, dict):
         contact["locale"] = locale
+    if not callable(context.get("recommendations")):
+        context["recommendations"] = SamplePicks(context)
     discount = context.get("discount")
     if isinstance(discount, dict) and "label" not in discount:
         value = discount.get("value")
@@ -73,3 +75,26 @@ def sample_context(sample: Mapping[str, Any], locale: str | None = None) -> dict
                 contact_locale,
             )
     return context
+
+
+class SamplePicks:
+    """``recommendations(n)`` for a sample: the sample event's ``recommendations`` (the
+    sender's reads the catalog; a sample has none). Reads the context it belongs to when
+    called, so a copy without items (lint's combinations) has none either."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+
+    def __call__(self, n: int = 4) -> list[Any]:
+        event = self.context.get("event")
+        picks = event.get("recommendations") if isinstance(event, dict) else None
+        return list(picks or [])[: max(0, int(n))]
+
+    def __iter__(self) -> Any:
+        return iter(self(12))
+
+    def __len__(self) -> int:
+        return len(self(12))
+
+    def __bool__(self) -> bool:
+        return bool(self(1))

@@ -34,7 +34,9 @@ from remarket_mailer.domain.workflow import Step, Workflow
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.sending.codes import CodeBook, discount_view
 from remarket_mailer.services.sending.config import SendConfig
+from remarket_mailer.services.sending.recommend import BatchRecommendations
 from remarket_mailer.services.sending.report import SendReport
+from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner
 from remarket_mailer.workflows.context import workflow_context
@@ -70,17 +72,27 @@ class BatchFacts:
     consents: dict[tuple[int, str], str]
     category_of: dict[str, str]
     """workflow id → its category, for category caps."""
+    recommendations: BatchRecommendations | None = None
+    """``recommendations(n)`` of the batch's emails, read on first use (None: no catalog)."""
 
     def workflow_of(self, enrollment: EnrollmentFacts) -> Workflow | None:
         return self.workflows.get((enrollment.workflow_id, enrollment.workflow_version))
 
 
 class Preparer:
-    def __init__(self, workflows: Any, clock: Clock, links: LinkSigner, config: SendConfig) -> None:
+    def __init__(
+        self,
+        workflows: Any,
+        clock: Clock,
+        links: LinkSigner,
+        config: SendConfig,
+        uow: UnitOfWork | None = None,
+    ) -> None:
         self.workflows = workflows
         self.clock = clock
         self.links = links
         self.config = config
+        self.uow = uow
 
     def prepare(
         self, session: Session, delivery_ids: Sequence[int], report: SendReport
@@ -95,6 +107,15 @@ class Preparer:
         book = CodeBook(discounts_db.codes_for_enrollments(session, facts.enrollments))
         changes: list[Transition] = []
         ready: list[Ready] = []
+        if facts.recommendations is not None:
+            facts.recommendations.session = session
+            for delivery in rows:
+                enrollment = facts.enrollments[delivery.enrollment_id]
+                workflow = facts.workflow_of(enrollment)
+                if workflow is not None:
+                    facts.recommendations.register(
+                        delivery.id, self._about(facts, enrollment, workflow)
+                    )
         for delivery in rows:
             decided = self._decide(session, facts, book, delivery, now)
             if isinstance(decided, Transition):
@@ -113,6 +134,8 @@ class Preparer:
             session, DeliveryStatus.SENDING, [c.change() for c in changes], now
         )
         report.count_decided(changes)
+        if facts.recommendations is not None:
+            facts.recommendations.session = None  # templates render after this transaction
         return ready
 
     def _load(self, session: Session, rows: list[SendingDelivery], now: datetime) -> BatchFacts:
@@ -155,6 +178,7 @@ class Preparer:
             sends=sends,
             suppressed=consent_db.suppressions_for(session, emails),
             consents=consent_db.latest_consents(session, contacts, categories),
+            recommendations=BatchRecommendations(self.uow) if self.uow is not None else None,
             category_of={w.id: w.category for w in self.workflows.workflows.values()},
         )
 
@@ -278,6 +302,17 @@ class Preparer:
             "extra_scopes": tuple(scopes),
         }
 
+    def _about(
+        self, facts: BatchFacts, enrollment: EnrollmentFacts, workflow: Workflow
+    ) -> dict[str, Any]:
+        """What an email is about, for its recommendations: its event, and for a cart what
+        the cart holds now (not when it was first seen)."""
+        event = _event_view(enrollment, workflow, facts.subscriptions)
+        cart = facts.carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
+        if cart is None:
+            return event
+        return {**event, "items": (cart.items or {}).get("items", [])}
+
     def _context(
         self,
         facts: BatchFacts,
@@ -297,10 +332,12 @@ class Preparer:
             contact.id, workflow.category, delivery.id, at=delivery.planned_at
         )
         cart = facts.carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
+        shown = facts.recommendations
         return workflow_context(
             contact,
             _event_view(enrollment, workflow, facts.subscriptions),
             cart,
+            recommendations=shown.for_email(delivery.id) if shown else _no_picks,
             shop=self.config.shop,
             discount=None,
             links={
@@ -311,6 +348,10 @@ class Preparer:
             step={"id": step.id},
             _token=token,
         )
+
+
+def _no_picks(n: int = 4) -> list[dict[str, Any]]:
+    return []
 
 
 def _priority(

@@ -54,7 +54,7 @@ class DeliveryService:
         self.pause_keys = {
             route: pause_key(name, route.provider) for name, route in self.routes.items()
         }
-        self.preparer = Preparer(workflows, clock, links, config)
+        self.preparer = Preparer(workflows, clock, links, config, uow)
         self.messages = MessageBuilder(renderer, clock, config, self.tracking)
         self.transport = Transport(self.pauses, self.pause_keys, clock)
         self.recorder = Recorder(uow, clock, config)
