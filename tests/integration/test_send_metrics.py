@@ -23,7 +23,7 @@ from remarket_mailer.entrypoints.scheduler import sweep_and_count
 from remarket_mailer.services.backlog import count_backlog
 from remarket_mailer.services.dispatch import dispatch_due
 from tests.conftest import T0, AppFactory
-from tests.helpers import cart_event, consent_event, deliveries, post, profile_event
+from tests.helpers import arrive, cart_event, consent_event, deliveries, post, profile_event
 
 
 def sample(name: str, **labels: str) -> float:
@@ -79,7 +79,7 @@ def test_quiet_hours_are_counted_as_deferred_by_reason(
     post(client, profile_event(T0 - timedelta(minutes=5)))
     post(client, consent_event(T0 - timedelta(minutes=2)))
     evening = T0.replace(hour=19)  # 20:00 in Amsterdam: the first reminder is due at 21:00
-    post(client, cart_event(evening))
+    arrive(client, clock, cart_event(evening))
     before = sample("remarket_deferred_total", reason="quiet_hours")
     sent = sample("remarket_sent_total")
     clock.set(evening + timedelta(hours=1, minutes=1))  # the window closed at 21:00
