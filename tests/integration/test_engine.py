@@ -531,3 +531,43 @@ def test_metrics_count_what_happened(app: App, client: TestClient) -> None:
     # What the metrics port serves (the public API has no /metrics: test_exposure.py).
     text = generate_latest().decode()
     assert 'remarket_events_total{outcome="accepted",type="cart.updated"}' in text
+
+
+def test_a_step_condition_branches_on_a_click_of_the_previous_email(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """clicked but did not buy → the second reminder; not clicked (or only a link scanner
+    clicked) → not."""
+    from remarket_mailer.services.webhooks import record_engagement
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    step = "  - id: reminder_2\n"
+    assert step in stock
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace(step, step + "    condition: previous.clicked\n")
+    )
+    provider = MemoryProvider()
+    app = make_app(provider=provider, workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    people = ["clicker@example.org", "reader@example.org", "scanned@example.org"]
+    for who in people:
+        post(client, consent_event(T0 - timedelta(minutes=1), email=who))
+        post(client, cart_event(T0, cart_id=f"c-{who}", contact={"email": who}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    first = {d.contact_id: d.id for d in deliveries(app) if d.step_id == "reminder_1"}
+    by_email = {m.to_addr: m.tags["delivery_id"] for m in provider.outbox}
+    assert len(first) == 3
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+    at(clock, timedelta(hours=3))
+    record_engagement(app.uow, app.clock, int(by_email[people[0]]), "clicked", "u", phone)
+    record_engagement(app.uow, app.clock, int(by_email[people[1]]), "opened", None, phone)
+    record_engagement(app.uow, app.clock, int(by_email[people[2]]), "clicked", "u", "Barracuda")
+    at(clock, timedelta(hours=25))
+    run_due(app)
+    second = [m.to_addr for m in provider.outbox if m.tags["step"] == "reminder_2"]
+    assert second == [people[0]]
+    skipped = [
+        d.reason for d in deliveries(app) if d.step_id == "reminder_2" and d.status == "skipped"
+    ]
+    assert skipped == ["condition_false", "condition_false"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 
 from remarket_mailer.db.consent import email_hash
 from remarket_mailer.db.deliveries import fail_sent_delivery
+from remarket_mailer.db.models import Delivery as DeliveryRow
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.db.models import WebhookToken
+from remarket_mailer.db.sql import in_ids
 from remarket_mailer.tracking.events import TrackingEvent
 
 
@@ -182,3 +184,46 @@ def soft_bounce_count(session: Session, email: str, since: datetime) -> int:
         )
         or 0
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SentEngagement:
+    """A sent email of an enrollment and one open or click of it (both None: none yet)."""
+
+    enrollment_id: int
+    step_id: str
+    delivery_id: int
+    sent_at: datetime | None
+    kind: str | None
+    occurred_at: datetime | None
+    user_agent: str | None
+
+
+def engagement_of_enrollments(
+    session: Session, enrollment_ids: Iterable[int]
+) -> list[SentEngagement]:
+    """The sent emails of these enrollments, each with its opens and clicks (one row per
+    event, or one row without when it has none): what step conditions on engagement read,
+    one query per send batch."""
+    ids = set(enrollment_ids)
+    if not ids:
+        return []
+    rows = session.execute(
+        select(
+            DeliveryRow.enrollment_id,
+            DeliveryRow.step_id,
+            DeliveryRow.id,
+            DeliveryRow.sent_at,
+            TrackingEventRow.kind,
+            TrackingEventRow.occurred_at,
+            TrackingEventRow.user_agent,
+        )
+        .outerjoin(
+            TrackingEventRow,
+            (TrackingEventRow.delivery_id == DeliveryRow.id)
+            & TrackingEventRow.kind.in_(("opened", "clicked")),
+        )
+        .where(in_ids(session, DeliveryRow.enrollment_id, "enrollment_ids", ids))
+        .where(DeliveryRow.status == "sent")
+    )
+    return [SentEngagement(*row) for row in rows]

@@ -6,7 +6,7 @@ statement."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.db.commerce import CartFacts, SubscriptionFacts
 from remarket_mailer.db.contacts import ContactFacts
 from remarket_mailer.db.deliveries import SendingDelivery
@@ -29,6 +30,7 @@ from remarket_mailer.domain.discount_choice import SkipStep
 from remarket_mailer.domain.keys import base_key
 from remarket_mailer.domain.policy import Defer, DeliveryFacts, Skip, SkipReason, decide
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.domain.step_engagement import SentEmail, engagement_view
 from remarket_mailer.domain.transitions import Transition
 from remarket_mailer.domain.workflow import Step, Workflow
 from remarket_mailer.errors import ValidationError
@@ -72,6 +74,8 @@ class BatchFacts:
     consents: dict[tuple[int, str], str]
     category_of: dict[str, str]
     """workflow id → its category, for category caps."""
+    sent_emails: dict[int, list[SentEmail]] = field(default_factory=dict)
+    """enrollment → its sent emails with their opens and clicks (``previous``, ``enrollment``)."""
     recommendations: BatchRecommendations | None = None
     """``recommendations(n)`` of the batch's emails, read on first use (None: no catalog)."""
 
@@ -178,6 +182,7 @@ class Preparer:
             sends=sends,
             suppressed=consent_db.suppressions_for(session, emails),
             consents=consent_db.latest_consents(session, contacts, categories),
+            sent_emails=_sent_emails(session, enrollments),
             recommendations=BatchRecommendations(self.uow) if self.uow is not None else None,
             category_of={w.id: w.category for w in self.workflows.workflows.values()},
         )
@@ -333,11 +338,15 @@ class Preparer:
         )
         cart = facts.carts.get(enrollment.key) if workflow.trigger.key == "cart_id" else None
         shown = facts.recommendations
+        earlier = engagement_view(
+            [s.id for s in workflow.steps], step.id, facts.sent_emails.get(enrollment.id, ())
+        )
         return workflow_context(
             contact,
             _event_view(enrollment, workflow, facts.subscriptions),
             cart,
             recommendations=shown.for_email(delivery.id) if shown else _no_picks,
+            **earlier,
             shop=self.config.shop,
             discount=None,
             links={
@@ -348,6 +357,24 @@ class Preparer:
             step={"id": step.id},
             _token=token,
         )
+
+
+def _sent_emails(
+    session: Session, enrollments: dict[int, EnrollmentFacts]
+) -> dict[int, list[SentEmail]]:
+    found: dict[int, list[SentEmail]] = {}
+    for row in tracking_db.engagement_of_enrollments(session, enrollments):
+        found.setdefault(row.enrollment_id, []).append(
+            SentEmail(
+                row.step_id,
+                row.delivery_id,
+                row.sent_at,
+                row.kind,
+                row.occurred_at,
+                row.user_agent,
+            )
+        )
+    return found
 
 
 def _no_picks(n: int = 4) -> list[dict[str, Any]]:
