@@ -370,7 +370,7 @@ def test_file_provider_writes_real_messages(
 def test_holdout_contacts_get_no_email_and_no_code(
     make_app: AppFactory, clock: VirtualClock, tmp_path: Path
 ) -> None:
-    from remarket_mailer.domain.policy import in_holdout
+    from remarket_mailer.domain.experiments import in_holdout
 
     stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
     (tmp_path / "abandoned_cart.yaml").write_text(
@@ -400,7 +400,7 @@ def test_the_holdout_is_only_contacts_who_would_have_been_mailed(
 ) -> None:
     """A held-out contact without consent is skipped for consent, not counted as held out:
     the control group must be like the treated group, which only holds people we may mail."""
-    from remarket_mailer.domain.policy import in_holdout
+    from remarket_mailer.domain.experiments import in_holdout
 
     stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
     (tmp_path / "abandoned_cart.yaml").write_text(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from remarket_mailer.domain.enrollment import PlannedDelivery, plan_enrollment
+from remarket_mailer.domain.experiments import in_holdout
 from remarket_mailer.domain.keys import base_key, contact_key, key_covers, renewal_key
-from remarket_mailer.domain.policy import in_holdout
 from remarket_mailer.domain.workflow import DateOffset, Step, Trigger, Variant, Workflow
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

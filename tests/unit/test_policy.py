@@ -226,7 +226,7 @@ def test_capped_past_expiry_is_skipped_capped() -> None:
 
 
 def test_holdout_is_deterministic_and_close_to_its_percent() -> None:
-    from remarket_mailer.domain.policy import in_holdout
+    from remarket_mailer.domain.experiments import in_holdout
 
     keys = [f"contact-{n}" for n in range(20_000)]
     held = [k for k in keys if in_holdout(k, "abandoned_cart", 10)]

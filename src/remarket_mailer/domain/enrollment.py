@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from remarket_mailer.domain.policy import in_holdout
+from remarket_mailer.domain.experiments import in_holdout
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
 
 

@@ -7,6 +7,7 @@ themselves are in ``domain.stats``; ``docs/measuring.md`` explains the choices.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,37 @@ from remarket_mailer.domain.stats import (
     welch_difference,
     wilson_interval,
 )
+
+# --- who is in which group -------------------------------------------------------------------
+# Deterministic by contact: replays, re-enrollments and every worker agree without storing a
+# draw, and a contact is in the same group every time the workflow runs for them.
+
+
+def _point(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(parts).encode()).digest()[:8], "big")
+
+
+def in_holdout(contact_key: str, workflow_id: str, percent: int) -> bool:
+    """Is the contact in the workflow's control group (``percent`` of contacts, never
+    mailed, measured against)?"""
+    if percent <= 0:
+        return False
+    return _point(workflow_id, contact_key) % 10_000 < percent * 100
+
+
+def pick_variant(
+    contact_key: str, workflow_id: str, step_id: str, weights: Sequence[tuple[str, int]]
+) -> str:
+    """The A/B variant of a step for a contact, in proportion to the weights."""
+    total = sum(weight for _, weight in weights)
+    if total <= 0:
+        raise ValueError("variant weights must add up to more than 0")
+    point = _point(workflow_id, step_id, contact_key) % total
+    for variant, weight in weights:
+        if point < weight:
+            return variant
+        point -= weight
+    raise AssertionError("weights cover the whole range")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)

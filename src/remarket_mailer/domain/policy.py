@@ -127,14 +127,3 @@ def consent_decision(consent: str | None, rule: str, is_customer: bool) -> Skip 
     if rule == "soft_opt_in" and is_customer:
         return None
     return Skip(SkipReason.NO_CONSENT, f"rule {rule}")
-
-
-def in_holdout(contact_key: str, workflow_id: str, percent: int) -> bool:
-    """Deterministic holdout: the same contact is always in (or out of) a workflow's control
-    group, so replays and re-enrollments agree and lift can be measured against it."""
-    if percent <= 0:
-        return False
-    import hashlib
-
-    digest = hashlib.sha256(f"{workflow_id}:{contact_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 10_000 < percent * 100

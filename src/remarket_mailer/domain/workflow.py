@@ -14,6 +14,7 @@ from typing import Literal
 
 from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
+from remarket_mailer.domain.experiments import pick_variant
 from remarket_mailer.domain.send_windows import SendWindow
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
@@ -90,16 +91,10 @@ class Step:
         """(variant id, template) for a contact; deterministic, so replays agree."""
         if not self.variants:
             return None, self.template
-        import hashlib
-
-        total = sum(v.weight for v in self.variants)
-        digest = hashlib.sha256(f"{workflow_id}:{self.id}:{contact_key}".encode()).digest()
-        point = int.from_bytes(digest[:8], "big") % total
-        for variant in self.variants:
-            if point < variant.weight:
-                return variant.id, variant.template
-            point -= variant.weight
-        raise AssertionError("weights cover the whole range")  # pragma: no cover
+        chosen = pick_variant(
+            contact_key, workflow_id, self.id, [(v.id, v.weight) for v in self.variants]
+        )
+        return chosen, next(v.template for v in self.variants if v.id == chosen)
 
 
 @dataclass(frozen=True, slots=True)
