@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
-from remarket_mailer.db.models import Delivery, Enrollment
+from remarket_mailer.db.models import Contact, Delivery, Enrollment
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 
@@ -114,3 +114,8 @@ def deliveries(app: App) -> list[Delivery]:
 def enrollments(app: App) -> list[Enrollment]:
     with app.uow() as session:
         return list(session.scalars(select(Enrollment).order_by(Enrollment.id)))
+
+
+def contacts(app: App) -> list[Contact]:
+    with app.uow() as session:
+        return list(session.scalars(select(Contact).order_by(Contact.id)))

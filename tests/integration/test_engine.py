@@ -20,6 +20,7 @@ from tests.helpers import (
     arrive,
     cart_event,
     consent_event,
+    contacts,
     deliveries,
     enrollments,
     event,
@@ -571,3 +572,56 @@ def test_a_step_condition_branches_on_a_click_of_the_previous_email(
         d.reason for d in deliveries(app) if d.step_id == "reminder_2" and d.status == "skipped"
     ]
     assert skipped == ["condition_false", "condition_false"]
+
+
+def test_an_ab_test_with_a_winner_rule_stops_and_sends_the_winner(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    from remarket_mailer.services.experiments import decide_winners
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace(
+            "    template: abandoned_cart/reminder_1\n",
+            "    template: abandoned_cart/reminder_1\n"
+            "    variants:\n"
+            "      - {id: gentle, template: abandoned_cart/reminder_1}\n"
+            "      - {id: bold, template: abandoned_cart/last_chance}\n"
+            "    winner: {after: 15, alpha: 0.05}\n",
+        )
+    )
+    app = make_app(provider=MemoryProvider(), workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    people = [f"w{n}@example.org" for n in range(60)]
+    for who in people:
+        post(client, consent_event(T0 - timedelta(minutes=1), email=who))
+        post(client, cart_event(T0, cart_id=f"c-{who}", contact={"email": who}))
+    at(clock, timedelta(hours=1))
+    run_due(app)
+    first = {d.contact_id: d.variant for d in deliveries(app) if d.step_id == "reminder_1"}
+    by_contact = {c.id: c.email for c in contacts(app)}
+    bold = [by_contact[c] for c, v in first.items() if v == "bold"]
+    gentle = [by_contact[c] for c, v in first.items() if v == "gentle"]
+    assert len(bold) >= 15 and len(gentle) >= 15
+    at(clock, timedelta(hours=2))
+    for n, who in enumerate(bold[:-2] + gentle[:1]):  # bold converts, gentle hardly
+        post(
+            client, order_event(T0 + timedelta(hours=2), email=who, cart_id=None, order_id=f"w-{n}")
+        )
+    workflows = list(app.workflows.workflows.values())
+    at(clock, timedelta(days=3))
+    early = decide_winners(app.uow, workflows, app.clock)
+    assert [d.decision.winner for d in early] == [None]  # the lift window has not run yet
+    assert "waiting for 15 recipients" in early[0].decision.reason
+    at(clock, timedelta(days=6, hours=2))
+    (decided,) = decide_winners(app.uow, workflows, app.clock)
+    assert (decided.decision.winner, decided.recorded) == ("bold", True)
+    assert decide_winners(app.uow, workflows, app.clock) == []  # decided once, kept
+    newcomers = [f"late{n}@example.org" for n in range(8)]
+    for who in newcomers:
+        arrive(client, clock, consent_event(T0 + timedelta(days=6, hours=2), email=who))
+        arrive(client, clock, cart_event(T0 + timedelta(days=6, hours=2), cart_id=f"n-{who}",
+                                         contact={"email": who}))  # fmt: skip
+    late = {d.variant for d in deliveries(app) if d.step_id == "reminder_1" and d.contact_id
+            not in first}  # fmt: skip
+    assert late == {"bold"}

@@ -396,3 +396,20 @@ class ProductPair(Base):
     product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     other_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
+
+
+class VariantWinner(Base):
+    """An A/B test decided: from ``decided_at`` on, new enrollments get ``variant`` for this
+    step (the workflow's history of its tests; ``detail`` says why, with the p-values)."""
+
+    __tablename__ = "variant_winners"
+    __table_args__ = (UniqueConstraint("workflow_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(128))
+    step_id: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    arms: Mapped[dict[str, Any]]
+    """variant → {recipients, conversions} when decided."""
+    decided_at: Mapped[datetime]

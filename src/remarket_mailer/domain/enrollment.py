@@ -37,6 +37,7 @@ def plan_enrollment(
     timezone: str | None,
     *,
     fresh_at: datetime | None = None,
+    winners: Mapping[str, str] | None = None,
 ) -> EnrollmentPlan:
     """The deliveries of a new enrollment starting at ``start``, each with its variant.
 
@@ -44,14 +45,14 @@ def plan_enrollment(
     ``facts`` are the dates ``at:`` steps count from (``renews_at``…); ``timezone`` places
     ``local_time`` steps. With ``fresh_at``, a step that would already be stale at that
     moment (due + expires_after) is not planned at all: never create a reminder that could
-    only be sent late.
+    only be sent late. ``winners`` (step id → variant) are the A/B tests already decided.
     """
     deliveries = []
     for step, due in plan_due_times(workflow.steps, start, facts, timezone):
         expires = step.expires_after
         if fresh_at is not None and expires is not None and due + expires <= fresh_at:
             continue
-        variant, template = step.pick(contact_key, workflow.id)
+        variant, template = step.pick(contact_key, workflow.id, (winners or {}).get(step.id))
         deliveries.append(PlannedDelivery(step.id, variant, template, due))
     holdout = in_holdout(contact_key, workflow.id, workflow.holdout_percent)
     return EnrollmentPlan(holdout, tuple(deliveries))

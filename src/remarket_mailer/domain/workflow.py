@@ -14,7 +14,7 @@ from typing import Literal
 
 from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
-from remarket_mailer.domain.experiments import pick_variant
+from remarket_mailer.domain.experiments import WinnerRule, pick_variant
 from remarket_mailer.domain.send_windows import SendWindow
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
@@ -86,13 +86,23 @@ class Step:
     """A step still unsent this long after its due time is skipped as stale, never sent late."""
     variants: tuple[Variant, ...] = ()
     """A/B test: each contact always gets the same variant, in proportion to the weights."""
+    winner: WinnerRule | None = None
+    """When to stop the test and send the winner only (decided by a scheduler job)."""
 
-    def pick(self, contact_key: str, workflow_id: str) -> tuple[str | None, str]:
-        """(variant id, template) for a contact; deterministic, so replays agree."""
+    def pick(
+        self, contact_key: str, workflow_id: str, winner: str | None = None
+    ) -> tuple[str | None, str]:
+        """(variant id, template) for a contact; deterministic, so replays agree. Once a
+        ``winner`` is decided, everyone planned from then on gets it."""
         if not self.variants:
             return None, self.template
-        chosen = pick_variant(
-            contact_key, workflow_id, self.id, [(v.id, v.weight) for v in self.variants]
+        known = {v.id for v in self.variants}
+        chosen = (
+            winner
+            if winner in known
+            else pick_variant(
+                contact_key, workflow_id, self.id, [(v.id, v.weight) for v in self.variants]
+            )
         )
         return chosen, next(v.template for v in self.variants if v.id == chosen)
 

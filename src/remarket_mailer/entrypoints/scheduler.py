@@ -17,6 +17,7 @@ from remarket_mailer.errors import UnavailableError
 from remarket_mailer.services.backlog import count_backlog
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
+from remarket_mailer.services.experiments import decide_winners
 from remarket_mailer.services.renewal_scan import scan_renewals
 
 if TYPE_CHECKING:
@@ -55,6 +56,11 @@ def expire_discounts(app: App) -> int:
 def scan_renewals_job(app: App) -> None:
     """Cron job: enroll subscriptions renewing within the next 31 days."""
     scan_renewals(app.uow, app.workflows, app.clock)
+
+
+def decide_ab_tests_job(app: App) -> None:
+    """Cron job: stop the A/B tests whose winner is clear (steps with ``winner:``)."""
+    decide_winners(app.uow, list(app.workflows.workflows.values()), app.clock)
 
 
 class _Outage(Outage):
@@ -102,6 +108,15 @@ def add_jobs(scheduler: BaseScheduler, app: App) -> None:
         args=[scan_renewals_job, app],
         minute=17,
         id="renewal_scan",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        outage.run,
+        "cron",
+        args=[decide_ab_tests_job, app],
+        minute=41,
+        id="decide_ab_tests",
         max_instances=1,
         coalesce=True,
     )

@@ -25,6 +25,7 @@ from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.enrollment import plan_enrollment
 from remarket_mailer.domain.keys import contact_key, renewal_key
 from remarket_mailer.domain.workflow import Workflow
+from remarket_mailer.services.experiments import winners_for
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import WorkflowSet
 
@@ -135,7 +136,7 @@ def _scan_page(
                 batch = enrollments_db.renewal_candidates(
                     session, workflow.id, after, last, now, until
                 )
-                items = _plan_page(workflow, batch, now)
+                items = _plan_page(workflow, batch, now, winners_for(session, workflow))
                 enrolled = enrollments_db.bulk_enroll(
                     session, workflow.id, workflow.version, now, items
                 )
@@ -170,7 +171,10 @@ def renewal_context(candidate: RenewalCandidate, holdout: bool) -> str:
 
 
 def _plan_page(
-    workflow: Workflow, batch: list[RenewalCandidate], now: datetime
+    workflow: Workflow,
+    batch: list[RenewalCandidate],
+    now: datetime,
+    winners: dict[str, str] | None = None,
 ) -> list[NewEnrollment]:
     items: list[NewEnrollment] = []
     for candidate in batch:
@@ -181,6 +185,7 @@ def _plan_page(
             {"renews_at": candidate.renews_at, "occurred_at": now},
             candidate.timezone,
             fresh_at=now,
+            winners=winners,
         )
         if not plan.deliveries:
             continue

@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.durations import parse_duration
+from remarket_mailer.domain.experiments import WinnerRule
 from remarket_mailer.domain.send_windows import SendWindow
 from remarket_mailer.domain.workflow import (
     DateOffset,
@@ -136,6 +137,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
                 discount=discount,
                 expires_after=_td(step.expires_after),
                 variants=tuple(Variant(v.id, v.template, v.weight) for v in (step.variants or [])),
+                winner=WinnerRule(step.winner.after, step.winner.alpha) if step.winner else None,
             )
         )
     return Workflow(

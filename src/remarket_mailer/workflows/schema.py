@@ -183,6 +183,13 @@ class VariantSpec(_Strict):
     weight: int = Field(default=1, ge=1, le=1000)
 
 
+class WinnerSpec(_Strict):
+    after: int = Field(
+        ge=1, le=10_000_000, description="Recipients every variant needs before a decision."
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level.")
+
+
 class StepSpec(_Strict):
     id: str
     wait: Duration | None = Field(
@@ -201,6 +208,11 @@ class StepSpec(_Strict):
         max_length=10,
         description="A/B test: templates and weights; each contact always gets the same one.",
     )
+    winner: WinnerSpec | None = Field(
+        default=None,
+        description="Send only the winning variant once every variant has 'after' recipients "
+        "and the leader converts better than each other at p < alpha (Bonferroni).",
+    )
     condition: Expression | None = None
     discount: DiscountSpecModel | None = None
     expires_after: Duration | None = None
@@ -218,6 +230,8 @@ class StepSpec(_Strict):
             raise ValueError("give exactly one of 'wait' or 'at'")
         if self.variants and len({v.id for v in self.variants}) != len(self.variants):
             raise ValueError("variant ids must differ")
+        if self.winner is not None and not self.variants:
+            raise ValueError("'winner' needs 'variants' to choose from")
         return self
 
     @field_validator("template")

@@ -23,6 +23,7 @@ from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.schemas import (
     AnyEvent,
     IncomingEvent,
@@ -31,6 +32,7 @@ from remarket_mailer.schemas import (
     ProductUpserted,
     is_catalog_event,
 )
+from remarket_mailer.services.experiments import winners_for
 from remarket_mailer.services.ingest.enrich import product_ids
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
@@ -78,6 +80,7 @@ class Batch:
         self.product_rows: list[dict[str, Any]] = []
         self.deleted_products: dict[str, datetime] = {}
         self.baskets: list[list[str]] = []
+        self._winners: dict[str, dict[str, str]] = {}
         events = [e for e, _, _ in items if not is_catalog_event(e)]
         self.products = catalog_db.products_by_id(session, set().union(*map(product_ids, events)))
         self._load_contacts(events)
@@ -213,6 +216,13 @@ class Batch:
                 "payload": json.loads(json.dumps(raw, default=str)),
             }
         )
+
+    def winners_of(self, workflow: Workflow) -> dict[str, str]:
+        """The workflow's decided A/B tests, read once per batch."""
+        found = self._winners.get(workflow.id)
+        if found is None:
+            found = self._winners[workflow.id] = winners_for(self.session, workflow)
+        return found
 
     def change_catalog(self, event: ProductUpserted | ProductDeleted) -> None:
         """Kept for the end of the batch: one statement for all its product changes."""

@@ -105,6 +105,7 @@ def _start(batch: Batch, workflow: Workflow, contact: Contact, key: str, event: 
         event.occurred_at,
         _date_facts(event),
         contact.timezone,
+        winners=batch.winners_of(workflow),
     )
     enrollment = enrollments_db.new_enrollment(
         workflow.id,
