@@ -279,7 +279,7 @@ class ContactUnsubscribed(_Event):
     source: Name | None = None
 
 
-AnyEvent = Annotated[
+_ContactEvent = (
     ContactUpserted
     | ConsentChanged
     | CartUpdated
@@ -290,9 +290,9 @@ AnyEvent = Annotated[
     | SubscriptionUpserted
     | SubscriptionRenewed
     | SubscriptionCancelled
-    | ContactUnsubscribed,
-    Field(discriminator="type"),
-]
+    | ContactUnsubscribed
+)
+AnyEvent = Annotated[_ContactEvent, Field(discriminator="type")]
 """An event about a contact: it goes through consent, exits and triggers."""
 
 
@@ -348,20 +348,7 @@ CatalogEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator="
 CATALOG_EVENT_TYPES = frozenset({"product.upserted", "product.deleted"})
 
 IncomingEvent = Annotated[
-    ContactUpserted
-    | ConsentChanged
-    | CartUpdated
-    | CheckoutStarted
-    | CartEmptied
-    | OrderPlaced
-    | ProductViewed
-    | SubscriptionUpserted
-    | SubscriptionRenewed
-    | SubscriptionCancelled
-    | ContactUnsubscribed
-    | ProductUpserted
-    | ProductDeleted,
-    Field(discriminator="type"),
+    _ContactEvent | ProductUpserted | ProductDeleted, Field(discriminator="type")
 ]
 """Anything ``POST /v1/events`` accepts: a contact's event or a catalog change."""
 
