@@ -213,8 +213,13 @@ def demo(
         str, typer.Option(help="Database for the demo; a SQLite file is recreated.")
     ] = "sqlite:///./remarket-demo.db",
     outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
+    html: Annotated[
+        Path, typer.Option("--html", help="Where the marketer's HTML report goes.")
+    ] = Path("./remarket-report.html"),
 ) -> None:
-    """Replay sample shoppers through the stock workflows and show what was sent, and why not."""
+    """Replay sample shoppers through the stock workflows and show what was sent, and why not;
+    a few hundred generated shoppers join them, and the report of what the emails earned is
+    written as an HTML page."""
     from remarket_mailer.entrypoints.demo import demo_table, run_demo
 
     logging.basicConfig(level="WARNING")
@@ -229,6 +234,19 @@ def demo(
         f"{result.enrollments} enrollments started, "
         f"{len(result.eml_files)} emails written to {result.outbox}/"
     )
+    counts = result.shoppers
+    if counts is not None:
+        console.print(
+            f"of them {counts.emails} to {counts.shoppers} generated shoppers "
+            f"({counts.held_out} held out of the abandoned cart): {counts.opens} opens and "
+            f"{counts.clicks} clicks recorded ({counts.machine_hits} emails scanned by a "
+            f"machine), {counts.orders} orders",
+            highlight=False,
+        )
+    if result.report is not None:
+        _print_marketing_report(result.report)
+        _write_html(html, result.report)
+        console.print(f"HTML report: {html.resolve()}", highlight=False, soft_wrap=True)
 
 
 @app.command()

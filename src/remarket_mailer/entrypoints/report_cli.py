@@ -89,7 +89,9 @@ def workflow_lines(workflow: WorkflowReport) -> list[str]:
             f"{lift.holdout_recipients} held out"
         )
         if lift.more_contacts_needed:
-            lines.append(f"  about {lift.more_contacts_needed} more contacts for significance")
+            lines.append(
+                f"  about {lift.more_contacts_needed} more contacts for 80% power to show this lift"
+            )
     for step in workflow.steps:
         if step.winner is not None and step.variants:
             lines.append(f"  A/B {step.step_id}: {step.winner.reason}")
