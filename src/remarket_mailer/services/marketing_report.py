@@ -74,6 +74,8 @@ def report_span(uow: UnitOfWork) -> tuple[datetime, datetime] | None:
 
 @dataclass(frozen=True, slots=True)
 class _Rows:
+    since: datetime
+    until: datetime
     deliveries: list[ReportDelivery]
     events: list[rows_db.ReportEngagement]
     orders: list[rows_db.ReportOrder]
@@ -84,17 +86,27 @@ class _Rows:
 def _read(
     uow: UnitOfWork,
     now: datetime,
-    since: datetime,
-    until: datetime,
+    since: datetime | None,
+    until: datetime | None,
     workflow_id: str | None,
     lift_window: timedelta,
 ) -> _Rows:
-    """Every row the report needs, in one transaction; orders up to ``until`` plus the lift
-    window (an email sent on the last day converts in the days after it)."""
+    """Every row the report needs, in one transaction (the default period's span too);
+    orders up to ``until`` plus the lift window (an email sent on the last day converts in
+    the days after it). Raises ``ValueError`` when the period is empty."""
     with uow() as session:
+        if since is None or until is None:
+            span = rows_db.data_span(session)
+            first, last = span if span is not None else (now - timedelta(days=7), now)
+            since = since if since is not None else first
+            until = until if until is not None else last + timedelta(seconds=1)  # exclusive
+        if since >= until:
+            raise ValueError(f"the period starts ({since.isoformat()}) after it ends")
         deliveries = rows_db.deliveries(session, since, until, workflow_id)
         contacts = {d.contact_id for d in deliveries}
         return _Rows(
+            since,
+            until,
             deliveries,
             rows_db.engagement(session, since, until, workflow_id),
             rows_db.orders(session, contacts, since, until + lift_window),
@@ -123,7 +135,6 @@ def build_marketing_report(
     Raises ``ValueError`` when ``since`` is not before ``until``.
     """
     now = clock.now()
-    since, until = _window(uow, now, since, until)
     data = _read(uow, now, since, until, workflow_id, windows.lift_window)
     currency = _currency(data.orders)
     summaries = _engagement(data.deliveries, data.events, rules)
@@ -150,20 +161,7 @@ def build_marketing_report(
         )
         for wid in sorted(grouped)
     )
-    return Report(now, since, until, currency, workflows)
-
-
-def _window(
-    uow: UnitOfWork, now: datetime, since: datetime | None, until: datetime | None
-) -> tuple[datetime, datetime]:
-    if since is None or until is None:
-        span = report_span(uow)
-        first, last = span if span is not None else (now - timedelta(days=7), now)
-        since = since if since is not None else first
-        until = until if until is not None else last + timedelta(seconds=1)  # exclusive end
-    if since >= until:
-        raise ValueError(f"the period starts ({since.isoformat()}) after it ends")
-    return since, until
+    return Report(now, data.since, data.until, currency, workflows)
 
 
 def _currency(orders: Sequence[rows_db.ReportOrder]) -> str:
