@@ -24,4 +24,4 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf outbox remarket-demo.db* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf outbox remarket-demo.db* remarket-report.html .pytest_cache .mypy_cache .ruff_cache

@@ -147,15 +147,17 @@ def build_app(
     provider: Provider | None = None,
     broker: dramatiq.Broker | None = None,
     engine: Engine | None = None,
+    workflows: WorkflowSet | None = None,
 ) -> App:
-    """Wire the whole product from ``settings``. Raises ConfigError / WorkflowError early."""
+    """Wire the whole product from ``settings`` (``workflows``: these instead of the files in
+    ``settings.workflows_dir``, as the demo does). Raises ConfigError / WorkflowError early."""
     global _current
     # Before anything else: without a real secret anyone could mint unsubscribe links.
     secret_key = require_secret_key(settings)
     engine = engine or make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     uow = UnitOfWork(session_factory)
-    workflows = load_workflows(settings.workflows_dir)
+    workflows = workflows if workflows is not None else load_workflows(settings.workflows_dir)
     renderer = Renderer(settings.templates_dir, languages=settings.languages)
     provider = provider or provider_from_url(settings.provider_url, dkim_signer(settings))
     clock = clock or SystemClock()

@@ -25,6 +25,7 @@ from remarket_mailer.entrypoints.discounts_cli import discounts_app
 from remarket_mailer.errors import RemarketError
 
 if TYPE_CHECKING:
+    from remarket_mailer.domain.report_model import Report
     from remarket_mailer.services.unit_of_work import UnitOfWork
 
 app = CommandGroup(
@@ -212,8 +213,13 @@ def demo(
         str, typer.Option(help="Database for the demo; a SQLite file is recreated.")
     ] = "sqlite:///./remarket-demo.db",
     outbox: Annotated[Path, typer.Option(help="Where the .eml files go.")] = Path("./outbox"),
+    html: Annotated[
+        Path, typer.Option("--html", help="Where the marketer's HTML report goes.")
+    ] = Path("./remarket-report.html"),
 ) -> None:
-    """Replay sample shoppers through the stock workflows and show what was sent, and why not."""
+    """Replay sample shoppers through the stock workflows and show what was sent, and why not;
+    a few hundred generated shoppers join them, and the report of what the emails earned is
+    written as an HTML page."""
     from remarket_mailer.entrypoints.demo import demo_table, run_demo
 
     logging.basicConfig(level="WARNING")
@@ -228,6 +234,19 @@ def demo(
         f"{result.enrollments} enrollments started, "
         f"{len(result.eml_files)} emails written to {result.outbox}/"
     )
+    counts = result.shoppers
+    if counts is not None:
+        console.print(
+            f"of them {counts.emails} to {counts.shoppers} generated shoppers "
+            f"({counts.held_out} held out of the abandoned cart): {counts.opens} opens and "
+            f"{counts.clicks} clicks recorded ({counts.machine_hits} emails scanned by a "
+            f"machine), {counts.orders} orders",
+            highlight=False,
+        )
+    if result.report is not None:
+        _print_marketing_report(result.report)
+        _write_html(html, result.report)
+        console.print(f"HTML report: {html.resolve()}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -417,26 +436,103 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
 
 @app.command()
 def report(
-    since: Annotated[str, typer.Option(help="How far back, e.g. 24h or 7d.")] = "7d",
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start: a date (2026-11-01), a time, or how far back (7d)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End: a date (its day included), a time, or how far back (1d)."),
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Only this workflow's figures.")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the report as one HTML page.")
+    ] = None,
 ) -> None:
-    """What was sent, skipped and failed and why; discount pools; suppressions; holdouts."""
+    """What the emails earned (sends, opens, clicks, conversions, revenue, lift over the
+    holdout, A/B variants) and what was sent, skipped and failed and why. The default period
+    covers the data."""
     import json
+    from datetime import timedelta
 
     from remarket_mailer.domain.clock import SystemClock
-    from remarket_mailer.domain.durations import parse_duration
+    from remarket_mailer.domain.durations import parse_moment
+    from remarket_mailer.domain.report_model import csv_text, to_json_dict
+    from remarket_mailer.services.marketing_report import build_marketing_report
     from remarket_mailer.services.report import build_report
 
+    if output not in ("table", "json", "csv"):
+        raise _fail("--format must be table, json or csv")
+    clock = SystemClock()
+    now = clock.now()
     try:
-        window = parse_duration(since)
+        start = None if since is None else parse_moment(since, now)
     except ValueError as exc:
         raise _fail(f"--since: {exc}") from None
-    if output not in ("table", "json"):
-        raise _fail("--format must be table or json")
-    data = build_report(_uow(), SystemClock(), window)
+    try:
+        end = None if until is None else parse_moment(until, now, end_of_day=True)
+    except ValueError as exc:
+        raise _fail(f"--until: {exc}") from None
+    uow = _uow()
+    try:
+        marketing = build_marketing_report(
+            uow, clock, start, end, workflow, names=_workflow_names()
+        )
+    except ValueError as exc:
+        raise _fail(f"--since/--until: {exc}") from None
+    # The operator's section keeps its own window: back from now (7 days unless --since).
+    data = build_report(uow, clock, now - start if start is not None else timedelta(days=7))
+    if html is not None:
+        _write_html(html, marketing)
     if output == "json":
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps({**data, "marketing": to_json_dict(marketing)}, indent=2))
         return
+    if output == "csv":
+        typer.echo(csv_text(marketing), nl=False)
+        return
+    _print_operator_report(data)
+    _print_marketing_report(marketing)
+    if html is not None:
+        console.print(f"HTML report written to {html}", highlight=False)
+
+
+def _workflow_names() -> dict[str, str]:
+    """Workflow id → name from the workflow files, when they load (else ids are shown)."""
+    from remarket_mailer.errors import WorkflowError
+    from remarket_mailer.workflows.loader import load_workflows
+
+    try:
+        loaded = load_workflows(_settings().workflows_dir)
+    except WorkflowError:
+        return {}
+    return {w.id: w.name for w in loaded.workflows.values()}
+
+
+def _write_html(path: Path, marketing: Report) -> None:
+    from remarket_mailer.rendering.report_html import render_report_html
+
+    try:
+        path.write_text(render_report_html(marketing), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--html {path}: {exc.strerror or exc}") from None
+
+
+def _print_marketing_report(marketing: Report) -> None:
+    from remarket_mailer.entrypoints.report_cli import marketing_table, workflow_lines
+
+    if not marketing.workflows:
+        console.print("no finished deliveries in the period: nothing earned yet")
+        return
+    console.print(marketing_table(marketing))
+    for workflow in marketing.workflows:
+        for line in workflow_lines(workflow):
+            console.print(Text(line))
+
+
+def _print_operator_report(data: dict[str, Any]) -> None:
     table = Table(title=f"deliveries since {data['since'][:16]}")
     for column in ("workflow", "sent", "skipped", "failed", "scheduled", "queued", "sending"):
         table.add_column(column)

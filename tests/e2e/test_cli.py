@@ -29,7 +29,15 @@ def run(
 
 def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
-    result = run("demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--outbox", str(outbox))
+    result = run(
+        "demo",
+        "--database",
+        f"sqlite:///{tmp_path / 'demo.db'}",
+        "--outbox",
+        str(outbox),
+        "--html",
+        str(tmp_path / "report.html"),
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "reminder_1" in out and "last_chance" in out
@@ -45,17 +53,26 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
     ):
         assert workflow in out
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 8
-    codes = 0
+    sample = []
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert message.get_content_type() == "multipart/alternative"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Subject"]
+        if not str(message["To"]).endswith("@shoppers.example.net>"):
+            sample.append(message)
+    # The sample's six people got 8 emails; the generated shoppers got the rest.
+    assert len(sample) == 8 and len(files) > 500
+    codes = 0
+    for message in sample:
         text = message.get_body(("plain",))
         assert text is not None
         codes += "CART-" in text.get_content()
     assert codes == 2  # Ann's second and third reminders carry her personal codes
+    # It ends with the marketer's report: figures in the terminal, the page on disk.
+    assert "what the emails earned" in out and "95% CI" in out
+    page = Path(out.rsplit("HTML report: ", 1)[1].split()[0])
+    assert page.is_file() and "<svg" in page.read_text()
 
 
 def test_bad_setting_is_one_line_and_exit_2() -> None:

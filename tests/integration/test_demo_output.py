@@ -41,3 +41,30 @@ def test_the_demo_table_fits_80_columns_with_plain_reasons(tmp_path: Path) -> No
     assert "skipped: the step's condition was false (condition_false)" in said
     assert "rejectattr" not in text and "{{" not in text and " | " not in text
     assert "skipped: no consent for this kind of email (no_consent: rule opt_in)" in said
+
+
+def test_the_demo_report_shows_what_the_emails_earned(tmp_path: Path) -> None:
+    """Done when: the demo's report shows sends, opens, clicks, conversions, revenue and a
+    lift with its interval, and its A/B step's variants."""
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        broker_url="stub://",
+        provider_url="memory://",
+        secret_key="test-secret-key-0123456789-0123456789",
+        workflows_dir=ROOT / "workflows",
+        templates_dir=ROOT / "templates",
+    )
+    result = run_demo(settings, provider=MemoryProvider(), shoppers=150)
+    assert result.report is not None and result.shoppers is not None
+    cart = next(w for w in result.report.workflows if w.workflow_id == "abandoned_cart")
+    funnel = cart.funnel
+    assert funnel.sent > 150 and funnel.opened_human > 0 and funnel.clicked > 0
+    assert funnel.opened_machine > 0  # the scanner's opens, kept apart
+    assert funnel.converted > 0 and funnel.revenue > 0 and cart.codes_redeemed > 0
+    assert cart.lift is not None and cart.lift.holdout_recipients > 0
+    assert cart.lift.absolute.low < cart.lift.absolute.high
+    first = next(s for s in cart.steps if s.step_id == "reminder_1")
+    assert [v.variant for v in first.variants] == ["a", "b"]
+    # The shoppers' emails are counted, not listed: the table keeps the sample's people.
+    assert all(not (r.contact_email or "").endswith("@shoppers.example.net") for r in result.rows)
+    assert result.shoppers.clicks <= result.shoppers.opens + result.shoppers.machine_hits

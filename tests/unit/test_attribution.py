@@ -108,3 +108,14 @@ def test_lift_window_is_the_same_from_the_would_be_send_for_both_groups() -> Non
     assert not nothing.converted and nothing.revenue == 0
     # An order id listed twice counts once.
     assert conversion_within(T0, [order(DAY), order(DAY)], window).orders == 1
+
+
+def test_discount_taken_from_what_the_customer_paid() -> None:
+    from remarket_mailer.domain.attribution import discount_taken
+
+    # 10 % off a 100.00 cart: the customer paid 90.00, the code took 10.00.
+    assert discount_taken("percent", Decimal("10"), Decimal("90.00")) == Decimal("10.00")
+    assert discount_taken("percent", Decimal("15"), Decimal("85.00")) == Decimal("15.00")
+    assert discount_taken("fixed", Decimal("5"), Decimal("40.00")) == Decimal("5.00")
+    assert discount_taken("percent", Decimal("100"), Decimal("0")) == Decimal("0")
+    assert discount_taken("free_shipping", Decimal("1"), Decimal("40.00")) == Decimal("0")

@@ -67,3 +67,13 @@ def test_details_are_cut_to_their_length() -> None:
 def test_a_lease_renewal_keeps_the_row_sending() -> None:
     change = transitions.renew_lease(2, NOW).change()
     assert change == {"id": 2, "status": DeliveryStatus.SENDING, "lease_expires_at": NOW}
+
+
+def test_the_rule_a_deferral_names() -> None:
+    from datetime import UTC, datetime
+
+    from remarket_mailer.domain.transitions import defer, deferral_rule
+
+    until = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    assert deferral_rule(defer(1, until, "quiet_hours").detail) == "quiet_hours"
+    assert deferral_rule(None) == "unknown"

@@ -41,6 +41,9 @@ class ReportDelivery:
     sent_at: datetime | None
     discount_code: str | None
     holdout: bool
+    detail: str | None = None
+    """What the worker noted: for a deferred row the rule and until when (``quiet_hours until
+    …``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class ReportCode:
     assigned_at: datetime | None
     redeemed_at: datetime | None
     order_id: str | None
+    pool: str | None = None
+    """The imported pool the code came from; ``None`` for a generated code."""
 
 
 def _moment() -> Any:
@@ -125,6 +130,7 @@ def deliveries(
             DeliveryRow.sent_at,
             DeliveryRow.discount_code,
             Enrollment.context,
+            DeliveryRow.detail,
         ).join(Enrollment, Enrollment.id == DeliveryRow.enrollment_id),
         since,
         until,
@@ -134,7 +140,7 @@ def deliveries(
     rows: list[Any] = list(session.execute(statement))
     for row in rows:
         fields: list[Any] = list(row)
-        fields[-1] = bool((fields[-1] or {}).get("holdout"))  # the enrollment's context
+        fields[-2] = bool((fields[-2] or {}).get("holdout"))  # the enrollment's context
         found.append(ReportDelivery(*fields))
     return found
 
@@ -217,6 +223,7 @@ def codes(
             DiscountCode.assigned_at,
             DiscountCode.redeemed_at,
             DiscountCode.order_id,
+            DiscountCode.pool,
         )
         .join(Enrollment, Enrollment.id == DiscountCode.enrollment_id)
         .where(DiscountCode.assigned_at >= since, DiscountCode.assigned_at < until)

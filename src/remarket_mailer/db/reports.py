@@ -40,11 +40,15 @@ class DeliveryRow:
     detail: str | None
 
 
-def delivery_report(session: Session) -> list[DeliveryRow]:
+def delivery_report(session: Session, changed_since: datetime | None = None) -> list[DeliveryRow]:
+    """Every delivery (or those changed at or after ``changed_since``) with its contact."""
+    statement = select(Delivery, Contact.email, Contact.first_name).join(
+        Contact, Contact.id == Delivery.contact_id
+    )
+    if changed_since is not None:
+        statement = statement.where(Delivery.updated_at >= changed_since)
     rows = session.execute(
-        select(Delivery, Contact.email, Contact.first_name)
-        .join(Contact, Contact.id == Delivery.contact_id)
-        .order_by(func.coalesce(Delivery.sent_at, Delivery.updated_at), Delivery.id)
+        statement.order_by(func.coalesce(Delivery.sent_at, Delivery.updated_at), Delivery.id)
     )
     return [
         DeliveryRow(

@@ -190,3 +190,17 @@ def conversion_within(start: datetime, orders: Iterable[Order], window: timedelt
         seen.add(order.order_id)
         revenue += order.total
     return WindowOutcome(bool(seen), len(seen), revenue)
+
+
+def discount_taken(kind: str, value: Decimal, total: Decimal) -> Decimal:
+    """What a code took off an order whose customer paid ``total`` (after the discount).
+
+    A ``percent`` code of ``p`` took ``total × p / (100 − p)`` off the price before it; a
+    ``fixed`` code its value. Rounded to cents; 0 for an unknown kind or a 100 % code's
+    undefined price.
+    """
+    if kind == "fixed":
+        return value.quantize(Decimal("0.01"))
+    if kind != "percent" or not ZERO < value < 100:
+        return ZERO
+    return (total * value / (100 - value)).quantize(Decimal("0.01"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
@@ -37,3 +37,32 @@ def format_duration(delta: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
+
+
+def parse_moment(text: str, now: datetime, *, end_of_day: bool = False) -> datetime:
+    """A report bound as people write it: a duration back from ``now`` (``7d``), a date
+    (``2026-11-01``, UTC midnight; with ``end_of_day`` the midnight after it, so an "until"
+    date includes its day) or an RFC 3339 time with an offset.
+
+    Raises ValueError naming the text and the forms it accepts.
+    """
+    stripped = text.strip() if isinstance(text, str) else ""
+    if stripped and _WHOLE.match(stripped):
+        return now - parse_duration(stripped)
+    try:
+        day = date.fromisoformat(stripped)
+    except ValueError:
+        pass
+    else:
+        midnight = datetime.combine(day, time(0), tzinfo=UTC)
+        return midnight + timedelta(days=1) if end_of_day else midnight
+    try:
+        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(
+            f"{text!r} is not a date (2026-11-01), a time with an offset "
+            "(2026-11-01T08:00:00Z) or a duration back from now (7d, 24h)"
+        )
+    return moment.astimezone(UTC)

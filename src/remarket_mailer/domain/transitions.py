@@ -67,6 +67,11 @@ def defer(delivery_id: int, until: datetime, why: str) -> Transition:
     return Transition(delivery_id, SENDING, DeliveryStatus.SCHEDULED, "deferred", detail, values)
 
 
+def deferral_rule(detail: str | None) -> str:
+    """The rule a ``defer`` detail names (``quiet_hours until …`` → ``quiet_hours``)."""
+    return (detail or "").partition(" ")[0] or "unknown"
+
+
 def retry(delivery_id: int, due_at: datetime, reason: str, detail: str) -> Transition:
     """Tried again at ``due_at`` (a transient error, a paused provider); its key stays."""
     values = {"due_at": due_at, "lease_expires_at": None}

@@ -3,6 +3,7 @@ clock (SQLite, StubBroker with in-process worker threads, file provider) and rep
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -22,23 +23,31 @@ from remarket_mailer.config import Settings
 from remarket_mailer.delivery.base import Provider
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.domain.reasons import plain_reason, reason_detail
+from remarket_mailer.domain.report_model import Report
+from remarket_mailer.entrypoints import demo_shop
 from remarket_mailer.entrypoints.scheduler import sweep
 from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.schemas import IncomingEvent, parse_event
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
 from remarket_mailer.services.ingest import ingest_event
+from remarket_mailer.services.marketing_report import build_marketing_report
 from remarket_mailer.services.migrations import upgrade
+from remarket_mailer.workflows.loader import load_workflows
 
 
 @dataclass
 class DemoResult:
     rows: list[DeliveryRow]
+    """The deliveries of the bundled sample's shoppers (the generated ones are counted in
+    ``shoppers``)."""
     events: int = 0
     duplicates: int = 0
     enrollments: int = 0
     outbox: Path | None = None
     eml_files: list[Path] = field(default_factory=list)
+    shoppers: demo_shop.ShopperCounts | None = None
+    report: Report | None = None
 
 
 def sample_events() -> list[dict[str, Any]]:
@@ -54,18 +63,28 @@ def run_demo(
     until: datetime | None = None,
     provider: Provider | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shoppers: int | None = None,
 ) -> DemoResult:
     """Replay ``events`` (the bundled sample by default) through the real engine on a virtual
     clock with ``settings`` (its SQLite file is recreated) and return the report.
+
+    With the bundled sample, ``shoppers`` generated shoppers (``demo_shop``, default
+    ``demo_shop.SHOPPERS``) join it, react to their emails, and the demo's abandoned-cart
+    workflow has a holdout and an A/B first reminder; the result carries the marketer's
+    report of it all.
 
     Raises pydantic.ValidationError for an invalid event. Runs until ``until``, or
     ``horizon`` after the last event. ``progress(done, total)`` is called as the events go in
     (``total`` is their number) and once more, with ``done == total``, when the rest of the
     clock has run.
     """
+    if shoppers is None:
+        shoppers = demo_shop.SHOPPERS if events is None else 0
     events = events if events is not None else sample_events()
+    generated = demo_shop.shopper_events(shoppers) if shoppers else []
     parsed = sorted(
-        ((parse_event(raw), raw) for raw in events), key=lambda pair: pair[0].occurred_at
+        ((parse_event(raw), raw) for raw in [*events, *generated]),
+        key=lambda pair: pair[0].occurred_at,
     )
     if not parsed:
         raise ValidationError("no events to replay")
@@ -77,13 +96,31 @@ def run_demo(
     upgrade(settings.database_url)
     clock = VirtualClock(parsed[0][0].occurred_at)
     broker = StubBroker()
-    app = build_app(settings, clock=clock, broker=broker, provider=provider)
+    workflows = load_workflows(settings.workflows_dir)
+    if shoppers:
+        workflows = demo_shop.demo_workflows(workflows)
+    app = build_app(settings, clock=clock, broker=broker, provider=provider, workflows=workflows)
     worker = start_worker(app, threads=2)
     result = DemoResult(rows=[], outbox=outbox)
+    end = until or parsed[-1][0].occurred_at + horizon
+
+    def place_order(raw: dict[str, Any]) -> None:
+        bisect.insort(parsed, (parse_event(raw), raw), key=lambda pair: pair[0].occurred_at)
+
+    reactions = (
+        demo_shop.ShopperReactions(app.uow, place_order, demo_shop.cart_totals(generated))
+        if shoppers
+        else None
+    )
     try:
-        end = until or parsed[-1][0].occurred_at + horizon
-        _replay(app, clock, broker, parsed, end, result, progress)
-        result.rows = delivery_outcomes(app.uow)
+        _replay(app, clock, broker, parsed, end, result, progress, reactions)
+        outcomes = delivery_outcomes(app.uow)
+        result.rows = [r for r in outcomes if not demo_shop.is_shopper(r.contact_email)]
+        if reactions is not None:
+            reactions.counts.shoppers = shoppers
+            result.shoppers = reactions.counts
+            names = {w.id: w.name for w in workflows.workflows.values()}
+            result.report = build_marketing_report(app.uow, clock, names=names)
     finally:
         worker.stop()
         app.close()
@@ -102,17 +139,22 @@ def _replay(
     end: datetime,
     result: DemoResult,
     progress: Callable[[int, int], None] | None,
+    reactions: demo_shop.ShopperReactions | None = None,
 ) -> None:
-    """Move the clock from moment to moment (the next event or the next due delivery) up to
-    ``end``, ingesting the events and sending what is due at each."""
+    """Move the clock from moment to moment (the next event, the next due delivery or the
+    shoppers' next reaction) up to ``end``, ingesting the events and sending what is due at
+    each."""
     index = 0
     while True:
         next_event = parsed[index][0].occurred_at if index < len(parsed) else None
         next_due_at = next_due(app.uow)
-        candidates = [t for t in (next_event, next_due_at) if t is not None]
+        next_reaction = reactions.next_at() if reactions is not None else None
+        candidates = [t for t in (next_event, next_due_at, next_reaction) if t is not None]
         if not candidates or min(candidates) > end:
             return
         clock.set(max(min(candidates), clock.now()))
+        if reactions is not None:
+            reactions.run_due(clock)
         ingested = _ingest_until_now(app, parsed, index, result)
         index += ingested
         if ingested:
@@ -123,7 +165,10 @@ def _replay(
             next_due_at = next_due(app.uow)
             if next_due_at is None or next_due_at > clock.now():
                 continue
+        moment = clock.now()
         _drain(app, broker)
+        if reactions is not None:
+            reactions.after_sends(moment)
 
 
 def _ingest_until_now(

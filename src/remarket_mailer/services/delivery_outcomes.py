@@ -12,10 +12,11 @@ from remarket_mailer.services.unit_of_work import UnitOfWork
 __all__ = ["DeliveryRow", "delivery_outcomes", "next_due"]
 
 
-def delivery_outcomes(uow: UnitOfWork) -> list[DeliveryRow]:
-    """Every delivery with its contact, status, reason and subject, oldest first."""
+def delivery_outcomes(uow: UnitOfWork, changed_since: datetime | None = None) -> list[DeliveryRow]:
+    """Every delivery with its contact, status, reason and subject, oldest first; with
+    ``changed_since`` only those changed at or after it."""
     with uow() as session:
-        return delivery_report(session)
+        return delivery_report(session, changed_since)
 
 
 def next_due(uow: UnitOfWork) -> datetime | None:
