@@ -58,3 +58,28 @@ def test_links_are_signed_redirects_to_the_emails_own_urls(
     # The client is kept: the bare "Mozilla/5.0" of Apple's privacy proxy tells a machine.
     assert [e.user_agent for e in rows if e.kind == "opened"] == ["Mozilla/5.0"]
     assert all(e.user_agent == "testclient" for e in rows if e.kind == "clicked")
+
+
+def test_a_scanner_click_does_not_hide_the_persons_click_on_the_same_link(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    from remarket_mailer.services.webhooks import record_engagement
+
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=5)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    delivery = int(provider.outbox[0].tags["delivery_id"])
+    link = "https://shop.example/checkout/cart-1"
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
+    for agent in ("Barracuda Sentinel", phone, phone):  # scanner, person, the person again
+        record_engagement(app.uow, app.clock, delivery, "clicked", link, agent)
+    with app.uow() as session:
+        clicks = [
+            e.user_agent for e in session.scalars(select(TrackingEvent)) if e.kind == "clicked"
+        ]
+    assert sorted(clicks) == ["Barracuda Sentinel", phone]

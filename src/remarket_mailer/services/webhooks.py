@@ -122,15 +122,18 @@ def record_engagement(
     """Record a click or open of one of our own tracked links; False for an unknown delivery.
     ``user_agent`` is the request's, kept to tell people from machines in reports.
 
-    The first click per (delivery, link) and the first open per delivery are kept: unique
-    engagement, which is what reports use (opens are inflated by Apple MPP anyway).
+    The first click per (delivery, link, client) and the first open per (delivery, client)
+    are kept: unique engagement, and a scanner's hit never hides a person's.
     """
     now = clock.now()
     with uow() as session:
         email = deliveries_db.delivery_email(session, delivery_id)
         if email is None:
             return False
-        suffix = hashlib.sha256((detail or "").encode()).hexdigest()[:16]
+        # One event per link and client: a person's click after a link scanner's (same link,
+        # another user agent) is kept; the same client clicking again is not counted twice.
+        basis = f"{detail or ''}\n{user_agent or ''}"
+        suffix = hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         event = TrackingEvent(
             kind=kind,
             email=email,
