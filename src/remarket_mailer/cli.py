@@ -26,6 +26,7 @@ from remarket_mailer.errors import RemarketError
 
 if TYPE_CHECKING:
     from remarket_mailer.domain.report_model import Report
+    from remarket_mailer.domain.workflow import Workflow
     from remarket_mailer.services.unit_of_work import UnitOfWork
 
 app = CommandGroup(
@@ -478,9 +479,7 @@ def report(
         raise _fail(f"--until: {exc}") from None
     uow = _uow()
     try:
-        marketing = build_marketing_report(
-            uow, clock, start, end, workflow, names=_workflow_names()
-        )
+        marketing = build_marketing_report(uow, clock, start, end, workflow, workflows=_workflows())
     except ValueError as exc:
         raise _fail(f"--since/--until: {exc}") from None
     # The operator's section keeps its own window: back from now (7 days unless --since).
@@ -499,8 +498,9 @@ def report(
         console.print(f"HTML report written to {html}", highlight=False)
 
 
-def _workflow_names() -> dict[str, str]:
-    """Workflow id → name from the workflow files, when they load (else ids are shown)."""
+def _workflows() -> dict[str, Workflow]:
+    """The workflow files by id (names, attribution windows, winner rules), when they load;
+    else none (ids are shown, default windows apply)."""
     from remarket_mailer.errors import WorkflowError
     from remarket_mailer.workflows.loader import load_workflows
 
@@ -508,7 +508,7 @@ def _workflow_names() -> dict[str, str]:
         loaded = load_workflows(_settings().workflows_dir)
     except WorkflowError:
         return {}
-    return {w.id: w.name for w in loaded.workflows.values()}
+    return dict(loaded.workflows)
 
 
 def _write_html(path: Path, marketing: Report) -> None:

@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -233,3 +234,35 @@ def test_the_report_command_in_every_format(shop: Shop, tmp_path: Path) -> None:
         bad = runner.invoke(cli_app, ["report", *argv], env=env)
         assert bad.exit_code == 2, (argv, bad.output)
         assert word in bad.output and "Traceback" not in bad.output
+
+
+def test_a_workflows_own_attribution_window_credits_what_the_default_does_not(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """An order 36 h after an email nobody opened: outside the default 1-day delivery
+    window, inside a workflow's ``attribution: {after_delivery: 2d}``."""
+    from remarket_mailer.delivery.providers.memory import MemoryProvider
+    from remarket_mailer.workflows.loader import load_workflows
+
+    stock = (ROOT / "workflows" / "abandoned_cart.yaml").read_text()
+    (tmp_path / "abandoned_cart.yaml").write_text(
+        stock.replace("priority: 50", "priority: 50\nattribution: {after_delivery: 2d}")
+    )
+    app = make_app(provider=MemoryProvider(), workflows_dir=tmp_path)
+    client = TestClient(create_api(app))
+    post(client, consent_event(T0 - timedelta(minutes=1)))
+    post(client, cart_event(T0))
+    clock.set(T0 + timedelta(hours=1))
+    run_due(app)
+    clock.set(T0 + timedelta(hours=37))
+    post(client, order_event(T0 + timedelta(hours=37), cart_id=None, order_id="late-1"))
+    loaded = load_workflows(tmp_path).workflows
+    assert loaded["abandoned_cart"].attribution.after_delivery == timedelta(days=2)
+
+    def converted(**kwargs: Any) -> int:
+        report = build_marketing_report(app.uow, app.clock, bootstrap_resamples=0, **kwargs)
+        (workflow,) = report.workflows
+        return workflow.funnel.converted
+
+    assert converted() == 0  # the default windows
+    assert converted(workflows=loaded) == 1

@@ -12,6 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
+from remarket_mailer.domain.attribution import AttributionWindows
 from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
 from remarket_mailer.domain.experiments import WinnerRule, pick_variant
@@ -124,6 +125,8 @@ class Workflow:
     reply_to: str | None = None
     send_window: SendWindow | None = None
     holdout_percent: int = 0
+    attribution: AttributionWindows = AttributionWindows()
+    """Which orders an email of this workflow is credited with (``domain.attribution``)."""
     caps: tuple[FrequencyCap, ...] | None = None
     """This workflow's own frequency caps; None: the global ones apply."""
     provider: str | None = None

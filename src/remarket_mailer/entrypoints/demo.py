@@ -120,7 +120,9 @@ def run_demo(
             reactions.counts.shoppers = shoppers
             result.shoppers = reactions.counts
             names = {w.id: w.name for w in workflows.workflows.values()}
-            result.report = build_marketing_report(app.uow, clock, names=names)
+            result.report = build_marketing_report(
+                app.uow, clock, names=names, workflows=workflows.workflows
+            )
     finally:
         worker.stop()
         app.close()

@@ -32,8 +32,6 @@ from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WINDOWS = AttributionWindows()
-
 
 @dataclass(frozen=True)
 class StepDecision:
@@ -47,9 +45,10 @@ def decide_winners(
     uow: UnitOfWork,
     workflows: list[Workflow],
     clock: Clock,
-    windows: AttributionWindows = DEFAULT_WINDOWS,
+    windows: AttributionWindows | None = None,
 ) -> list[StepDecision]:
-    """Decide every open A/B test of ``workflows``; one transaction per step."""
+    """Decide every open A/B test of ``workflows``, each measured on its workflow's
+    attribution windows unless ``windows`` are given; one transaction per step."""
     now = clock.now()
     decided: list[StepDecision] = []
     tested = [(w, s) for w in workflows for s in w.steps if s.winner is not None and s.variants]
@@ -61,7 +60,7 @@ def decide_winners(
         if step.winner is None or step.id in known.get(workflow.id, {}):
             continue
         with uow() as session:
-            arms = _arms(session, workflow, step, windows, now)
+            arms = _arms(session, workflow, step, windows or workflow.attribution, now)
             decision = decide_winner(arms, step.winner)
             recorded = False
             if decision.winner is not None:

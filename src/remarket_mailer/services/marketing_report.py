@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -57,6 +57,7 @@ from remarket_mailer.domain.report_model import (
 )
 from remarket_mailer.domain.states import DeliveryStatus
 from remarket_mailer.domain.transitions import deferral_rule
+from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 ReportDelivery = rows_db.ReportDelivery
@@ -127,6 +128,7 @@ def build_marketing_report(
     windows: AttributionWindows = DEFAULT_WINDOWS,
     *,
     names: Mapping[str, str] | None = None,
+    workflows: Mapping[str, Workflow] | None = None,
     rules: MachineRules = DEFAULT_RULES,
     winner_rule: WinnerRule = DEFAULT_WINNER_RULE,
     bootstrap_resamples: int = 2000,
@@ -134,15 +136,27 @@ def build_marketing_report(
     """The report of deliveries whose moment lies in ``[since, until)``; either bound left out
     covers the data (``report_span``). ``names`` maps workflow ids to their names.
 
-    The workflows have no attribution windows of their own yet: ``windows`` applies to all.
+    ``workflows`` (id → workflow) give each workflow's own attribution windows and its steps'
+    A/B winner rules (``windows`` and ``winner_rule`` for the others) and their names.
     Raises ``ValueError`` when ``since`` is not before ``until``.
     """
     now = clock.now()
-    data = _read(uow, now, since, until, workflow_id, windows.lift_window)
+    known = workflows or {}
+    names = names or {w.id: w.name for w in known.values()}
+
+    def windows_of(wid: str) -> AttributionWindows:
+        return known[wid].attribution if wid in known else windows
+
+    horizon = max([windows.lift_window, *(w.attribution.lift_window for w in known.values())])
+    data = _read(uow, now, since, until, workflow_id, horizon)
     currency = _currency(data.orders)
     summaries = _engagement(data.deliveries, data.events, rules)
     orders = _orders(data.orders, data.codes, currency)
-    touches = [_touch(d, summaries[d.id], windows) for d in data.deliveries if d.id in summaries]
+    touches = [
+        _touch(d, summaries[d.id], windows_of(d.workflow_id))
+        for d in data.deliveries
+        if d.id in summaries
+    ]
     credited = attribute(orders, touches)
     by_contact: dict[int, list[Order]] = defaultdict(list)
     for order in orders:
@@ -151,20 +165,26 @@ def build_marketing_report(
     grouped: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in data.deliveries:
         grouped[delivery.workflow_id].append(delivery)
-    workflows = tuple(
+    reports = tuple(
         _workflow(
             wid,
             (names or {}).get(wid, wid),
             grouped[wid],
-            context,
+            replace(context, windows=windows_of(wid)),
             [c for c in data.codes if c.workflow_id == wid],
             data.pools,
-            winner_rule,
+            _winner_rules(known.get(wid), winner_rule),
             bootstrap_resamples,
         )
         for wid in sorted(grouped)
     )
-    return Report(now, data.since, data.until, currency, workflows)
+    return Report(now, data.since, data.until, currency, reports)
+
+
+def _winner_rules(workflow: Workflow | None, default: WinnerRule) -> Mapping[str, WinnerRule]:
+    """step → the rule its A/B verdict uses: the step's own ``winner:``, else ``default``."""
+    steps = workflow.steps if workflow is not None else ()
+    return defaultdict(lambda: default, {s.id: s.winner for s in steps if s.winner is not None})
 
 
 def _currency(orders: Sequence[rows_db.ReportOrder]) -> str:
@@ -294,7 +314,7 @@ def _workflow(
     context: _Context,
     codes: list[rows_db.ReportCode],
     pools: dict[str, dict[str, int]],
-    winner_rule: WinnerRule,
+    winner_rules: Mapping[str, WinnerRule],
     bootstrap_resamples: int,
 ) -> WorkflowReport:
     steps: dict[str, list[ReportDelivery]] = defaultdict(list)
@@ -306,7 +326,7 @@ def _workflow(
     return WorkflowReport(
         workflow_id,
         name,
-        tuple(_step(s, rows, context, winner_rule) for s, rows in steps.items()),
+        tuple(_step(s, rows, context, winner_rules[s]) for s, rows in steps.items()),
         after_engagement=context.windows.after_engagement,
         after_delivery=context.windows.after_delivery,
         lift=_lift(deliveries, context, bootstrap_resamples),

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from remarket_mailer.domain.attribution import AttributionWindows
 from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.durations import parse_duration
 from remarket_mailer.domain.experiments import WinnerRule
@@ -162,6 +163,12 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
             SendWindow(spec.send_window.start, spec.send_window.end) if spec.send_window else None
         ),
         holdout_percent=spec.holdout_percent,
+        attribution=AttributionWindows(
+            parse_duration(spec.attribution.after_engagement),
+            parse_duration(spec.attribution.after_delivery),
+        )
+        if spec.attribution
+        else AttributionWindows(),
         caps=parse_caps(spec.frequency_caps) if spec.frequency_caps is not None else None,
         caps_exempt=spec.caps_exempt,
         provider=spec.provider,

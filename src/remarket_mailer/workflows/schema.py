@@ -253,6 +253,17 @@ class SendWindowSpec(_Strict):
         return self
 
 
+class AttributionSpec(_Strict):
+    after_engagement: Duration = Field(
+        default="5d",
+        description="An order this long after a person opened or clicked is credited.",
+    )
+    after_delivery: Duration = Field(
+        default="1d",
+        description="An order this long after the email arrived is credited.",
+    )
+
+
 class WorkflowSpec(_Strict):
     id: str
     name: HeaderText = Field(min_length=1, max_length=200)
@@ -266,6 +277,11 @@ class WorkflowSpec(_Strict):
     exit: list[ExitSpec] = Field(default_factory=list)
     send_window: SendWindowSpec | None = None
     holdout_percent: int = Field(default=0, ge=0, le=50)
+    attribution: AttributionSpec | None = Field(
+        default=None,
+        description="Attribution windows (defaults: 5d after engagement, 1d after delivery); "
+        "lift over the holdout uses the longer one from the (would-be) send.",
+    )
     frequency_caps: Caps | None = Field(
         default=None, description="Own caps, e.g. '1/16h, 3/7d'; default: the global caps."
     )
