@@ -20,10 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork

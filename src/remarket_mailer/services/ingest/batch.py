@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
@@ -21,6 +19,7 @@ from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
 from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow

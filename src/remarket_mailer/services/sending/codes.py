@@ -7,11 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db.contacts import ContactFacts
 from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.discount_choice import (
     CodeFacts,
     FromPool,

@@ -10,11 +10,10 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer import metrics
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.delivery.base import (
     KeyConflict,
     Permanent,
