@@ -55,6 +55,13 @@ _SKIPPABLE = sources_for(DeliveryStatus.SKIPPED, among=PENDING_DELIVERY_STATUSES
 _RESCHEDULABLE = sources_for(DeliveryStatus.SCHEDULED, among=[DeliveryStatus.SCHEDULED])
 _ESP_FAILABLE = sources_for(DeliveryStatus.FAILED, among=[DeliveryStatus.SENT])
 
+# Text that comes from outside (a provider's message id, a rendered subject) is cut to its
+# column: an overlong one must not fail the UPDATE that records a message already sent.
+_CLIPPED: dict[str, int] = {
+    name: int(Delivery.__table__.c[name].type.length)  # type: ignore[attr-defined]
+    for name in ("provider_message_id", "subject")
+}
+
 
 def _guard(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
     """``status = :one`` or ``status IN (...)``: the same SQL the statements always had."""
@@ -329,8 +336,8 @@ def finish_deliveries(
     """Apply per-delivery changes (each a dict with ``id`` and new column values, e.g.
     ``Transition.change()``), guarded: only rows still in ``from_status`` change; a change the
     state machine does not allow from ``from_status`` raises IllegalTransition first. Columns
-    a change does not name keep their values; ``updated_at`` becomes ``now``. Returns the rows
-    changed.
+    a change does not name keep their values; ``updated_at`` becomes ``now``; a provider
+    message id or subject longer than its column is cut to it. Returns the rows changed.
 
     PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole batch. Elsewhere rows are
     grouped by the columns they change, one executemany per group.
@@ -342,6 +349,10 @@ def finish_deliveries(
         target = change.get("status", from_status)
         if target not in allowed:  # a bug in the caller: nothing is written
             check_delivery_transition(from_status, DeliveryStatus(target))
+        for key, length in _CLIPPED.items():
+            value = change.get(key)
+            if value is not None and len(value) > length:
+                change[key] = value[:length]
     if session.get_bind().dialect.name == "postgresql":
         return _finish_in_one_statement(session, from_status, changes, now)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}

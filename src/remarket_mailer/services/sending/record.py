@@ -160,7 +160,7 @@ class Recorder:
         delivery = item.delivery
         provider_id = detail = None
         if isinstance(result, Sent):
-            provider_id = result.provider_id[:255]
+            provider_id = result.provider_id
         else:
             # The key was stored by an earlier attempt whose request carried this row; the
             # group has changed since, so the provider refuses to replay it.
@@ -174,7 +174,7 @@ class Recorder:
             at=now,
             provider=used.get(delivery.id),
             provider_message_id=provider_id,
-            subject=(item.subject or "")[:998],
+            subject=item.subject or "",
             discount_code=item.code,
             detail=detail,
         )
