@@ -330,6 +330,35 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
     )
 
 
+def scheduled_row(
+    *,
+    contact_id: int,
+    workflow_id: str,
+    step_id: str,
+    variant: str | None,
+    template: str,
+    due_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new delivery, scheduled for ``due_at``, as a plain row (its ``enrollment_id`` is set
+    when its enrollment is written: ``enrollments.insert_enrollments``)."""
+    return {
+        "contact_id": contact_id,
+        "workflow_id": workflow_id,
+        "step_id": step_id,
+        "variant": variant,
+        "template": template,
+        "status": DeliveryStatus.SCHEDULED,
+        "due_at": due_at,
+        "planned_at": due_at,
+        "attempts": 0,
+        "reason": None,
+        "detail": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from remarket_mailer import metrics
-from remarket_mailer.db.models import Contact
+from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.db.session import RowConflict, ValueRefused
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.consent import event_time
@@ -182,7 +182,7 @@ def _run(batch: Batch) -> list[IngestOutcome]:
     return results
 
 
-def _apply(batch: Batch, contact: Contact, event: AnyEvent) -> IngestResult:
+def _apply(batch: Batch, contact: ContactRow, event: AnyEvent) -> IngestResult:
     """Facts first, then exits, then triggers: an order exits the cart's reminders before
     anything it triggers starts."""
     result = IngestResult(event.event_id)
