@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import (
     DiscountCode,
+    Money,
 )
 from remarket_mailer.db.sql import in_ids
 from remarket_mailer.domain.workflow import DiscountSpec
@@ -38,6 +40,17 @@ STATUSES = (AVAILABLE, ASSIGNED, REDEEMED, EXPIRED)
 INSERT_CHUNK = 500
 
 _TABLE = DiscountCode.metadata.tables[DiscountCode.__tablename__]
+
+CodeRow = DiscountCode
+"""A discount code as the send path and the redeem check hold it: loaded, claimed or built
+(``generated_code``) here, written only by this module."""
+
+CODE_MAX_LENGTH: int = _TABLE.c.code.type.length  # type: ignore[attr-defined]
+"""The longest code (and pool name) the table stores."""
+POOL_MAX_LENGTH: int = _TABLE.c.pool.type.length  # type: ignore[attr-defined]
+
+MAX_AMOUNT = Decimal(10) ** (Money.precision - Money.scale)  # type: ignore[operator]
+"""Discount values and minimum orders must stay under this (the money columns' NUMERIC)."""
 
 
 def _not_expired(now: datetime) -> Any:
