@@ -8,6 +8,7 @@ each move is a guarded UPDATE so two workers never hand out or redeem the same c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -179,12 +180,43 @@ def pool_status_counts(session: Session, pool: str) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def get_code(session: Session, code: str, for_update: bool = False) -> DiscountCode | None:
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    """What checking or redeeming a code reads of its row."""
+
+    id: int
+    code: str
+    kind: str
+    value: Decimal
+    currency: str | None
+    minimum_order: Decimal | None
+    status: str
+    expires_at: datetime | None
+    contact_id: int | None
+    order_id: str | None
+
+
+_STORED_CODE = select(
+    DiscountCode.id,
+    DiscountCode.code,
+    DiscountCode.kind,
+    DiscountCode.value,
+    DiscountCode.currency,
+    DiscountCode.minimum_order,
+    DiscountCode.status,
+    DiscountCode.expires_at,
+    DiscountCode.contact_id,
+    DiscountCode.order_id,
+)
+
+
+def get_code(session: Session, code: str, for_update: bool = False) -> StoredCode | None:
     """The row of ``code`` (already normalised), locked for this transaction if asked."""
-    query = select(DiscountCode).where(DiscountCode.code == code)
+    query = _STORED_CODE.where(DiscountCode.code == code)
     if for_update:
         query = query.with_for_update()
-    return session.scalar(query)
+    row = session.execute(query).one_or_none()
+    return None if row is None else StoredCode(**row._asdict())
 
 
 def mark_redeemed(

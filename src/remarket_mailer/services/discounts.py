@@ -496,11 +496,11 @@ def expire_codes(uow: UnitOfWork, now: datetime) -> int:
     return count
 
 
-def _is_expired(row: CodeRow, now: datetime) -> bool:
+def _is_expired(row: discounts_db.StoredCode, now: datetime) -> bool:
     return row.status == discounts_db.EXPIRED or (
         row.expires_at is not None and row.expires_at <= now
     )
 
 
-def _not_yours(row: CodeRow, contact_id: int | None) -> bool:
+def _not_yours(row: discounts_db.StoredCode, contact_id: int | None) -> bool:
     return contact_id is not None and row.contact_id is not None and row.contact_id != contact_id
