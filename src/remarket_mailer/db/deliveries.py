@@ -359,6 +359,21 @@ def scheduled_row(
     }
 
 
+def skip_unwritten(rows: Iterable[dict[str, Any]], reason: str, detail: str | None) -> None:
+    """Skip the still scheduled ones of deliveries not yet written (``scheduled_row``)."""
+    for row in rows:
+        if row["status"] == DeliveryStatus.SCHEDULED:
+            row["status"] = DeliveryStatus.SKIPPED
+            row["reason"], row["detail"] = reason, detail
+
+
+def reschedule_unwritten(rows: Iterable[dict[str, Any]], due: Mapping[str, datetime]) -> None:
+    """Move the still scheduled ones of deliveries not yet written to ``due[step_id]``."""
+    for row in rows:
+        if row["status"] == DeliveryStatus.SCHEDULED and row["step_id"] in due:
+            row["due_at"] = row["planned_at"] = due[row["step_id"]]
+
+
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:

@@ -22,7 +22,7 @@ from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.db.enrollments import EnrollmentRow
 from remarket_mailer.db.session import Session
 from remarket_mailer.domain.keys import base_key, key_covers
-from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.domain.states import EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.schemas import (
     AnyEvent,
@@ -255,10 +255,7 @@ class Batch:
             enrollment.ended_at = self.now
             pending = self.new_deliveries.get(id(enrollment))
             if pending is not None:
-                for delivery in pending[1]:
-                    if delivery["status"] == DeliveryStatus.SCHEDULED:
-                        delivery["status"] = DeliveryStatus.SKIPPED
-                        delivery["reason"], delivery["detail"] = "exited", reason
+                deliveries_db.skip_unwritten(pending[1], "exited", reason)
             else:
                 self.skip_enrollments.append((enrollment.id, reason))
         return len(enrollments)

@@ -20,7 +20,6 @@ from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.db.enrollments import EnrollmentRow
 from remarket_mailer.domain.enrollment import plan_enrollment
 from remarket_mailer.domain.keys import contact_key
-from remarket_mailer.domain.states import DeliveryStatus
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
 from remarket_mailer.schemas import AnyEvent, OrderPlaced
 from remarket_mailer.services.ingest.batch import Batch, IngestResult
@@ -155,9 +154,7 @@ def _refresh(
     pending = batch.new_deliveries.get(id(enrollment))
     if pending is not None:
         due = {step.id: when for step, when in planned}
-        for delivery in pending[1]:
-            if delivery["status"] == DeliveryStatus.SCHEDULED and delivery["step_id"] in due:
-                delivery["due_at"] = delivery["planned_at"] = due[delivery["step_id"]]
+        deliveries_db.reschedule_unwritten(pending[1], due)
         return
     batch.reschedules.extend(
         {"enrollment_id": enrollment.id, "step_id": step.id, "due": when} for step, when in planned
