@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import experiments as experiments_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.attribution import (
     AttributionWindows,
     Order,
