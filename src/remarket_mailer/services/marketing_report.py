@@ -28,6 +28,7 @@ from remarket_mailer.domain.attribution import (
     discount_taken,
 )
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.currencies import in_currency, main_currency, other_currencies
 from remarket_mailer.domain.engagement import (
     DeliveryEngagement,
     EngagementEvent,
@@ -149,7 +150,7 @@ def build_marketing_report(
 
     horizon = max([windows.lift_window, *(w.attribution.lift_window for w in known.values())])
     data = _read(uow, now, since, until, workflow_id, horizon)
-    currency = _currency(data.orders)
+    currency = main_currency((o.currency for o in data.orders), DEFAULT_CURRENCY)
     summaries = _engagement(data.deliveries, data.events, rules)
     orders = _orders(data.orders, data.codes, currency)
     touches = [
@@ -161,7 +162,9 @@ def build_marketing_report(
     by_contact: dict[int, list[Order]] = defaultdict(list)
     for order in orders:
         by_contact[order.contact_id].append(order)
-    context = _Context(summaries, _event_kinds(data.events), credited, by_contact, windows)
+    context = _Context(
+        summaries, _event_kinds(data.events), credited, by_contact, windows, currency
+    )
     grouped: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in data.deliveries:
         grouped[delivery.workflow_id].append(delivery)
@@ -185,13 +188,6 @@ def _winner_rules(workflow: Workflow | None, default: WinnerRule) -> Mapping[str
     """step → the rule its A/B verdict uses: the step's own ``winner:``, else ``default``."""
     steps = workflow.steps if workflow is not None else ()
     return defaultdict(lambda: default, {s.id: s.winner for s in steps if s.winner is not None})
-
-
-def _currency(orders: Sequence[rows_db.ReportOrder]) -> str:
-    """The shop's currency: the one most orders are in. Orders in another currency are left
-    out of the money figures (they cannot be added up)."""
-    counted = Counter(o.currency for o in orders if o.currency)
-    return counted.most_common(1)[0][0] if counted else DEFAULT_CURRENCY
 
 
 def _engagement(
@@ -226,12 +222,12 @@ def _engagement(
 def _orders(
     found: Sequence[rows_db.ReportOrder], codes: Sequence[rows_db.ReportCode], currency: str
 ) -> list[Order]:
-    """Orders as attribution sees them, with the code redeemed (one the steps gave out) and
-    what it took off."""
+    """Orders as attribution sees them, in every currency (one without a currency is in
+    ``currency``), with the code redeemed (one the steps gave out) and what it took off."""
     by_code = {c.code: c for c in codes}
     orders: list[Order] = []
     for o in found:
-        if o.total is None or (o.currency or currency) != currency:
+        if o.total is None:
             continue
         code = next((by_code[c] for c in o.codes if c in by_code), None)
         cost = Decimal("0") if code is None else discount_taken(code.kind, code.value, o.total)
@@ -241,7 +237,7 @@ def _orders(
                 o.contact_id,
                 o.placed_at,
                 o.total,
-                currency,
+                o.currency or currency,
                 code.code if code else (o.codes[0] if o.codes else None),
                 cost,
             )
@@ -277,6 +273,8 @@ class _Context:
     conversions: list[Conversion]
     orders_by_contact: dict[int, list[Order]]
     windows: AttributionWindows
+    currency: str
+    """The report's currency: the money figures add up orders in it only."""
 
     def funnel(self, deliveries: Iterable[ReportDelivery]) -> Funnel:
         sent = [d.id for d in deliveries if d.status == DeliveryStatus.SENT]
@@ -286,6 +284,7 @@ class _Context:
         bounced = sum(1 for k in kinds if "bounced" in k)
         reported = sum(1 for k in kinds if "delivered" in k and "bounced" not in k)
         summaries = [self.summaries[d] for d in sent]
+        paid = in_currency(credited, self.currency)
         return Funnel(
             sent=len(sent),
             # Without delivery reports (SMTP, file): sent minus bounced.
@@ -297,13 +296,17 @@ class _Context:
             opened_machine=sum(1 for s in summaries if s.machine_opened),
             clicked=sum(1 for s in summaries if s.clicked),
             converted=len(credited),
-            revenue=sum((c.revenue for c in credited), Decimal("0")),
-            discount_cost=sum((c.discount_cost for c in credited), Decimal("0")),
+            revenue=sum((c.revenue for c in paid), Decimal("0")),
+            discount_cost=sum((c.discount_cost for c in paid), Decimal("0")),
+            converted_other_currency=len(credited) - len(paid),
         )
 
     def outcome_from(self, contact_id: int, start: datetime) -> WindowOutcome:
         return conversion_within(
-            start, self.orders_by_contact.get(contact_id, []), self.windows.lift_window
+            start,
+            self.orders_by_contact.get(contact_id, []),
+            self.windows.lift_window,
+            self.currency,
         )
 
 
@@ -340,11 +343,12 @@ def _workflow(
             )
             for p in used_pools
         ),
-        daily=_daily(deliveries, credited),
+        daily=_daily(deliveries, credited, context.currency),
         conversions_by_basis=tuple(
             ReasonCount(basis, n)
             for basis, n in sorted(Counter(c.basis.value for c in credited).items())
         ),
+        other_currencies=other_currencies(credited, context.currency),
     )
 
 
@@ -414,13 +418,17 @@ def _lift(
     return LiftSummary.of(lift, context.windows.lift_window)
 
 
-def _daily(deliveries: list[ReportDelivery], credited: list[Conversion]) -> tuple[DayPoint, ...]:
+def _daily(
+    deliveries: list[ReportDelivery], credited: list[Conversion], currency: str
+) -> tuple[DayPoint, ...]:
+    """Sends and credited orders per day; revenue of the orders in ``currency``."""
     sends = Counter(d.sent_at.date() for d in deliveries if d.sent_at is not None)
     conversions: Counter[date] = Counter()
     revenue: dict[date, Decimal] = defaultdict(Decimal)
     for c in credited:
         conversions[c.placed_at.date()] += 1
-        revenue[c.placed_at.date()] += c.revenue
+        if c.currency == currency:
+            revenue[c.placed_at.date()] += c.revenue
     days = sorted(set(sends) | set(conversions))
     return tuple(
         DayPoint(day, sends.get(day, 0), conversions.get(day, 0), revenue.get(day, Decimal("0")))
