@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from remarket_mailer.domain.ab_history import WinnerRecord
 from remarket_mailer.domain.currencies import CurrencyTotal, describe, merge
 from remarket_mailer.domain.experiments import HoldoutLift, VariantResult, WinnerDecision
 from remarket_mailer.domain.stats import Estimate
@@ -230,6 +231,8 @@ class WorkflowReport:
     """Credited orders per attribution window (``engagement`` / ``delivery``)."""
     other_currencies: tuple[CurrencyTotal, ...] = ()
     """Credited orders in currencies other than the report's, with their own money."""
+    winners: tuple[WinnerRecord, ...] = ()
+    """The workflow's A/B history: the tests its winner rules decided, whenever that was."""
 
     @property
     def funnel(self) -> Funnel:

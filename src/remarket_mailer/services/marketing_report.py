@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from remarket_mailer.db import experiments as experiments_db
 from remarket_mailer.db import report_rows as rows_db
 from remarket_mailer.db import reports as reports_db
+from remarket_mailer.domain.ab_history import WinnerRecord
 from remarket_mailer.domain.attribution import (
     AttributionWindows,
     Conversion,
@@ -86,6 +88,7 @@ class _Rows:
     orders: list[rows_db.ReportOrder]
     codes: list[rows_db.ReportCode]
     pools: dict[str, dict[str, int]]
+    winners: dict[str, tuple[WinnerRecord, ...]]
 
 
 def _read(
@@ -109,6 +112,9 @@ def _read(
             raise ValueError(f"the period starts ({since.isoformat()}) after it ends")
         deliveries = rows_db.deliveries(session, since, until, workflow_id)
         contacts = {d.contact_id for d in deliveries}
+        history: dict[str, list[WinnerRecord]] = defaultdict(list)
+        for record in experiments_db.winner_history(session, {d.workflow_id for d in deliveries}):
+            history[record.workflow_id].append(record)
         return _Rows(
             since,
             until,
@@ -117,6 +123,7 @@ def _read(
             rows_db.orders(session, contacts, since, until + lift_window),
             rows_db.codes(session, since, until, workflow_id),
             reports_db.pool_summary(session, now),
+            {wid: tuple(records) for wid, records in history.items()},
         )
 
 
@@ -178,6 +185,7 @@ def build_marketing_report(
             data.pools,
             _winner_rules(known.get(wid), winner_rule),
             bootstrap_resamples,
+            data.winners.get(wid, ()),
         )
         for wid in sorted(grouped)
     )
@@ -319,6 +327,7 @@ def _workflow(
     pools: dict[str, dict[str, int]],
     winner_rules: Mapping[str, WinnerRule],
     bootstrap_resamples: int,
+    winners: tuple[WinnerRecord, ...],
 ) -> WorkflowReport:
     steps: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in deliveries:
@@ -349,6 +358,7 @@ def _workflow(
             for basis, n in sorted(Counter(c.basis.value for c in credited).items())
         ),
         other_currencies=other_currencies(credited, context.currency),
+        winners=winners,
     )
 
 
