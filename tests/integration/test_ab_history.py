@@ -20,6 +20,7 @@ from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.domain.report_model import to_json_dict
 from remarket_mailer.domain.stats import two_proportion_p_value
 from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.entrypoints.report_cli import workflow_lines
 from remarket_mailer.rendering.report_html import render_report_html
 from remarket_mailer.services.experiments import decide_winners, winner_history
 from remarket_mailer.services.marketing_report import build_marketing_report
@@ -142,3 +143,7 @@ def test_the_report_shows_the_history(decided: Decided) -> None:
     assert "A/B tests decided" in page
     assert "bold ★" in page and "From then on only bold is sent." in page
     assert "rule: after 15 recipients per variant, alpha 0.05" in page
+    assert any(
+        line.startswith("  A/B reminder_1 decided 2026-11-08 11:00 UTC: only bold is sent since")
+        for line in workflow_lines(workflow)
+    )

@@ -171,6 +171,9 @@ def test_labels_are_in_the_dom_and_nothing_overflows(
         "95% CI",
         "Orders in other currencies are counted as conversions",  # the sample's USD order
         "Funnel of Win-back",
+        "★ winner",  # the report's own verdict under the step's rule
+        "A/B tests decided",  # the history: the demo's rule stopped the test
+        "From then on only b is sent.",
     ):
         assert label in text, label
     assert "Significant:" in text or "Not significant yet:" in text  # the lift's verdict

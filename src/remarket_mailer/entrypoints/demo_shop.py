@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.experiments import WinnerRule
 from remarket_mailer.domain.workflow import Variant
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -36,6 +37,10 @@ HOLDOUT_PERCENT = 10
 """A common control-group size. The holdout is decided after consent, caps, quiet hours and
 the step's condition, so a sample shopper the worker may not mail (Eva, who never consented)
 keeps her "no consent" story instead of being counted in the control group."""
+WINNER_RULE = WinnerRule(min_recipients=150, alpha=0.05)
+"""The first reminder's A/B test stops once each variant has 150 recipients whose lift window
+has run and one is better at p < 0.05: the demo decides it when its clock stops (the
+scheduler's hourly job would), so the report shows the test's history."""
 BASE_RATE = 0.06
 """How often a shopper buys without an email's help (held out, or never clicked)."""
 _CODE_PERCENT = {"reminder_2": 10, "last_chance": 15}  # the stock steps' codes
@@ -53,7 +58,8 @@ _PRODUCTS = (
 
 
 def demo_workflows(stock: WorkflowSet) -> WorkflowSet:
-    """The stock workflows, with a holdout and an A/B first reminder in the abandoned cart."""
+    """The stock workflows, with a holdout and an A/B first reminder (with a winner rule) in
+    the abandoned cart."""
     result = WorkflowSet()
     for workflow_id, workflow in stock.workflows.items():
         source = stock.sources[workflow_id]
@@ -65,12 +71,16 @@ def demo_workflows(stock: WorkflowSet) -> WorkflowSet:
             )
             source += (
                 f"# demo: holdout_percent {HOLDOUT_PERCENT}; {first.id} variants "
-                "a (its template) and b (abandoned_cart/reminder_2)\n"
+                "a (its template) and b (abandoned_cart/reminder_2), winner after 150, "
+                "alpha 0.05\n"
             )
             workflow = dataclasses.replace(
                 workflow,
                 holdout_percent=HOLDOUT_PERCENT,
-                steps=(dataclasses.replace(first, variants=variants), *workflow.steps[1:]),
+                steps=(
+                    dataclasses.replace(first, variants=variants, winner=WINNER_RULE),
+                    *workflow.steps[1:],
+                ),
                 version=workflow_version(source),
             )
         result.add(workflow, source)

@@ -108,6 +108,11 @@ def workflow_lines(workflow: WorkflowReport) -> list[str]:
     for step in workflow.steps:
         if step.winner is not None and step.variants:
             lines.append(f"  A/B {step.step_id}: {step.winner.reason}")
+    for record in workflow.winners:
+        lines.append(
+            f"  A/B {record.step_id} decided {moment(record.decided_at)}: only {record.winner} "
+            "is sent since (remarket experiments list)"
+        )
     for title, counts in (("skipped", workflow.skipped), ("deferred", workflow.deferred)):
         if counts:
             lines.append(f"  {title}: " + ", ".join(f"{c.reason} {c.count}" for c in counts))
