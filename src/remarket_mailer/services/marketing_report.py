@@ -1,6 +1,7 @@
 """The marketer's report: what each workflow, step and A/B variant sent and earned.
 
-One transaction reads the rows (``db.report_rows``); everything else is the pure ``domain``
+One transaction reads the rows (``db.report_rows``), ``report_inputs`` turns them into domain
+values; everything else is the pure ``domain``
 functions defined in ``docs/measuring.md``: machine opens kept apart (``engagement``),
 last-touch credit (``attribution.attribute``), the holdout lift over one fixed window from
 the (would-be) send (``attribution.conversion_within``, ``experiments.holdout_lift``) and the
@@ -10,7 +11,7 @@ variants per step (``experiments.variant_results``).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -23,20 +24,15 @@ from remarket_mailer.domain.attribution import (
     AttributionWindows,
     Conversion,
     Order,
-    Touch,
     WindowOutcome,
     attribute,
     conversion_within,
-    discount_taken,
 )
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.currencies import in_currency, main_currency, other_currencies
 from remarket_mailer.domain.engagement import (
     DeliveryEngagement,
-    EngagementEvent,
-    EngagementKind,
     MachineRules,
-    summarize,
 )
 from remarket_mailer.domain.experiments import (
     Arm,
@@ -61,6 +57,7 @@ from remarket_mailer.domain.report_model import (
 from remarket_mailer.domain.states import DeliveryStatus
 from remarket_mailer.domain.transitions import deferral_rule
 from remarket_mailer.domain.workflow import Workflow
+from remarket_mailer.services import report_inputs
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 ReportDelivery = rows_db.ReportDelivery
@@ -158,10 +155,10 @@ def build_marketing_report(
     horizon = max([windows.lift_window, *(w.attribution.lift_window for w in known.values())])
     data = _read(uow, now, since, until, workflow_id, horizon)
     currency = main_currency((o.currency for o in data.orders), DEFAULT_CURRENCY)
-    summaries = _engagement(data.deliveries, data.events, rules)
-    orders = _orders(data.orders, data.codes, currency)
+    summaries = report_inputs.engagement(data.deliveries, data.events, rules)
+    orders = report_inputs.orders(data.orders, data.codes, currency)
     touches = [
-        _touch(d, summaries[d.id], windows_of(d.workflow_id))
+        report_inputs.touch(d, summaries[d.id], windows_of(d.workflow_id))
         for d in data.deliveries
         if d.id in summaries
     ]
@@ -170,7 +167,7 @@ def build_marketing_report(
     for order in orders:
         by_contact[order.contact_id].append(order)
     context = _Context(
-        summaries, _event_kinds(data.events), credited, by_contact, windows, currency
+        summaries, report_inputs.event_kinds(data.events), credited, by_contact, windows, currency
     )
     grouped: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in data.deliveries:
@@ -196,82 +193,6 @@ def _winner_rules(workflow: Workflow | None, default: WinnerRule) -> Mapping[str
     """step → the rule its A/B verdict uses: the step's own ``winner:``, else ``default``."""
     steps = workflow.steps if workflow is not None else ()
     return defaultdict(lambda: default, {s.id: s.winner for s in steps if s.winner is not None})
-
-
-def _engagement(
-    deliveries: Sequence[ReportDelivery],
-    events: Sequence[rows_db.ReportEngagement],
-    rules: MachineRules,
-) -> dict[int, DeliveryEngagement]:
-    """People's and machines' opens and clicks per sent delivery, timed from its delivery
-    report (else its send)."""
-    delivered: dict[int, datetime | None] = {
-        d.id: d.sent_at for d in deliveries if d.status == DeliveryStatus.SENT
-    }
-    for event in events:
-        if event.kind == "delivered" and event.delivery_id in delivered:
-            sent = delivered[event.delivery_id]
-            if sent is None or event.occurred_at > sent:
-                delivered[event.delivery_id] = event.occurred_at
-    engagement = [
-        EngagementEvent(
-            e.delivery_id,
-            EngagementKind(e.kind),
-            e.occurred_at,
-            e.user_agent,
-            url=e.detail if e.kind == "clicked" else None,
-        )
-        for e in events
-        if e.kind in ("opened", "clicked")
-    ]
-    return summarize(delivered, engagement, rules)
-
-
-def _orders(
-    found: Sequence[rows_db.ReportOrder], codes: Sequence[rows_db.ReportCode], currency: str
-) -> list[Order]:
-    """Orders as attribution sees them, in every currency (one without a currency is in
-    ``currency``), with the code redeemed (one the steps gave out) and what it took off."""
-    by_code = {c.code: c for c in codes}
-    orders: list[Order] = []
-    for o in found:
-        if o.total is None:
-            continue
-        code = next((by_code[c] for c in o.codes if c in by_code), None)
-        cost = Decimal("0") if code is None else discount_taken(code.kind, code.value, o.total)
-        orders.append(
-            Order(
-                o.order_id,
-                o.contact_id,
-                o.placed_at,
-                o.total,
-                o.currency or currency,
-                code.code if code else (o.codes[0] if o.codes else None),
-                cost,
-            )
-        )
-    return orders
-
-
-def _touch(d: ReportDelivery, engaged: DeliveryEngagement, windows: AttributionWindows) -> Touch:
-    assert d.sent_at is not None  # summaries hold sent deliveries only
-    return Touch(
-        d.id,
-        d.contact_id,
-        d.workflow_id,
-        d.step_id,
-        d.sent_at,
-        engaged.human_engaged_at,
-        d.variant,
-        windows,
-    )
-
-
-def _event_kinds(events: Iterable[rows_db.ReportEngagement]) -> dict[int, set[str]]:
-    kinds: dict[int, set[str]] = defaultdict(set)
-    for event in events:
-        kinds[event.delivery_id].add(event.kind)
-    return kinds
 
 
 @dataclass(frozen=True, slots=True)
