@@ -271,6 +271,8 @@ class SendingDelivery:
     step_id: str
     template: str
     planned_at: datetime
+    due_at: datetime
+    """When it last became due: planned_at, or the end of a deferral or a retry's wait."""
     attempts: int
     """Provider attempts made before this one (the worker adds one when it records a result
     the provider gave)."""
@@ -299,13 +301,12 @@ def take_for_sending(
             Delivery.step_id,
             Delivery.template,
             Delivery.planned_at,
+            Delivery.due_at,
             Delivery.attempts,
             Delivery.send_key,
         )
     )
-    # SQLAlchemy types an eight-column RETURNING as eight or more; the slice keeps mypy checking
-    # the fields.
-    taken = [SendingDelivery(*row[:8]) for row in rows.all()]
+    taken = [SendingDelivery(**row._mapping) for row in rows.all()]
     taken.sort(key=lambda d: d.id)  # RETURNING has no order
     return taken
 

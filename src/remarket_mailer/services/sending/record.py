@@ -131,7 +131,8 @@ class Recorder:
         delivery = item.delivery
         if isinstance(result, Sent | KeyConflict):
             report.sent += 1
-            report.sent_lag_seconds.append((now - delivery.planned_at).total_seconds())
+            report.sent_lag_seconds.append((now - delivery.due_at).total_seconds())
+            report.since_planned_seconds.append((now - delivery.planned_at).total_seconds())
             return self._sent(item, result, used, now)
         if isinstance(result, ProviderFault):
             # The account or configuration is wrong, not the message: it waits for the
