@@ -49,7 +49,7 @@ from remarket_mailer.rendering.samples import SAMPLES_DIR, load_samples, sample_
 from remarket_mailer.rendering.sources import JINJA_TAG, find_line
 
 if TYPE_CHECKING:
-    from remarket_mailer.rendering.renderer import CompiledTemplate, RenderedEmail
+    from remarket_mailer.rendering.compiled import CompiledTemplate, RenderedEmail
 
 _LINK = re.compile(r"""\b(?:href|src)\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _TEXT_URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s<>"')\]]+""", re.I)
