@@ -21,13 +21,8 @@ from remarket_mailer.domain.clock import SystemClock
 from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.errors import RemarketError
 from remarket_mailer.services.discount_admin import pool_report
-from remarket_mailer.services.discounts import (
-    CodesFile,
-    ImportReport,
-    Kind,
-    import_pool,
-    read_codes_file,
-)
+from remarket_mailer.services.discount_files import CodesFile, read_codes_file
+from remarket_mailer.services.discounts import ImportReport, Kind, import_pool
 from remarket_mailer.services.unit_of_work import database_errors_in_one_line
 
 discounts_app = CommandGroup(
