@@ -14,8 +14,9 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from remarket_mailer.rendering import filters
+from remarket_mailer.rendering import dates, filters
 from remarket_mailer.rendering.locales import SOURCE_LOCALE, LocaleCatalog
+from remarket_mailer.rendering.utm import utm_from_context
 from remarket_mailer.sandbox import BoundedSandbox, join_bounded
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -113,12 +114,12 @@ def _language_filters(language: str) -> dict[str, Callable[..., str]]:
     def date(
         moment: Any, locale: str | None = None, timezone: str | None = None, format: str = "medium"
     ) -> str:
-        return filters.date(moment, locale or language, timezone, format)
+        return dates.date(moment, locale or language, timezone, format)
 
     def datetime_(
         moment: Any, locale: str | None = None, timezone: str | None = None, format: str = "medium"
     ) -> str:
-        return filters.datetime_(moment, locale or language, timezone, format)
+        return dates.datetime_(moment, locale or language, timezone, format)
 
     def plural(
         count: Any,
@@ -141,7 +142,7 @@ def _language_filters(language: str) -> dict[str, Callable[..., str]]:
     ) -> str:
         # get_all(): the template's data as one dict (no copy unless it {% set %}s names);
         # Context.get resolves through four Python calls per lookup.
-        return filters.utm_from_context(context.get_all(), str(url), campaign, content)
+        return utm_from_context(context.get_all(), str(url), campaign, content)
 
     return {
         "money": money,
