@@ -99,14 +99,7 @@ def run_demo(
     result = DemoResult(rows=[], outbox=outbox)
     end = until or parsed[-1][0].occurred_at + horizon
 
-    def place_order(raw: dict[str, Any]) -> None:
-        bisect.insort(parsed, (parse_event(raw), raw), key=lambda pair: pair[0].occurred_at)
-
-    reactions = (
-        demo_shop.ShopperReactions(app.uow, place_order, demo_shop.cart_totals(generated))
-        if shoppers
-        else None
-    )
+    reactions = _shopper_reactions(app, parsed, generated) if shoppers else None
     try:
         _replay(app, clock, broker, parsed, end, result, progress, reactions)
         _collect(app, clock, workflows, result, reactions, shoppers)
@@ -118,6 +111,17 @@ def run_demo(
     if outbox is not None:
         result.eml_files = sorted(outbox.glob("*.eml"))
     return result
+
+
+def _shopper_reactions(
+    app: App, parsed: list[tuple[IncomingEvent, dict[str, Any]]], generated: list[dict[str, Any]]
+) -> demo_shop.ShopperReactions:
+    """The generated shoppers' reactions; an order they place joins the events to replay."""
+
+    def place_order(raw: dict[str, Any]) -> None:
+        bisect.insort(parsed, (parse_event(raw), raw), key=lambda pair: pair[0].occurred_at)
+
+    return demo_shop.ShopperReactions(app.uow, place_order, demo_shop.cart_totals(generated))
 
 
 def _collect(
