@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
 from remarket_mailer.errors import TemplateError
-from remarket_mailer.rendering.renderer import Renderer, html_escape
+from remarket_mailer.rendering.ascii_html import html_escape
+from remarket_mailer.rendering.renderer import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 

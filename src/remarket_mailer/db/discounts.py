@@ -120,17 +120,7 @@ def claim_pool_code(
         try:
             # The savepoint also releases the row lock if another worker won this pair.
             with session.begin_nested():
-                code_id = session.scalar(
-                    select(DiscountCode.id)
-                    .where(
-                        DiscountCode.pool == pool,
-                        DiscountCode.status == AVAILABLE,
-                        _not_expired(now),
-                    )
-                    .order_by(DiscountCode.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
+                code_id = _first_available(session, pool, now)
                 if code_id is None:
                     return None, False
                 taken = session.scalar(
@@ -160,6 +150,17 @@ def claim_pool_code(
             )
             return code, True
     return None, False
+
+
+def _first_available(session: Session, pool: str, now: datetime) -> int | None:
+    """The id of the oldest unexpired available code of ``pool`` no other worker has locked."""
+    return session.scalar(
+        select(DiscountCode.id)
+        .where(DiscountCode.pool == pool, DiscountCode.status == AVAILABLE, _not_expired(now))
+        .order_by(DiscountCode.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def available_count(session: Session, pool: str, now: datetime | None = None) -> int:
