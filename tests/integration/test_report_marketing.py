@@ -310,3 +310,26 @@ def test_a_workflows_own_attribution_window_credits_what_the_default_does_not(
 
     assert converted() == 0  # the default windows
     assert converted(workflows=loaded) == 1
+
+
+def test_the_shops_currency_setting_names_the_reports_money(shop: Shop) -> None:
+    buyer = next(n for n in shop.clicked if n not in shop.bought_after_click)
+    body = order_event(shop.clock.now(), None, shop.email(buyer), total="30.00")
+    post(shop.client, {**body, "currency": "USD"})
+    inferred = build_marketing_report(shop.app.uow, shop.clock, bootstrap_resamples=0)
+    chosen = build_marketing_report(shop.app.uow, shop.clock, bootstrap_resamples=0, currency="USD")
+    assert (inferred.currency, chosen.currency) == ("EUR", "USD")
+    (workflow,) = chosen.workflows
+    assert workflow.funnel.revenue == Decimal("30.00")  # the dollars, and no euros in them
+    assert [c.currency for c in workflow.other_currencies] == ["EUR"]
+    assert workflow.funnel.converted == inferred.workflows[0].funnel.converted
+
+
+@pytest.mark.parametrize("value", ["euro", "E1R", "EURO"])
+def test_a_shop_currency_that_is_no_iso_code_is_refused(value: str) -> None:
+    from remarket_mailer.config import load_settings
+    from remarket_mailer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ISO 4217"):
+        load_settings(shop_currency=value)
+    assert load_settings(shop_currency=" usd ").shop_currency == "USD"

@@ -179,7 +179,15 @@ def report(
     start, end = _period(since, until, now)
     uow = open_database()
     try:
-        marketing = build_marketing_report(uow, clock, start, end, workflow, workflows=_workflows())
+        marketing = build_marketing_report(
+            uow,
+            clock,
+            start,
+            end,
+            workflow,
+            workflows=_workflows(),
+            currency=current_settings().shop_currency or None,
+        )
     except ValueError as exc:
         raise fail(f"--since/--until: {exc}") from None
     # The operator's section keeps its own window: back from now (7 days unless --since).

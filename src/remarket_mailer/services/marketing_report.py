@@ -137,12 +137,14 @@ def build_marketing_report(
     rules: MachineRules = DEFAULT_RULES,
     winner_rule: WinnerRule = DEFAULT_WINNER_RULE,
     bootstrap_resamples: int = 2000,
+    currency: str | None = None,
 ) -> Report:
     """The report of deliveries whose moment lies in ``[since, until)``; either bound left out
     covers the data (``report_span``). ``names`` maps workflow ids to their names.
 
     ``workflows`` (id → workflow) give each workflow's own attribution windows and its steps'
     A/B winner rules (``windows`` and ``winner_rule`` for the others) and their names.
+    ``currency`` is the shop's main currency; None takes the one most orders are in.
     Raises ``ValueError`` when ``since`` is not before ``until``.
     """
     now = clock.now()
@@ -154,7 +156,7 @@ def build_marketing_report(
 
     horizon = max([windows.lift_window, *(w.attribution.lift_window for w in known.values())])
     data = _read(uow, now, since, until, workflow_id, horizon)
-    currency = main_currency((o.currency for o in data.orders), DEFAULT_CURRENCY)
+    currency = currency or main_currency((o.currency for o in data.orders), DEFAULT_CURRENCY)
     summaries = report_inputs.engagement(data.deliveries, data.events, rules)
     orders = report_inputs.orders(data.orders, data.codes, currency)
     touches = [
