@@ -17,7 +17,7 @@ from remarket_mailer.bootstrap import App
 from remarket_mailer.cli import app as cli_app
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.clock import VirtualClock
-from remarket_mailer.domain.report_model import to_json_dict
+from remarket_mailer.domain.report_export import to_json_dict
 from remarket_mailer.domain.stats import two_proportion_p_value
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.entrypoints.report_cli import workflow_lines

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from remarket_mailer.bootstrap import App
 from remarket_mailer.cli import app as cli_app
 from remarket_mailer.domain.clock import VirtualClock
-from remarket_mailer.domain.report_model import ROW_COLUMNS, csv_text, to_json_dict
+from remarket_mailer.domain.report_export import ROW_COLUMNS, csv_text, to_json_dict
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.entrypoints.report_cli import marketing_table, workflow_lines
 from remarket_mailer.rendering.report_html import render_report_html

@@ -8,19 +8,21 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from remarket_mailer.domain.report_model import (
+from remarket_mailer.domain.report_export import (
     ROW_COLUMNS,
-    Funnel,
-    ReasonCount,
-    Report,
-    StepReport,
-    WorkflowReport,
     csv_text,
     display_rows,
     percent,
     points,
     rows,
     to_json_dict,
+)
+from remarket_mailer.domain.report_model import (
+    Funnel,
+    ReasonCount,
+    Report,
+    StepReport,
+    WorkflowReport,
 )
 from tests.report_sample import sample_report
 

@@ -18,14 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from remarket_mailer.domain.currencies import describe
-from remarket_mailer.domain.report_model import (
-    ROW_COLUMNS,
-    Report,
-    WorkflowReport,
-    display_rows,
-    percent,
-    points,
-)
+from remarket_mailer.domain.report_export import ROW_COLUMNS, display_rows, percent, points
+from remarket_mailer.domain.report_model import Report, WorkflowReport
 from remarket_mailer.entrypoints.cli_common import console, current_settings, fail, open_database
 
 if TYPE_CHECKING:
@@ -168,7 +162,7 @@ def report(
     from datetime import timedelta
 
     from remarket_mailer.domain.clock import SystemClock
-    from remarket_mailer.domain.report_model import csv_text, to_json_dict
+    from remarket_mailer.domain.report_export import csv_text, to_json_dict
     from remarket_mailer.services.marketing_report import build_marketing_report
     from remarket_mailer.services.report import build_report
 

@@ -18,6 +18,7 @@ from itertools import count
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 
+from remarket_mailer.domain.report_export import percent, points
 from remarket_mailer.domain.report_model import (
     DayPoint,
     Funnel,
@@ -25,8 +26,6 @@ from remarket_mailer.domain.report_model import (
     Report,
     StepReport,
     WorkflowReport,
-    percent,
-    points,
 )
 from remarket_mailer.domain.stats import Estimate
 from remarket_mailer.rendering import filters
