@@ -11,10 +11,11 @@ variants per step (``experiments.variant_results``).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from remarket_mailer.db import experiments as experiments_db
 from remarket_mailer.db import report_rows as rows_db
@@ -61,6 +62,9 @@ from remarket_mailer.services import report_inputs
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 ReportDelivery = rows_db.ReportDelivery
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
 DEFAULT_CURRENCY = "EUR"
 DEFAULT_WINDOWS = AttributionWindows()
 DEFAULT_RULES = MachineRules()
@@ -165,20 +169,15 @@ def build_marketing_report(
         if d.id in summaries
     ]
     credited = attribute(orders, touches)
-    by_contact: dict[int, list[Order]] = defaultdict(list)
-    for order in orders:
-        by_contact[order.contact_id].append(order)
+    by_contact = _grouped(orders, lambda o: o.contact_id)
     context = _Context(
         summaries, report_inputs.event_kinds(data.events), credited, by_contact, windows, currency
     )
-    grouped: dict[str, list[ReportDelivery]] = defaultdict(list)
-    for delivery in data.deliveries:
-        grouped[delivery.workflow_id].append(delivery)
     reports = tuple(
         _workflow(
             wid,
             (names or {}).get(wid, wid),
-            grouped[wid],
+            group,
             replace(context, windows=windows_of(wid)),
             [c for c in data.codes if c.workflow_id == wid],
             data.pools,
@@ -186,9 +185,16 @@ def build_marketing_report(
             bootstrap_resamples,
             data.winners.get(wid, ()),
         )
-        for wid in sorted(grouped)
+        for wid, group in sorted(_grouped(data.deliveries, lambda d: d.workflow_id).items())
     )
     return Report(now, data.since, data.until, currency, reports)
+
+
+def _grouped(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
+    found: dict[K, list[T]] = defaultdict(list)
+    for item in items:
+        found[key(item)].append(item)
+    return found
 
 
 def _winner_rules(workflow: Workflow | None, default: WinnerRule) -> Mapping[str, WinnerRule]:
