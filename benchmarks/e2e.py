@@ -101,14 +101,15 @@ def one_round(stack: Stack, args: argparse.Namespace, number: int, rows: Rows) -
         rows.setdefault(label, []).append(value)
         print(f"  round {number}: {label}: {value:.0f}/s  (load {load_average()})", flush=True)
 
-    for workers in args.workers:
+    for workers in args.workers if "smtp" in args.only or "peers" in args.only else ():
         add(f"smtp {workers}", stack.ours("smtp", workers, n, f"r{number}s{workers}"))
-        add(f"raw {workers}", raw_smtplib(stack, workers, n))
-    for workers in args.workers:
+        if "smtp" in args.only:
+            add(f"raw {workers}", raw_smtplib(stack, workers, n))
+    for workers in args.workers if "esp" in args.only else ():
         add(f"esp {workers}", stack.ours("esp", workers, n, f"r{number}e{workers}"))
         add(f"noop {workers}", noop_drain(stack, workers, THREADS, n))
     for name, configurations in PEERS.items():
-        if peer_missing(name):
+        if peer_missing(name) or "peers" not in args.only:
             continue
         for configuration in configurations:
             add(f"{name} {configuration}", run_peer(stack, name, configuration, n))
@@ -147,8 +148,9 @@ def report(rows: Rows, stack: Stack, args: argparse.Namespace, loads: list[str])
             if f"{kind} {low}" in rows and f"{kind} {high}" in rows:
                 gain = median(rows[f"{kind} {high}"]) / median(rows[f"{kind} {low}"])
                 print(f"| {kind}: {high} processes / {low} | {gain:.2f}x | | |")
-    ours_smtp = max((median(rows[f"smtp {w}"]) for w in args.workers), default=0.0)
-    for name, configurations in PEERS.items():
+    ours_smtp = max((median(rows[f"smtp {w}"]) for w in args.workers if f"smtp {w}" in rows),
+                    default=0.0)  # fmt: skip
+    for name, configurations in PEERS.items() if "peers" in args.only else ():
         if peer_missing(name):
             print(f"| {name} | skipped (pip install -e '.[bench-peers]') | — | — |")
             continue
@@ -180,11 +182,29 @@ def main() -> None:
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/8", help="broker, a spare DB")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--only",
+        default="esp,smtp,peers",
+        help="what to measure: esp (with the no-op drain), smtp (with raw smtplib), peers",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the worker processes with py-spy (collapsed stacks) into this directory",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: only samples that hold the GIL (where the CPU goes)",
+    )
     args = parser.parse_args()
     try:
         args.workers = sorted({int(w) for w in args.workers.split(",")})
     except ValueError:
         parser.error("--workers: comma-separated whole numbers, e.g. 1,2")
+    args.only = set(args.only.split(","))
+    if not args.only <= {"esp", "smtp", "peers"}:
+        parser.error("--only: a comma-separated subset of esp, smtp, peers")
     if args.emails < 100 or args.rounds < 1 or min(args.workers) < 1:
         parser.error("--emails must be at least 100, --rounds and --workers at least 1")
     loads = [load_average()]
@@ -209,6 +229,8 @@ def main() -> None:
         with Stack(
             directory, env, url, cert, key, free_port(), post_events, args.postgres
         ) as stack:
+            stack.profile = args.profile
+            stack.spy_options = ["--gil"] if args.profile_gil else []
             for number in range(1, args.rounds + 1):
                 one_round(stack, args, number, rows)
             loads.append(load_average())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +49,9 @@ class Stack:
         self.cpu: dict[str, dict[str, list[float]]] = {}
         self.connections: dict[str, list[int]] = {}
         self.message_file = directory / "message.eml"
+        self.spy_options: list[str] = []
+        self.profile: Path | None = None
+        """A directory: record the worker processes with py-spy there (``--profile``)."""
         self._engine = create_engine(database_url)
 
     def __enter__(self) -> Stack:
@@ -108,8 +113,12 @@ class Stack:
                          "api": self.api_process.pid, "sink": sink.pid}  # fmt: skip
             before = {role: cpu_seconds([pid]) for role, pid in processes.items()}
             backends = self.backends()
+            spy = self._py_spy(worker.pid, tag)
             scheduler.process.send_signal(signal.SIGCONT)
             rate = sink.wait_for(n, max(60.0, n / 20), alive=[worker, scheduler])
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             after = {role: cpu_seconds([pid]) for role, pid in processes.items()}
             now = self.backends()
             cpu = self.cpu.setdefault(f"{kind}, {workers} worker process(es)", {})
@@ -128,6 +137,20 @@ class Stack:
             scheduler.process.send_signal(signal.SIGCONT)
             scheduler.stop()
             worker.stop()
+
+    def _py_spy(self, pid: int, tag: str) -> subprocess.Popen[bytes] | None:
+        if self.profile is None:
+            return None
+        self.profile.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or "py-spy"
+        output = self.profile / f"{tag}.txt"
+        process = subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200", *self.spy_options,
+             "--format", "raw", "--output", str(output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # py-spy attaches before the first batch arrives
+        return process
 
     def worker_connections(self, worker: int, scheduler: int) -> int:
         """Connections to this run's database opened by the worker processes: all of them
