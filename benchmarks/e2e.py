@@ -180,7 +180,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="1,2", help="worker process counts, comma-separated (default 1,2)"
     )
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/8", help="broker: a spare Redis DB, flushed by the run")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/8",
+        help="broker: a spare Redis DB, flushed by the run",
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument(
         "--only",
