@@ -148,18 +148,22 @@ def report(rows: Rows, stack: Stack, args: argparse.Namespace, loads: list[str])
             if f"{kind} {low}" in rows and f"{kind} {high}" in rows:
                 gain = median(rows[f"{kind} {high}"]) / median(rows[f"{kind} {low}"])
                 print(f"| {kind}: {high} processes / {low} | {gain:.2f}x | | |")
-    ours_smtp = max((median(rows[f"smtp {w}"]) for w in args.workers if f"smtp {w}" in rows),
-                    default=0.0)  # fmt: skip
-    for name, configurations in PEERS.items() if "peers" in args.only else ():
+    measured = [w for w in args.workers if f"smtp {w}" in rows]
+    for name, configurations in PEERS.items() if "peers" in args.only and measured else ():
         if peer_missing(name):
             print(f"| {name} | skipped (pip install -e '.[bench-peers]') | — | — |")
             continue
         for configuration in configurations:
+            # Beside ours with as many processes (Celery's prefork pool: one per task slot),
+            # or ours' largest measured count.
+            count = int(configuration.partition("=")[2])
+            same = count if count in measured else max(measured)
+            ours = median(rows[f"smtp {same}"])
             key = f"{name} {configuration}"
-            peer = median(rows[key])
             print(
                 f"| {name} {configuration}, same sink and email | {_spread(rows[key])} "
-                f"| ours (best SMTP row) {ours_smtp:,.0f}/s | ours {ours_smtp / peer:.2f}x |"
+                f"| ours SMTP, {same} process(es): {ours:,.0f}/s "
+                f"| ours {ours / median(rows[key]):.2f}x |"
             )
     print("\nCPU seconds per process during ours (median over rounds):")
     for label, cpu in stack.cpu.items():
