@@ -114,8 +114,9 @@ class Stack:
             before = {role: cpu_seconds([pid]) for role, pid in processes.items()}
             backends = self.backends()
             spy = self._py_spy(worker.pid, tag)
+            since = time.time()
             scheduler.process.send_signal(signal.SIGCONT)
-            rate = sink.wait_for(n, max(60.0, n / 20), alive=[worker, scheduler])
+            rate = sink.wait_for(n, max(60.0, n / 20), alive=[worker, scheduler], since=since)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
@@ -214,11 +215,12 @@ def raw_smtplib(stack: Stack, processes: int, n: int) -> float:
         for sender in senders:
             sender.wait_for_lines("ready", 1)
         stack.smtp.reset()
+        since = time.time()
         for sender in senders:
             assert sender.process.stdin is not None
             sender.process.stdin.write(b"go\n")
             sender.process.stdin.flush()
-        return stack.smtp.wait_for(n, max(60.0, n / 20), alive=[])
+        return stack.smtp.wait_for(n, max(60.0, n / 20), alive=[], since=since)
     finally:
         for sender in senders:
             sender.stop()
@@ -248,6 +250,7 @@ def noop_drain(stack: Stack, processes: int, threads: int, n: int) -> float:
             actor.send(number)
         for drain in drains:
             drain.wait_for_lines("ready", 1)
+        since = time.time()
         for drain in drains:
             assert drain.process.stdin is not None
             drain.process.stdin.write(b"go\n")
@@ -262,10 +265,8 @@ def noop_drain(stack: Stack, processes: int, threads: int, n: int) -> float:
         for drain in drains:
             drain.stop()
         broker.close()
-    ran = [s for s in seen if s["count"]]
-    first = min(s["first"] for s in ran)
-    last = max(s["last"] for s in ran)
-    return (sum(s["count"] for s in ran) - 1) / max(last - first, 1e-6)
+    last = max(s["last"] for s in seen if s["count"])
+    return sum(s["count"] for s in seen) / max(last - since, 1e-6)
 
 
 def _noop(_n: int) -> None:

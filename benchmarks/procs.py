@@ -141,8 +141,11 @@ class Sink:
     def reset(self) -> None:
         httpx.post(f"http://127.0.0.1:{self.stats_port}/")
 
-    def wait_for(self, count: int, seconds: float, alive: Sequence[Spawned] = ()) -> float:
-        """Wait until ``count`` messages arrived; their rate per second, counted from the
+    def wait_for(
+        self, count: int, seconds: float, alive: Sequence[Spawned] = (), since: float | None = None
+    ) -> float:
+        """Wait until ``count`` messages arrived; their rate per second from ``since`` (Unix
+        time: when the sender was told to go) to the last arrival, or without it from the
         first arrival to the last (the messages of the first arrival not counted)."""
         deadline = time.monotonic() + seconds
         while True:
@@ -156,8 +159,10 @@ class Sink:
                 raise RuntimeError(f"only {stats['messages']} of {count} messages arrived")
             time.sleep(0.05)
         first, last = float(str(stats["first"])), float(str(stats["last"]))
-        counted = int(str(stats["messages"])) - int(str(stats["first_count"]))
-        return counted / max(last - first, 1e-6)
+        messages = int(str(stats["messages"]))
+        if since is not None:
+            return messages / max(last - since, 1e-6)
+        return (messages - int(str(stats["first_count"]))) / max(last - first, 1e-6)
 
     def stop(self) -> None:
         self.spawned.stop()
