@@ -138,3 +138,36 @@ def test_a_name_is_shown_as_written_even_when_it_looks_encoded(first_name: str) 
     assert parsed["From"].addresses[0].display_name == ENCODED
     assert str(parsed["Subject"]) == f"{first_name}, you left something"
     assert "evil.example" not in str(parsed["To"]) + str(parsed["Subject"])
+
+
+_ADDRESS_PARTS = st.text(alphabet='ab.@<> "(),;:\\[]Zé\t', max_size=24)
+
+
+@given(
+    st.one_of(
+        _ADDRESS_PARTS,
+        st.emails(),
+        st.tuples(st.text(max_size=12), st.emails()).map(lambda pair: f"{pair[0]} <{pair[1]}>"),
+    )
+)
+def test_the_plain_address_shortcut_finds_what_parseaddr_finds(value: str) -> None:
+    from email.utils import parseaddr
+
+    from remarket_mailer.delivery.message import bare_address
+
+    assert bare_address(value) == parseaddr(value)[1]
+
+
+@given(st.emails())
+def test_a_bare_to_address_is_written_as_parseaddr_would(address: str) -> None:
+    message = OutboundMessage(
+        delivery_id=1,
+        to_addr=address,
+        from_addr="Shop <news@shop.example>",
+        subject="Hi",
+        html="<p>Hi</p>",
+        text="Hi",
+        message_id="1@shop.example",
+    )
+    parsed = email.message_from_bytes(to_bytes(message), policy=email.policy.default)
+    assert parsed["To"].addresses[0].addr_spec == address

@@ -154,8 +154,31 @@ def _qp_part(boundary: str, subtype: str, body: str) -> bytes:
     ).encode("ascii") + encoded
 
 
+# An addr-spec without anything parseaddr would rewrite (quotes, comments, brackets, spaces),
+# alone or after a display name made of the same plain characters and spaces.
+_PLAIN = r'[^\s"(),.:;<>@\[\\\]]+(?:\.[^\s"(),.:;<>@\[\\\]]+)*'
+_PLAIN_ADDRESS = re.compile(f"{_PLAIN}@{_PLAIN}")
+_PLAIN_NAMED = re.compile(f'[^"(),.:;<>@\\[\\\\\\]]*<({_PLAIN}@{_PLAIN})>')
+
+
+def bare_address(value: str) -> str:
+    """The address of a From/To value (``parseaddr(value)[1]``), without the stdlib's pure
+    Python parser for the plain forms it would only hand back. Five parses of an SMTP email
+    were ~19 % of the worker's CPU for it; this takes three of them (smtplib does the other
+    two itself). Anything else goes to ``parseaddr``."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        return value
+    named = _PLAIN_NAMED.fullmatch(value)
+    if named:
+        return named.group(1)
+    return parseaddr(value)[1]
+
+
 def _address_header(value: str) -> str:
-    name, address = parseaddr(clean_header(value))
+    value = clean_header(value)
+    if _PLAIN_ADDRESS.fullmatch(value):  # what parseaddr would give back, with no name
+        return value
+    name, address = parseaddr(value)
     if not address:
         raise ValueError(f"not an email address: {value!r}")
     if not name:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from remarket_mailer.delivery.base import (
@@ -32,7 +33,7 @@ from remarket_mailer.delivery.base import (
     Transient,
 )
 from remarket_mailer.delivery.dkim import DkimSigner
-from remarket_mailer.delivery.message import to_bytes
+from remarket_mailer.delivery.message import bare_address, to_bytes
 from remarket_mailer.errors import ConfigError
 
 _HARD_BOUNCE_CODES = ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1")
@@ -261,10 +262,10 @@ class SmtpProvider(Provider):
             return Permanent(str(exc))
         if self.dkim is not None:
             data = self.dkim.sign(data)
-        envelope_from = self.envelope_from or _bare(message.from_addr)
+        envelope_from = self.envelope_from or _bare_sender(message.from_addr)
         conn = self._connection()
         try:
-            refused = conn.sendmail(envelope_from, [_bare(message.to_addr)], data)
+            refused = conn.sendmail(envelope_from, [bare_address(message.to_addr)], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             return classify_smtp_error(code, reply.decode(errors="replace"))
@@ -295,10 +296,8 @@ class SmtpProvider(Provider):
                 conn.close()
 
 
-def _bare(address: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(address)[1]
+# The envelope sender comes from a handful of workflow settings: parse each once.
+_bare_sender = lru_cache(maxsize=256)(bare_address)
 
 
 def _decode(value: bytes | str) -> str:
