@@ -100,7 +100,7 @@ def run_due(app: App) -> DispatchReport:
         app.uow,
         app.clock,
         app.delivery.send,
-        batch_size=app.send_batch_size(),  # as the scheduler cuts them
+        batch_size=app.settings.batch_size,
         lease=timedelta(seconds=app.settings.lease_seconds),
         pause_keys=app.delivery.pause_keys_by_workflow(),
     )

@@ -45,8 +45,6 @@ from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
 log = logging.getLogger(__name__)
 
 SEND_QUEUE = "remarket.send"
-MAX_ESP_BATCH = 500
-"""The largest batch ``App.send_batch_size`` picks by itself for a batch ESP."""
 
 
 @dataclass
@@ -75,20 +73,6 @@ class App:
                 options={},
             )
         )
-
-    def send_batch_size(self) -> int:
-        """Deliveries per ``send_batch`` message (the sweeper cuts them, the worker's time
-        limit allows for them): ``REMARKET_BATCH_SIZE`` when it is set. Unset, the default,
-        or when every provider is a batch ESP, as many as one of its requests takes (up to
-        ``MAX_ESP_BATCH``): a batch pays a dozen queries and a few transactions whatever its
-        size, and at Postmark's 500 the worker spent 30 % less CPU per email than at 100."""
-        default = self.settings.batch_size
-        if "batch_size" in self.settings.model_fields_set:
-            return default
-        providers = [route.provider for route in self.delivery.routes.values()]
-        if not all(getattr(p, "batch_api", False) for p in providers):
-            return default
-        return max(default, min(MAX_ESP_BATCH, *(p.max_batch for p in providers)))
 
     def close(self) -> None:
         for route in self.delivery.routes.values():

@@ -32,7 +32,7 @@ def sweep(app: App) -> DispatchReport:
         app.uow,
         app.clock,
         app.enqueue_send,
-        batch_size=app.send_batch_size(),
+        batch_size=app.settings.batch_size,
         lease=timedelta(seconds=app.settings.lease_seconds),
         pause_keys=app.delivery.pause_keys_by_workflow(),
     )

@@ -28,7 +28,7 @@ def start_worker(app: App, threads: int | None = None) -> dramatiq.Worker:
     """Start worker threads in this process (the demo and tests call this too). Raises
     ConfigError when the lease is too short for the configured providers."""
     app.delivery.check_lease()
-    actors.declare(app.broker, app.delivery.time_limit_seconds(app.send_batch_size()))
+    actors.declare(app.broker, app.delivery.time_limit_seconds(app.settings.batch_size))
     worker = dramatiq.Worker(app.broker, worker_threads=threads or app.settings.worker_threads)
     worker.start()
     return worker
