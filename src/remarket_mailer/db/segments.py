@@ -1,0 +1,330 @@
+"""Segments: the behaviour a segment reads per contact, its stored members, and the exits
+that a segment rule makes. A fixed number of statements per batch of contacts, whatever its
+size (``in_ids``: one array parameter on PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from remarket_mailer.db.deliveries import skip_pending_for_enrollments
+from remarket_mailer.db.models import (
+    Consent,
+    Contact,
+    Delivery,
+    Enrollment,
+    Event,
+    Order,
+    Product,
+    SegmentMember,
+    SegmentState,
+)
+from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
+from remarket_mailer.db.sql import dialect_insert, in_ids
+from remarket_mailer.domain.consent import ConsentRecord, current_consent
+from remarket_mailer.domain.engagement import EngagementEvent, EngagementKind
+from remarket_mailer.domain.segments import OrderFact, ViewFact
+from remarket_mailer.domain.states import EnrollmentStatus
+
+
+@dataclass
+class BehaviourRows:
+    """What segments read of some contacts, by contact id (contacts themselves come from
+    the caller: ingest holds them already)."""
+
+    orders: dict[int, list[OrderFact]] = field(default_factory=dict)
+    views: dict[int, list[ViewFact]] = field(default_factory=dict)
+    engagement: dict[int, list[tuple[EngagementEvent, datetime | None]]] = field(
+        default_factory=dict
+    )
+    consents: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def _product_ids(items: Any) -> tuple[str, ...]:
+    found = items.get("items", []) if isinstance(items, dict) else items
+    if not isinstance(found, list):
+        return ()
+    return tuple(str(i["product_id"]) for i in found if isinstance(i, dict) and i.get("product_id"))
+
+
+def behaviour_rows(session: Session, contact_ids: Iterable[int], since: datetime) -> BehaviourRows:
+    """Orders (all), product views and people's opens and clicks since ``since``, and current
+    consents per topic, of ``contact_ids``: five statements."""
+    ids = set(contact_ids)
+    rows = BehaviourRows()
+    if not ids:
+        return rows
+    orders = session.connection().execute(
+        select(Order.contact_id, Order.placed_at, Order.total, Order.items).where(
+            in_ids(session, Order.contact_id, "contact_ids", ids)
+        )
+    )
+    baskets = [(cid, placed, total, _product_ids(items)) for cid, placed, total, items in orders]
+    views = session.connection().execute(
+        select(Event.contact_id, Event.occurred_at, Event.payload)
+        .where(in_ids(session, Event.contact_id, "contact_ids", ids))
+        .where(Event.type == "product.viewed", Event.occurred_at >= since)
+    )
+    seen = [
+        (cid, at, str(p.get("product_id")), p.get("category"))
+        for cid, at, p in views
+        if isinstance(p, dict) and p.get("product_id")
+    ]
+    wanted = {p for *_, basket in baskets for p in basket} | {v[2] for v in seen}
+    category = _categories(session, wanted)
+    for cid, placed, total, basket in baskets:
+        cats = tuple(sorted({c for p in basket if (c := category.get(p))}))
+        rows.orders.setdefault(cid, []).append(
+            OrderFact(placed, Decimal(total) if total is not None else None, basket, cats)
+        )
+    for cid, at, product, named in seen:
+        rows.views.setdefault(cid, []).append(ViewFact(at, product, named or category.get(product)))
+    _load_engagement(session, ids, since, rows)
+    _load_consents(session, ids, rows)
+    return rows
+
+
+def _categories(session: Session, product_ids: set[str]) -> dict[str, str]:
+    if not product_ids:
+        return {}
+    found = session.connection().execute(
+        select(Product.product_id, Product.category).where(
+            Product.product_id.in_(sorted(product_ids)), Product.category.is_not(None)
+        )
+    )
+    return {str(p): str(c) for p, c in found}
+
+
+def _load_engagement(session: Session, ids: set[int], since: datetime, rows: BehaviourRows) -> None:
+    found = session.connection().execute(
+        select(
+            Delivery.contact_id,
+            Delivery.id,
+            Delivery.sent_at,
+            TrackingEventRow.kind,
+            TrackingEventRow.occurred_at,
+            TrackingEventRow.user_agent,
+        )
+        .join(TrackingEventRow, TrackingEventRow.delivery_id == Delivery.id)
+        .where(in_ids(session, Delivery.contact_id, "contact_ids", ids))
+        .where(TrackingEventRow.kind.in_(("opened", "clicked")))
+        .where(TrackingEventRow.occurred_at >= since)
+    )
+    for cid, delivery_id, sent_at, kind, at, agent in found:
+        hit = EngagementEvent(delivery_id, EngagementKind(kind), at, agent)
+        rows.engagement.setdefault(cid, []).append((hit, sent_at))
+
+
+def _load_consents(session: Session, ids: set[int], rows: BehaviourRows) -> None:
+    found = session.connection().execute(
+        select(
+            Consent.contact_id,
+            Consent.topic,
+            Consent.status,
+            Consent.occurred_at,
+            Consent.recorded_at,
+        )
+        .where(in_ids(session, Consent.contact_id, "contact_ids", ids))
+        .order_by(Consent.recorded_at, Consent.id)
+    )
+    history: dict[tuple[int, str], list[ConsentRecord]] = {}
+    for cid, topic, status, occurred, recorded in found:
+        history.setdefault((cid, topic), []).append(ConsentRecord(status, occurred, recorded))
+    for (cid, topic), records in history.items():
+        current = current_consent(records)
+        if current is not None:
+            rows.consents.setdefault(cid, {})[topic] = current
+
+
+# -- members -----------------------------------------------------------------------------------
+
+
+def memberships(session: Session, contact_ids: Iterable[int]) -> dict[int, frozenset[str]]:
+    """contact id → the segments it is in (stored), for ``contact_ids``."""
+    ids = set(contact_ids)
+    if not ids:
+        return {}
+    found: dict[int, set[str]] = {}
+    for segment, cid in session.connection().execute(
+        select(SegmentMember.segment, SegmentMember.contact_id).where(
+            in_ids(session, SegmentMember.contact_id, "contact_ids", ids)
+        )
+    ):
+        found.setdefault(cid, set()).add(segment)
+    return {cid: frozenset(names) for cid, names in found.items()}
+
+
+def change_members(
+    session: Session, changes: Mapping[str, tuple[Iterable[int], Iterable[int]]], now: datetime
+) -> None:
+    """Per segment (joined, left): one DELETE per segment that lost members, one INSERT for
+    every new member of every segment."""
+    gone = [(s, cid) for s, (_, left) in changes.items() for cid in left]
+    for segment in {s for s, _ in gone}:
+        session.execute(
+            delete(SegmentMember)
+            .where(SegmentMember.segment == segment)
+            .where(
+                in_ids(
+                    session,
+                    SegmentMember.contact_id,
+                    "contact_ids",
+                    [c for s, c in gone if s == segment],
+                )
+            )
+        )
+    new = [
+        {"segment": s, "contact_id": cid, "joined_at": now}
+        for s, (joined, _) in changes.items()
+        for cid in joined
+    ]
+    if new:
+        statement = dialect_insert(session, SegmentMember).on_conflict_do_nothing(
+            index_elements=["segment", "contact_id"]
+        )
+        session.execute(statement, new)
+
+
+def record_states(
+    session: Session,
+    versions: Mapping[str, str],
+    changed: Iterable[str],
+    now: datetime,
+    *,
+    refreshed: bool,
+) -> None:
+    """Note each segment's version, and when it was last refreshed fully / last changed."""
+    changed = set(changed)
+    for segment, version in versions.items():
+        values: dict[str, Any] = {"segment": segment, "version": version}
+        touched: dict[str, Any] = {}
+        if refreshed:
+            touched["refreshed_at"] = now
+        if segment in changed:
+            touched["changed_at"] = now
+        statement = dialect_insert(session, SegmentState).values(
+            **values, refreshed_at=touched.get("refreshed_at"), changed_at=touched.get("changed_at")
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["segment"], set_={"version": version, **touched}
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCount:
+    segment: str
+    members: int
+    version: str | None
+    refreshed_at: datetime | None
+    changed_at: datetime | None
+
+
+def segment_counts(session: Session) -> dict[str, SegmentCount]:
+    counts = dict(
+        session.execute(
+            select(SegmentMember.segment, func.count()).group_by(SegmentMember.segment)
+        ).all()
+    )
+    states = {s.segment: s for s in session.scalars(select(SegmentState))}
+    names = set(counts) | set(states)
+    return {
+        name: SegmentCount(
+            name,
+            int(counts.get(name, 0)),
+            states[name].version if name in states else None,
+            states[name].refreshed_at if name in states else None,
+            states[name].changed_at if name in states else None,
+        )
+        for name in names
+    }
+
+
+def sample_members(session: Session, segment: str, limit: int) -> list[tuple[str | None, datetime]]:
+    """(email, joined at) of the segment's most recent members."""
+    return [
+        (email, joined)
+        for email, joined in session.execute(
+            select(Contact.email, SegmentMember.joined_at)
+            .join(Contact, Contact.id == SegmentMember.contact_id)
+            .where(SegmentMember.segment == segment)
+            .order_by(SegmentMember.joined_at.desc(), SegmentMember.contact_id)
+            .limit(limit)
+        )
+    ]
+
+
+def contact_id_page(session: Session, after: int, limit: int) -> list[int]:
+    """The next ``limit`` contact ids after ``after``, in order (the full refresh's pages)."""
+    return list(
+        session.scalars(
+            select(Contact.id).where(Contact.id > after).order_by(Contact.id).limit(limit)
+        )
+    )
+
+
+def exit_segment_members(
+    session: Session,
+    segment: str,
+    workflow_ids: Iterable[str],
+    contact_ids: Iterable[int] | None,
+    now: datetime,
+) -> int:
+    """End the active enrollments of ``workflow_ids`` whose contact is in ``segment`` (only
+    among ``contact_ids`` when given) and skip their pending emails; how many ended."""
+    members = select(SegmentMember.contact_id).where(SegmentMember.segment == segment)
+    statement = (
+        update(Enrollment)
+        .where(Enrollment.workflow_id.in_(sorted(set(workflow_ids))))
+        .where(Enrollment.status == EnrollmentStatus.ACTIVE)
+        .where(Enrollment.contact_id.in_(members))
+    )
+    if contact_ids is not None:
+        ids = set(contact_ids)
+        if not ids:
+            return 0
+        statement = statement.where(in_ids(session, Enrollment.contact_id, "contact_ids", ids))
+    reason = f"segment {segment}"
+    ended = list(
+        session.scalars(
+            statement.values(status=EnrollmentStatus.EXITED, exit_reason=reason, ended_at=now)
+            .returning(Enrollment.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    skip_pending_for_enrollments(session, ended, "exited", reason, now)
+    return len(ended)
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceRow:
+    contact_id: int
+    email: str | None
+    attributes: dict[str, Any]
+    last_order_at: datetime | None
+
+
+def audience_page(session: Session, segment: str, after: int, limit: int) -> list[AudienceRow]:
+    """The next ``limit`` members of ``segment`` after contact id ``after``, with their last
+    order."""
+    last_order = (
+        select(func.max(Order.placed_at))
+        .where(Order.contact_id == Contact.id)
+        .correlate(Contact)
+        .scalar_subquery()
+    )
+    found = session.execute(
+        select(Contact.id, Contact.email, Contact.attributes, last_order)
+        .join(SegmentMember, SegmentMember.contact_id == Contact.id)
+        .where(SegmentMember.segment == segment, Contact.id > after)
+        .order_by(Contact.id)
+        .limit(limit)
+    )
+    return [AudienceRow(cid, email, attrs or {}, last) for cid, email, attrs, last in found]
