@@ -112,12 +112,10 @@ def list_segments() -> None:
     if not summaries:
         console.print("no segments defined (add segments/*.yaml)")
         return
-    table = Table("segment", "members", "updated at", "description")
+    table = Table("segment", "members", "updated at")
     for s in summaries:
         stale = " (stale: run `remarket segments refresh`)" if s.stale else ""
-        table.add_row(
-            s.segment.name, str(s.members), _when(s.updated_at) + stale, s.segment.description
-        )
+        table.add_row(s.segment.name, str(s.members), _when(s.updated_at) + stale)
     console.print(table)
 
 
@@ -219,6 +217,7 @@ def export(
         f"consent, {audience.recent_converters} recent converter(s), "
         f"{audience.no_identifier} without a usable email or phone",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -114,6 +114,7 @@ def _names(tree: nodes.Node) -> set[str]:
     found = (tree, *tree.find_all(nodes.Name))
     return {n.name for n in found if isinstance(n, nodes.Name) and n.ctx == "load"}
 
+
 _SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 _SAMPLES = (
     ContactBehaviour(1, {"email": None, "attributes": {}, "is_customer": False}),
