@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.cli import app as cli
+from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.domain.audiences import sha256_hex
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
@@ -21,7 +22,16 @@ from remarket_mailer.entrypoints.scheduler import refresh_segments_job
 from remarket_mailer.services.gdpr import erase_contact
 from remarket_mailer.services.segments import segment_summaries
 from tests.conftest import ROOT, T0, AppFactory
-from tests.helpers import AUTH, arrive, cart_event, deliveries, enrollments, event, order_event
+from tests.helpers import (
+    AUTH,
+    arrive,
+    cart_event,
+    deliveries,
+    enrollments,
+    event,
+    order_event,
+    run_due,
+)
 
 REMINDER = """
 id: reminder
@@ -230,3 +240,68 @@ def test_segments_list_and_show(
     assert shown.exit_code == 0, shown.output
     assert "expression: ordered(7) > 0" in shown.output
     assert "members: 1" in shown.output and "ann@example.org" in shown.output
+
+
+def test_step_condition_asks_the_segment_at_send_time(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    directory = tmp_path / "workflows"
+    directory.mkdir()
+    (directory / "vip_only.yaml").write_text(
+        """
+id: vip_only
+name: VIP only
+trigger: {event: cart.updated, key: cart_id}
+steps:
+  - {id: first, wait: 1h, template: abandoned_cart/reminder_1, condition: "in_segment('vip')"}
+"""
+    )
+    provider = MemoryProvider()
+    app = make_app(provider, workflows_dir=directory)
+    client = TestClient(create_api(app))
+    for who in ("vip@example.org", "new@example.org"):
+        arrive(client, clock, consent(T0, who, "marketing"))
+    for n in range(3):
+        arrive(
+            client, clock, order_event(T0, cart_id=None, email="vip@example.org", order_id=f"v{n}")
+        )
+    for who in ("vip@example.org", "new@example.org"):
+        arrive(client, clock, cart_event(T0, cart_id=f"cart-{who}", contact={"email": who}))
+    clock.set(T0 + timedelta(hours=2))
+    run_due(app)
+    outcome = {d.step_id + ":" + str(d.contact_id): (d.status, d.reason) for d in deliveries(app)}
+    assert sorted(outcome.values()) == [("sent", None), ("skipped", "condition_false")]
+    assert [m.to_addr for m in provider.outbox] == ["vip@example.org"]
+
+
+def test_the_refresh_exits_people_who_drift_into_a_segment(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    directory = tmp_path / "workflows"
+    directory.mkdir()
+    (directory / "nudge.yaml").write_text(
+        REMINDER.replace("reminder", "nudge")
+        .replace("recent_buyers_7d", "lapsed")
+        .replace("wait: 2d", "wait: 10d")
+    )
+    app = make_app(workflows_dir=directory)
+    client = TestClient(create_api(app))
+    arrive(client, clock, order_event(T0 - timedelta(days=88), cart_id=None))
+    clock.set(T0)
+    assert arrive(client, clock, cart_event(T0, cart_id="c-1"))["enrollments_started"] == ["nudge"]
+    assert refresh_segments_job(app).exited == 0  # 88 days: not lapsed yet
+    clock.set(T0 + timedelta(days=3))
+    report = refresh_segments_job(app)
+    assert (report.joined, report.exited) == ({"lapsed": 1}, 1)
+    (enrollment,) = enrollments(app)
+    assert (enrollment.status, enrollment.exit_reason) == ("exited", "segment lapsed")
+
+
+def test_the_scheduler_runs_the_refresh_when_there_are_segments(make_app: AppFactory) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from remarket_mailer.entrypoints.scheduler import add_jobs
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(scheduler, make_app())
+    assert "refresh_segments" in {job.id for job in scheduler.get_jobs()}
