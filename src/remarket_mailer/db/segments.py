@@ -192,30 +192,19 @@ def change_members(
 
 
 def record_states(
-    session: Session,
-    versions: Mapping[str, str],
-    changed: Iterable[str],
-    now: datetime,
-    *,
-    refreshed: bool,
+    session: Session, versions: Mapping[str, str], changed: Iterable[str], now: datetime
 ) -> None:
-    """Note each segment's version, and when it was last refreshed fully / last changed."""
+    """After a full refresh: each segment's version and refresh time, and for those whose
+    members changed, the time of that change."""
     changed = set(changed)
     for segment, version in versions.items():
-        values: dict[str, Any] = {"segment": segment, "version": version}
-        touched: dict[str, Any] = {}
-        if refreshed:
-            touched["refreshed_at"] = now
+        touched: dict[str, Any] = {"version": version, "refreshed_at": now}
         if segment in changed:
             touched["changed_at"] = now
         statement = dialect_insert(session, SegmentState).values(
-            **values, refreshed_at=touched.get("refreshed_at"), changed_at=touched.get("changed_at")
+            segment=segment, version=version, refreshed_at=now, changed_at=touched.get("changed_at")
         )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["segment"], set_={"version": version, **touched}
-            )
-        )
+        session.execute(statement.on_conflict_do_update(index_elements=["segment"], set_=touched))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +214,19 @@ class SegmentCount:
     version: str | None
     refreshed_at: datetime | None
     changed_at: datetime | None
+    newest_join: datetime | None
 
 
 def segment_counts(session: Session) -> dict[str, SegmentCount]:
-    counts = dict(
-        session.execute(
-            select(SegmentMember.segment, func.count()).group_by(SegmentMember.segment)
-        ).all()
-    )
+    """Per segment: members, and what the last refresh recorded (ingest changes members
+    only: the newest join stands for its changes)."""
+    grouped = session.execute(
+        select(SegmentMember.segment, func.count(), func.max(SegmentMember.joined_at)).group_by(
+            SegmentMember.segment
+        )
+    ).all()
+    counts = {name: n for name, n, _ in grouped}
+    joins = {name: newest for name, _, newest in grouped}
     states = {s.segment: s for s in session.scalars(select(SegmentState))}
     names = set(counts) | set(states)
     return {
@@ -242,6 +236,7 @@ def segment_counts(session: Session) -> dict[str, SegmentCount]:
             states[name].version if name in states else None,
             states[name].refreshed_at if name in states else None,
             states[name].changed_at if name in states else None,
+            joins.get(name),
         )
         for name in names
     }

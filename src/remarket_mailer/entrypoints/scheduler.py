@@ -148,6 +148,8 @@ def add_jobs(scheduler: BaseScheduler, app: App) -> None:
             id="refresh_segments",
             max_instances=1,
             coalesce=True,
+            # At start too: a segment added or changed since the last run is stale until then.
+            next_run_time=app.clock.now(),
         )
 
 

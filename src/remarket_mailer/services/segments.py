@@ -88,11 +88,13 @@ def update_members(
     report = SegmentUpdate(evaluated=len(contacts))
     if not chosen or not contacts:
         return report
+    # Stored members first, facts second: a batch that commits in between shows up in the
+    # facts, so this decides as that batch did instead of undoing its change.
+    stored = segments_db.memberships(session, contacts)
     found, errors = members_of(chosen, behaviour_of(session, contacts, now), now)
     for line in errors[:5]:
         log.warning("segment expression failed, contact not counted as member: %s", line)
     report.errors = len(errors)
-    stored = segments_db.memberships(session, contacts)
     changes: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
     for segment in chosen:
         was = {cid for cid, names in stored.items() if segment.name in names}
@@ -102,9 +104,10 @@ def update_members(
             report.joined[segment.name] = len(change.joined)
             report.left[segment.name] = len(change.left)
     segments_db.change_members(session, changes, now)
-    segments_db.record_states(
-        session, {s.name: s.version for s in chosen}, changes, now, refreshed=full
-    )
+    if full:
+        # Only the refresh writes the per-segment rows: every ingest batch writing them
+        # would queue concurrent batches behind one row lock until each commits.
+        segments_db.record_states(session, {s.name: s.version for s in chosen}, changes, now)
     for segment_name, workflow_ids in workflows.segment_exits().items():
         if any(s.name == segment_name for s in chosen):
             report.exited += segments_db.exit_segment_members(
@@ -145,9 +148,7 @@ def refresh_segments(
         after = ids[-1]
     if chosen and after == 0:  # no contacts at all: still note the refresh
         with uow() as session:
-            segments_db.record_states(
-                session, {s.name: s.version for s in chosen}, (), clock.now(), refreshed=True
-            )
+            segments_db.record_states(session, {s.name: s.version for s in chosen}, (), clock.now())
     return report
 
 
@@ -180,8 +181,9 @@ def segment_summaries(
             count = counts.get(segment.name)
             updated = None
             if count is not None:
-                times = [t for t in (count.changed_at, count.refreshed_at) if t is not None]
-                updated = max(times) if times else None
+                times = [count.changed_at, count.refreshed_at, count.newest_join]
+                seen = [t for t in times if t is not None]
+                updated = max(seen) if seen else None
             result.append(
                 SegmentSummary(
                     segment,
