@@ -194,3 +194,15 @@ def test_a_segment_exit_takes_no_event_and_no_condition() -> None:
         parse_workflow(WORKFLOW.replace("{segment: vip}", "{segment: vip, event: order.placed}"))
     with pytest.raises(WorkflowError, match="takes no 'condition'"):
         parse_workflow(WORKFLOW.replace("{segment: vip}", "{segment: vip, condition: 'true'}"))
+
+
+def test_only_segments_that_name_a_category_read_the_catalog() -> None:
+    def asks(expression: str) -> bool:
+        segment, problems = check_segment(f"name: x\nexpression: \"{expression}\"\n")
+        assert segment is not None, problems
+        return segment.needs_categories
+
+    assert asks("bought(30, category='mugs') > 0")
+    assert asks("viewed(7, None, 'tea') > 0")
+    assert not asks("viewed(7, product='P1') > 0 or ordered(7) > 0")
+    assert not any(s.needs_categories for s in STOCK.values())

@@ -10,8 +10,25 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BigInteger,
+    Numeric,
+    String,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.sqltypes import NullType
 
 from remarket_mailer.db.deliveries import skip_pending_for_enrollments
 from remarket_mailer.db.models import (
@@ -24,6 +41,7 @@ from remarket_mailer.db.models import (
     Product,
     SegmentMember,
     SegmentState,
+    UTCDateTime,
 )
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.db.sql import dialect_insert, in_ids
@@ -44,6 +62,8 @@ class BehaviourRows:
         default_factory=dict
     )
     consents: dict[int, dict[str, str]] = field(default_factory=dict)
+    members: dict[int, set[str]] = field(default_factory=dict)
+    """The segments each contact is stored in, read in the same statement."""
 
 
 def _product_ids(items: Any) -> tuple[str, ...]:
@@ -53,31 +73,133 @@ def _product_ids(items: Any) -> tuple[str, ...]:
     return tuple(str(i["product_id"]) for i in found if isinstance(i, dict) and i.get("product_id"))
 
 
-def behaviour_rows(session: Session, contact_ids: Iterable[int], since: datetime) -> BehaviourRows:
-    """Orders (all), product views and people's opens and clicks since ``since``, and current
-    consents per topic, of ``contact_ids``: five statements."""
+_BEHAVIOUR: dict[str, Any] = {}
+"""The behaviour statement per dialect, built once: building it costs more than running it."""
+
+
+def _ids_param(dialect: str) -> Any:
+    if dialect == "postgresql":
+        # As ``in_ids``: one untyped array literal, the same text for every batch.
+        return cast(bindparam("ids", type_=NullType()), ARRAY(BigInteger))
+    return bindparam("ids", expanding=True)
+
+
+def _behaviour_statement(dialect: str) -> Any:
+    """Every row segments read of some contacts, as one UNION ALL of uniform rows:
+    (kind, contact, time, second time, number, text, second text, JSON)."""
+    found = _BEHAVIOUR.get(dialect)
+    if found is not None:
+        return found
+    ids = _ids_param(dialect)
+
+    def among(column: Any) -> Any:
+        return column == any_(ids) if dialect == "postgresql" else column.in_(ids)
+
+    since = bindparam("since", type_=UTCDateTime())
+    no_time = cast(null(), UTCDateTime())
+    no_number = cast(null(), Numeric(20, 2))
+    no_text = cast(null(), String(255))
+    no_json = cast(null(), JSON())
+    parts = [
+        select(
+            literal("order", String(8)).label("kind"),
+            Order.contact_id.label("contact_id"),
+            Order.placed_at.label("at"),
+            no_time.label("at2"),
+            cast(Order.total, Numeric(20, 2)).label("number"),
+            no_text.label("text"),
+            no_text.label("text2"),
+            cast(Order.items, JSON()).label("data"),
+        ).where(among(Order.contact_id)),
+        select(
+            literal("view", String(8)),
+            Event.contact_id,
+            Event.occurred_at,
+            no_time,
+            no_number,
+            no_text,
+            no_text,
+            cast(Event.payload, JSON()),
+        ).where(
+            among(Event.contact_id), Event.type == "product.viewed", Event.occurred_at >= since
+        ),
+        select(
+            literal("hit", String(8)),
+            Delivery.contact_id,
+            TrackingEventRow.occurred_at,
+            Delivery.sent_at,
+            cast(Delivery.id, Numeric(20, 2)),
+            cast(TrackingEventRow.kind, String(255)),
+            cast(TrackingEventRow.user_agent, String(255)),
+            no_json,
+        )
+        .join(TrackingEventRow, TrackingEventRow.delivery_id == Delivery.id)
+        .where(among(Delivery.contact_id))
+        .where(
+            TrackingEventRow.kind.in_(("opened", "clicked")), TrackingEventRow.occurred_at >= since
+        ),
+        select(
+            literal("consent", String(8)),
+            Consent.contact_id,
+            Consent.occurred_at,
+            Consent.recorded_at,
+            cast(Consent.id, Numeric(20, 2)),
+            cast(Consent.topic, String(255)),
+            cast(Consent.status, String(255)),
+            no_json,
+        ).where(among(Consent.contact_id)),
+        select(
+            literal("member", String(8)),
+            SegmentMember.contact_id,
+            SegmentMember.joined_at,
+            no_time,
+            no_number,
+            cast(SegmentMember.segment, String(255)),
+            no_text,
+            no_json,
+        ).where(among(SegmentMember.contact_id)),
+    ]
+    found = _BEHAVIOUR[dialect] = union_all(*parts)
+    return found
+
+
+def _ids_value(dialect: str, ids: set[int]) -> Any:
+    if dialect == "postgresql":
+        return "{" + ",".join(str(int(i)) for i in ids) + "}"
+    return sorted(int(i) for i in ids)
+
+
+def behaviour_rows(
+    session: Session, contact_ids: Iterable[int], since: datetime, *, categories: bool = True
+) -> BehaviourRows:
+    """Orders (all), product views and people's opens and clicks since ``since``, current
+    consents per topic and stored segment memberships of ``contact_ids``: one statement, read
+    from one snapshot (and one more for the products' categories when ``categories``)."""
     ids = set(contact_ids)
     rows = BehaviourRows()
     if not ids:
         return rows
-    orders = session.connection().execute(
-        select(Order.contact_id, Order.placed_at, Order.total, Order.items).where(
-            in_ids(session, Order.contact_id, "contact_ids", ids)
-        )
+    dialect = session.get_bind().dialect.name
+    found = session.connection().execute(
+        _behaviour_statement(dialect), {"ids": _ids_value(dialect, ids), "since": since}
     )
-    baskets = [(cid, placed, total, _product_ids(items)) for cid, placed, total, items in orders]
-    views = session.connection().execute(
-        select(Event.contact_id, Event.occurred_at, Event.payload)
-        .where(in_ids(session, Event.contact_id, "contact_ids", ids))
-        .where(Event.type == "product.viewed", Event.occurred_at >= since)
-    )
-    seen = [
-        (cid, at, str(p.get("product_id")), p.get("category"))
-        for cid, at, p in views
-        if isinstance(p, dict) and p.get("product_id")
-    ]
+    baskets: list[tuple[int, datetime, Any, tuple[str, ...]]] = []
+    seen: list[tuple[int, datetime, str, Any]] = []
+    consents: list[tuple[int, int, str, ConsentRecord]] = []
+    for kind, cid, at, at2, number, text, text2, data in found:
+        if kind == "order":
+            baskets.append((cid, at, number, _product_ids(data)))
+        elif kind == "view" and isinstance(data, dict) and data.get("product_id"):
+            seen.append((cid, at, str(data["product_id"]), data.get("category")))
+        elif kind == "hit":
+            hit = EngagementEvent(int(number), EngagementKind(text), at, text2)
+            rows.engagement.setdefault(cid, []).append((hit, at2))
+        elif kind == "consent":
+            consents.append((cid, int(number), text, ConsentRecord(text2, at, at2)))
+        elif kind == "member":
+            rows.members.setdefault(cid, set()).add(text)
     wanted = {p for *_, basket in baskets for p in basket} | {v[2] for v in seen}
-    category = _categories(session, wanted)
+    category = _categories(session, wanted) if categories else {}
     for cid, placed, total, basket in baskets:
         cats = tuple(sorted({c for p in basket if (c := category.get(p))}))
         rows.orders.setdefault(cid, []).append(
@@ -85,8 +207,7 @@ def behaviour_rows(session: Session, contact_ids: Iterable[int], since: datetime
         )
     for cid, at, product, named in seen:
         rows.views.setdefault(cid, []).append(ViewFact(at, product, named or category.get(product)))
-    _load_engagement(session, ids, since, rows)
-    _load_consents(session, ids, rows)
+    _current_consents(consents, rows)
     return rows
 
 
@@ -101,41 +222,13 @@ def _categories(session: Session, product_ids: set[str]) -> dict[str, str]:
     return {str(p): str(c) for p, c in found}
 
 
-def _load_engagement(session: Session, ids: set[int], since: datetime, rows: BehaviourRows) -> None:
-    found = session.connection().execute(
-        select(
-            Delivery.contact_id,
-            Delivery.id,
-            Delivery.sent_at,
-            TrackingEventRow.kind,
-            TrackingEventRow.occurred_at,
-            TrackingEventRow.user_agent,
-        )
-        .join(TrackingEventRow, TrackingEventRow.delivery_id == Delivery.id)
-        .where(in_ids(session, Delivery.contact_id, "contact_ids", ids))
-        .where(TrackingEventRow.kind.in_(("opened", "clicked")))
-        .where(TrackingEventRow.occurred_at >= since)
-    )
-    for cid, delivery_id, sent_at, kind, at, agent in found:
-        hit = EngagementEvent(delivery_id, EngagementKind(kind), at, agent)
-        rows.engagement.setdefault(cid, []).append((hit, sent_at))
-
-
-def _load_consents(session: Session, ids: set[int], rows: BehaviourRows) -> None:
-    found = session.connection().execute(
-        select(
-            Consent.contact_id,
-            Consent.topic,
-            Consent.status,
-            Consent.occurred_at,
-            Consent.recorded_at,
-        )
-        .where(in_ids(session, Consent.contact_id, "contact_ids", ids))
-        .order_by(Consent.recorded_at, Consent.id)
-    )
+def _current_consents(
+    found: list[tuple[int, int, str, ConsentRecord]], rows: BehaviourRows
+) -> None:
     history: dict[tuple[int, str], list[ConsentRecord]] = {}
-    for cid, topic, status, occurred, recorded in found:
-        history.setdefault((cid, topic), []).append(ConsentRecord(status, occurred, recorded))
+    # In the order they arrived, as ``current_consent`` reads them.
+    for cid, _, topic, record in sorted(found, key=lambda r: (r[3].recorded_at, r[1])):
+        history.setdefault((cid, topic), []).append(record)
     for (cid, topic), records in history.items():
         current = current_consent(records)
         if current is not None:

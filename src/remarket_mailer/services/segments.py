@@ -56,11 +56,16 @@ class SegmentUpdate:
 
 
 def behaviour_of(
-    session: Session, contacts: Mapping[int, ContactLike], now: datetime
-) -> list[ContactBehaviour]:
-    """The frozen facts segments read of ``contacts`` (contact id → contact)."""
-    rows = segments_db.behaviour_rows(session, contacts, now - MAX_WINDOW)
-    return [
+    session: Session,
+    contacts: Mapping[int, ContactLike],
+    now: datetime,
+    segments: list[Segment],
+) -> tuple[list[ContactBehaviour], dict[int, set[str]]]:
+    """The frozen facts segments read of ``contacts`` (contact id → contact), and the
+    segments each is stored in: one statement (two when a segment names categories)."""
+    categories = any(s.needs_categories for s in segments)
+    rows = segments_db.behaviour_rows(session, contacts, now - MAX_WINDOW, categories=categories)
+    facts = [
         ContactBehaviour(
             cid,
             contact_view(contact),
@@ -71,6 +76,7 @@ def behaviour_of(
         )
         for cid, contact in contacts.items()
     ]
+    return facts, rows.members
 
 
 def update_members(
@@ -88,10 +94,10 @@ def update_members(
     report = SegmentUpdate(evaluated=len(contacts))
     if not chosen or not contacts:
         return report
-    # Stored members first, facts second: a batch that commits in between shows up in the
-    # facts, so this decides as that batch did instead of undoing its change.
-    stored = segments_db.memberships(session, contacts)
-    found, errors = members_of(chosen, behaviour_of(session, contacts, now), now)
+    # Stored members and facts come from one statement, one snapshot: a batch committing
+    # meanwhile is seen in both or in neither, so this never undoes its change.
+    facts, stored = behaviour_of(session, contacts, now, chosen)
+    found, errors = members_of(chosen, facts, now)
     for line in errors[:5]:
         log.warning("segment expression failed, contact not counted as member: %s", line)
     report.errors = len(errors)

@@ -58,6 +58,8 @@ class Segment:
     expression: str
     description: str = ""
     source: str = "<segment>"
+    needs_categories: bool = False
+    """It asks ``viewed``/``bought`` for a category: the catalog's categories are read."""
 
     @property
     def version(self) -> str:
@@ -195,7 +197,17 @@ def check_segment(source: str, file: str = "<segment>") -> tuple[Segment | None,
     if problems:
         line = _line(node, "expression")
         return None, [f"{file}:{line}: expression: {p}" for p in problems]
-    return Segment(spec.name, spec.expression, spec.description, file), []
+    categories = _asks_categories(spec.expression)
+    return Segment(spec.name, spec.expression, spec.description, file, categories), []
+
+
+def _asks_categories(expression: str) -> bool:
+    return any(
+        isinstance(call.node, nodes.Name)
+        and call.node.name in ("viewed", "bought")
+        and (len(call.args) >= 3 or any(k.key == "category" for k in call.kwargs))
+        for call in _calls(parse_expression(expression))
+    )
 
 
 def _line(node: yaml.Node | None, key: str) -> int:
