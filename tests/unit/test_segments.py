@@ -198,7 +198,7 @@ def test_a_segment_exit_takes_no_event_and_no_condition() -> None:
 
 def test_only_segments_that_name_a_category_read_the_catalog() -> None:
     def asks(expression: str) -> bool:
-        segment, problems = check_segment(f"name: x\nexpression: \"{expression}\"\n")
+        segment, problems = check_segment(f'name: x\nexpression: "{expression}"\n')
         assert segment is not None, problems
         return segment.needs_categories
 
