@@ -19,7 +19,7 @@ from remarket_mailer.domain.audiences import sha256_hex
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.entrypoints.scheduler import refresh_segments_job
-from remarket_mailer.services.gdpr import erase_contact
+from remarket_mailer.services.gdpr import erase_contact, export_contact
 from remarket_mailer.services.segments import segment_summaries
 from tests.conftest import ROOT, T0, AppFactory
 from tests.helpers import (
@@ -181,7 +181,10 @@ def test_audience_export_only_consented_never_suppressed_or_erased(
         from remarket_mailer.db.consent import suppress
 
         suppress(session, "bounced@example.org", "hard_bounce", None, now)
-    erase_contact(app.uow, clock, "erased@example.org")
+    exported = export_contact(app.uow, "erased@example.org")
+    assert exported is not None
+    assert sorted(row["segment"] for row in exported["segments"]) == ["lapsed", "vip"]
+    assert erase_contact(app.uow, clock, "erased@example.org").deleted["segment_members"] == 2
     assert "erased@example.org" not in members(app, "vip")
 
     env = {
