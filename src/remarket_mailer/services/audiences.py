@@ -12,7 +12,7 @@ import io
 from datetime import timedelta
 
 from remarket_mailer.db import consent as consent_db
-from remarket_mailer.db import segments as segments_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.domain.audiences import (
     ADS_TOPIC,
     AudienceCandidate,
@@ -35,7 +35,7 @@ def audience_candidates(uow: UnitOfWork, segment: str, page: int = PAGE) -> list
     after = 0
     while True:
         with uow() as session:
-            rows = segments_db.audience_page(session, segment, after, page)
+            rows = members_db.audience_page(session, segment, after, page)
             if not rows:
                 return found
             ids = [r.contact_id for r in rows]

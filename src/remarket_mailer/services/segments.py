@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db import contacts as contacts_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db import segments as segments_db
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.segments import (
@@ -109,14 +110,14 @@ def update_members(
             changes[segment.name] = (change.joined, change.left)
             report.joined[segment.name] = len(change.joined)
             report.left[segment.name] = len(change.left)
-    segments_db.change_members(session, changes, now)
+    members_db.change_members(session, changes, now)
     if full:
         # Only the refresh writes the per-segment rows: every ingest batch writing them
         # would queue concurrent batches behind one row lock until each commits.
-        segments_db.record_states(session, {s.name: s.version for s in chosen}, changes, now)
+        members_db.record_states(session, {s.name: s.version for s in chosen}, changes, now)
     for segment_name, workflow_ids in workflows.segment_exits().items():
         if any(s.name == segment_name for s in chosen):
-            report.exited += segments_db.exit_segment_members(
+            report.exited += members_db.exit_segment_members(
                 session, segment_name, workflow_ids, contacts, now
             )
     return report
@@ -144,7 +145,7 @@ def refresh_segments(
     while chosen:
         now = clock.now()
         with uow() as session:
-            ids = segments_db.contact_id_page(session, after, page)
+            ids = members_db.contact_id_page(session, after, page)
             if not ids:
                 break
             contacts = contacts_db.contact_facts_by_id(session, ids)
@@ -154,7 +155,7 @@ def refresh_segments(
         after = ids[-1]
     if chosen and after == 0:  # no contacts at all: still note the refresh
         with uow() as session:
-            segments_db.record_states(session, {s.name: s.version for s in chosen}, (), clock.now())
+            members_db.record_states(session, {s.name: s.version for s in chosen}, (), clock.now())
     return report
 
 
@@ -181,7 +182,7 @@ def segment_summaries(
         raise ValidationError(f"no segment named {name!r} (segments: {known})")
     chosen = [defined[name]] if name is not None else [defined[n] for n in sorted(defined)]
     with uow() as session:
-        counts = segments_db.segment_counts(session)
+        counts = members_db.segment_counts(session)
         result = []
         for segment in chosen:
             count = counts.get(segment.name)
@@ -197,7 +198,7 @@ def segment_summaries(
                     updated,
                     count.refreshed_at if count else None,
                     count is None or count.version != segment.version,
-                    tuple(segments_db.sample_members(session, segment.name, sample))
+                    tuple(members_db.sample_members(session, segment.name, sample))
                     if sample
                     else (),
                 )

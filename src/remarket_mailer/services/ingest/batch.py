@@ -19,7 +19,7 @@ from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
-from remarket_mailer.db import segments as segments_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
@@ -95,7 +95,7 @@ class Batch:
         self._load_enrollments(events)
         # What ``in_segment(...)`` answers in filters: the members as stored before the batch.
         self.memberships: dict[int, frozenset[str]] = (
-            segments_db.memberships(session, {c.id for c in self.touched_contacts().values()})
+            members_db.memberships(session, {c.id for c in self.touched_contacts().values()})
             if workflows.uses_segments()
             else {}
         )

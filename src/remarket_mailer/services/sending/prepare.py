@@ -18,7 +18,7 @@ from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db import enrollments as enrollments_db
-from remarket_mailer.db import segments as segments_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.db.commerce import CartFacts, SubscriptionFacts
 from remarket_mailer.db.contacts import ContactFacts
@@ -189,7 +189,7 @@ class Preparer:
             sent_emails=_sent_emails(session, enrollments),
             recommendations=BatchRecommendations(self.uow) if self.uow is not None else None,
             category_of={w.id: w.category for w in self.workflows.workflows.values()},
-            memberships=segments_db.memberships(session, contacts)
+            memberships=members_db.memberships(session, contacts)
             if self.workflows.uses_segments()
             else {},
         )
