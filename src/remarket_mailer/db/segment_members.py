@@ -137,31 +137,25 @@ def contact_id_page(session: Session, after: int, limit: int) -> list[int]:
     )
 
 
-def exit_segment_members(
+def exit_enrollments(
     session: Session,
-    segment: str,
     workflow_ids: Iterable[str],
-    contact_ids: Iterable[int] | None,
+    contact_ids: Iterable[int],
+    reason: str,
     now: datetime,
 ) -> int:
-    """End the active enrollments of ``workflow_ids`` whose contact is in ``segment`` (only
-    among ``contact_ids`` when given) and skip their pending emails; how many ended."""
-    members = select(SegmentMember.contact_id).where(SegmentMember.segment == segment)
-    statement = (
-        update(Enrollment)
-        .where(Enrollment.workflow_id.in_(sorted(set(workflow_ids))))
-        .where(Enrollment.status == EnrollmentStatus.ACTIVE)
-        .where(Enrollment.contact_id.in_(members))
-    )
-    if contact_ids is not None:
-        ids = set(contact_ids)
-        if not ids:
-            return 0
-        statement = statement.where(in_ids(session, Enrollment.contact_id, "contact_ids", ids))
-    reason = f"segment {segment}"
+    """End the active enrollments of ``workflow_ids`` of ``contact_ids`` and skip their
+    pending emails; how many ended."""
+    ids, workflows = set(contact_ids), sorted(set(workflow_ids))
+    if not ids or not workflows:
+        return 0
     ended = list(
         session.scalars(
-            statement.values(status=EnrollmentStatus.EXITED, exit_reason=reason, ended_at=now)
+            update(Enrollment)
+            .where(Enrollment.workflow_id.in_(workflows))
+            .where(Enrollment.status == EnrollmentStatus.ACTIVE)
+            .where(in_ids(session, Enrollment.contact_id, "contact_ids", ids))
+            .values(status=EnrollmentStatus.EXITED, exit_reason=reason, ended_at=now)
             .returning(Enrollment.id)
             .execution_options(synchronize_session=False)
         )

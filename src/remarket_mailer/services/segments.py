@@ -110,16 +110,18 @@ def update_members(
             changes[segment.name] = (change.joined, change.left)
             report.joined[segment.name] = len(change.joined)
             report.left[segment.name] = len(change.left)
+    # Enrollments before members, the order ingest writes them in too: a refresh page and an
+    # ingest batch on the same contacts then wait for each other instead of deadlocking.
+    for segment_name, workflow_ids in workflows.segment_exits().items():
+        if segment_name in found:
+            report.exited += members_db.exit_enrollments(
+                session, workflow_ids, found[segment_name], f"segment {segment_name}", now
+            )
     members_db.change_members(session, changes, now)
     if full:
         # Only the refresh writes the per-segment rows: every ingest batch writing them
         # would queue concurrent batches behind one row lock until each commits.
         members_db.record_states(session, {s.name: s.version for s in chosen}, changes, now)
-    for segment_name, workflow_ids in workflows.segment_exits().items():
-        if any(s.name == segment_name for s in chosen):
-            report.exited += members_db.exit_segment_members(
-                session, segment_name, workflow_ids, contacts, now
-            )
     return report
 
 
