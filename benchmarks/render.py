@@ -30,7 +30,7 @@ import jinja2
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 
-from remarket_mailer.rendering import filters
+from remarket_mailer.rendering import dates, filters, utm
 from remarket_mailer.rendering.filters import discount_label
 from remarket_mailer.rendering.locales import fold_translations
 from remarket_mailer.rendering.renderer import Renderer, available_languages
@@ -177,27 +177,27 @@ def uncached() -> None:
         return str(format_currency(value, currency, locale=parse(locale)))
 
     def fmt_datetime(moment: datetime, locale: str | None, zone: str | None, fmt: str) -> str:
-        local = moment.astimezone(filters.zone(zone))
+        local = moment.astimezone(dates.zone(zone))
         return str(format_datetime(local, fmt, tzinfo=local.tzinfo, locale=parse(locale)))
 
     def fmt_date(moment: datetime, locale: str | None, zone: str | None, fmt: str) -> str:
-        local = moment.astimezone(filters.zone(zone))
+        local = moment.astimezone(dates.zone(zone))
         return str(format_date(local, fmt, locale=parse(locale)))
 
-    def utm(
+    def utm_uncached(
         url: str,
         campaign: str,
         content: str = "",
         source: str = "remarket",
         base: str | None = None,
     ) -> str:
-        return str(filters._with_utm_parsed.__wrapped__(url, campaign, content, source, base))
+        return str(utm._with_utm_parsed.__wrapped__(url, campaign, content, source, base))
 
     filters.locale_of = parse  # type: ignore[assignment]
     filters._money = money  # type: ignore[assignment]
-    filters._format_datetime = fmt_datetime  # type: ignore[assignment]
-    filters._format_date = fmt_date  # type: ignore[assignment]
-    filters.with_utm = utm
+    dates._format_datetime = fmt_datetime  # type: ignore[assignment]
+    dates._format_date = fmt_date  # type: ignore[assignment]
+    utm.with_utm = utm_uncached
 
 
 def main() -> None:

@@ -166,34 +166,8 @@ def build_app(
     clock = clock or SystemClock()
     links = LinkSigner(secret_key, settings.public_url)
     broker = broker or make_broker(settings.broker_url)
-    config = SendConfig(
-        from_email=settings.from_email,
-        reply_to=settings.reply_to,
-        secret_key=secret_key,
-        unsubscribe_mailto=settings.unsubscribe_mailto,
-        feedback_sender_id=settings.feedback_sender_id,
-        consent_rule=settings.consent_rule,
-        consent_rules=dict(settings.consent_rules),
-        shop=shop_info(settings),
-        caps=parse_caps(settings.frequency_caps),
-        category_caps={k: parse_caps(v) for k, v in settings.category_caps.items()},
-        click_tracking=settings.click_tracking,
-        open_tracking=settings.open_tracking,
-        lease=timedelta(seconds=settings.lease_seconds),
-        retry_base=timedelta(seconds=settings.retry_base_seconds),
-        retry_max_age=timedelta(hours=settings.retry_max_age_hours),
-    )
-    routes = {
-        name: Route(route_provider, make_throttle(settings, route_provider))
-        for name, url in settings.providers.items()
-        for route_provider in [provider_from_url(url, dkim_signer(settings))]
-    }
-    for workflow in workflows.workflows.values():
-        if workflow.provider and workflow.provider not in routes:
-            raise ConfigError(
-                f"REMARKET_PROVIDERS: workflow {workflow.id!r} sends through "
-                f"{workflow.provider!r}, which is not configured"
-            )
+    config = send_config(settings, secret_key)
+    routes = provider_routes(settings, workflows)
     delivery = DeliveryService(
         uow,
         workflows,
@@ -221,6 +195,44 @@ def build_app(
     dramatiq.set_broker(broker)
     _current = app
     return app
+
+
+def send_config(settings: Settings, secret_key: str) -> SendConfig:
+    """What every send reads from the settings: sender, consent rules, caps, tracking, leases."""
+    return SendConfig(
+        from_email=settings.from_email,
+        reply_to=settings.reply_to,
+        secret_key=secret_key,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+        feedback_sender_id=settings.feedback_sender_id,
+        consent_rule=settings.consent_rule,
+        consent_rules=dict(settings.consent_rules),
+        shop=shop_info(settings),
+        caps=parse_caps(settings.frequency_caps),
+        category_caps={k: parse_caps(v) for k, v in settings.category_caps.items()},
+        click_tracking=settings.click_tracking,
+        open_tracking=settings.open_tracking,
+        lease=timedelta(seconds=settings.lease_seconds),
+        retry_base=timedelta(seconds=settings.retry_base_seconds),
+        retry_max_age=timedelta(hours=settings.retry_max_age_hours),
+    )
+
+
+def provider_routes(settings: Settings, workflows: WorkflowSet) -> dict[str, Route]:
+    """The named providers of ``REMARKET_PROVIDERS``, each with its own throttle. Raises
+    ConfigError when a workflow names a route that is not configured."""
+    routes = {
+        name: Route(route_provider, make_throttle(settings, route_provider))
+        for name, url in settings.providers.items()
+        for route_provider in [provider_from_url(url, dkim_signer(settings))]
+    }
+    for workflow in workflows.workflows.values():
+        if workflow.provider and workflow.provider not in routes:
+            raise ConfigError(
+                f"REMARKET_PROVIDERS: workflow {workflow.id!r} sends through "
+                f"{workflow.provider!r}, which is not configured"
+            )
+    return routes
 
 
 def attach_segments(workflows: WorkflowSet, directory: Path) -> WorkflowSet:

@@ -113,7 +113,11 @@ class Settings(BaseSettings):
     shop_url: str = "https://shop.example.com"
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
     shop_logo_url: str = ""
-    """The shop's logo (https) on the unsubscribe page; empty shows the shop's name instead."""
+    """The shop's logo (https) atop every email and the unsubscribe page; empty shows the
+    shop's name instead."""
+    shop_currency: str = ""
+    """The report's money figures in this ISO 4217 currency (EUR, USD…); empty takes the one
+    most orders are in. Orders in other currencies are listed apart, never added up."""
 
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """api, worker and scheduler serve Prometheus metrics here, never on the public API port
@@ -164,6 +168,14 @@ class Settings(BaseSettings):
         if scheme in ("postgresql", "postgres"):
             # psycopg 3 is the driver we ship; SQLAlchemy's bare postgresql:// means psycopg2.
             value = "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("shop_currency")
+    @classmethod
+    def _shop_currency(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value and not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError("a currency is three letters of ISO 4217, e.g. EUR or USD")
         return value
 
     @field_validator("broker_url")

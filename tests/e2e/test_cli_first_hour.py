@@ -178,6 +178,9 @@ def test_every_command_takes_h_and_its_help_has_no_type_hints() -> None:
         assert not hints, (path, hints, short.output)
     help_text = runner.invoke(app, ["preview", "-h"], env={"COLUMNS": "120"}).output
     assert re.search(r"--port\s+PORT", help_text), help_text
+    # The list of commands reads each summary as one sentence, not the docstring's lines.
+    listing = runner.invoke(app, ["-h"], env={"COLUMNS": "200"}).output
+    assert "a worker together (not for production)." in listing, listing
 
 
 def test_keys_list_shows_names_and_dates_never_the_keys(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from remarket_mailer.db.models import Suppression, TrackingEvent, WebhookToken
 from remarket_mailer.domain.clock import VirtualClock
 from remarket_mailer.entrypoints.api import create_api
 from remarket_mailer.tracking import ses
+from remarket_mailer.tracking.sns import SnsCertificates
 from tests.conftest import T0, AppFactory
 
 POSTMARK_AUTH = "hook:s3cret"
@@ -424,7 +425,7 @@ def test_sns_certificate_fetches_are_cached_by_path_and_rate_limited(
         found = str(request.url) == SNS_CERT
         return httpx.Response(200 if found else 404, content=SNS_PEM if found else b"")
 
-    limited = ses.SnsCertificates(transport=httpx.MockTransport(aws), fetches_per_minute=5)
+    limited = SnsCertificates(transport=httpx.MockTransport(aws), fetches_per_minute=5)
     monkeypatch.setattr(ses, "CERTIFICATES", limited)
     sns = {"x-amz-sns-message-type": "Notification"}
 
@@ -461,7 +462,7 @@ def test_a_signed_sns_subscription_confirmation_answers_its_url_and_applies_noth
 ) -> None:
     app, client = hooks
     monkeypatch.setattr(
-        ses, "CERTIFICATES", ses.SnsCertificates(transport=httpx.MockTransport(
+        ses, "CERTIFICATES", SnsCertificates(transport=httpx.MockTransport(
             lambda request: httpx.Response(200, content=SNS_PEM)))
     )  # fmt: skip
     url = f"https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={SES_TOPIC}"
@@ -501,7 +502,7 @@ def test_lone_surrogates_are_dropped_or_replaced_not_a_500(
     assert (response.status_code, response.json()["received"]) == (200, 0)
     # SNS reads the envelope before it can verify anything: a surrogate there is a bad signature.
     monkeypatch.setattr(
-        ses, "CERTIFICATES", ses.SnsCertificates(transport=httpx.MockTransport(
+        ses, "CERTIFICATES", SnsCertificates(transport=httpx.MockTransport(
             lambda request: httpx.Response(200, content=SNS_PEM)))
     )  # fmt: skip
     envelope = json.loads(sns_bounce(SNS_CERT))

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.services.discounts import (
+from remarket_mailer.services.discount_files import (
     CODE_HEADERS,
     is_valid_pool_code,
     read_codes_csv,

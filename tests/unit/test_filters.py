@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remarket_mailer.errors import TemplateError
-from remarket_mailer.rendering import filters
+from remarket_mailer.rendering import dates, filters, utm
 from remarket_mailer.rendering.renderer import Renderer
 
 LOCALES = ["en", "en_US", "en_GB", "nl", "nl_BE", "it", "ru", "nb", "vi", "de_CH", "fr", "hi_IN"]
@@ -52,10 +52,10 @@ def test_money(amount: object, currency: str, locale: str | None, expected: str)
 
 def test_dates_in_the_contacts_zone_and_language() -> None:
     moment = datetime(2026, 11, 9, 23, 30, tzinfo=UTC)
-    assert filters.date(moment, "nl", "Europe/Amsterdam", "long") == "10 november 2026"
-    assert filters.date(moment, "en", "America/New_York", "long") == "November 9, 2026"
-    assert filters.datetime_(moment, "ru", "Europe/Moscow", "short") == "10.11.2026, 02:30"
-    assert filters.datetime_("2026-11-09T23:30:00+00:00", "it", "Nowhere/Else", "short") == (
+    assert dates.date(moment, "nl", "Europe/Amsterdam", "long") == "10 november 2026"
+    assert dates.date(moment, "en", "America/New_York", "long") == "November 9, 2026"
+    assert dates.datetime_(moment, "ru", "Europe/Moscow", "short") == "10.11.2026, 02:30"
+    assert dates.datetime_("2026-11-09T23:30:00+00:00", "it", "Nowhere/Else", "short") == (
         "09/11/26, 23:30"
     )
 
@@ -76,9 +76,7 @@ def test_plural_falls_back_to_other() -> None:
 
 
 def test_utm_adds_parameters_once() -> None:
-    url = filters.with_utm(
-        "https://s.example/c?x=1&utm_source=shop", "abandoned_cart", "reminder_1"
-    )
+    url = utm.with_utm("https://s.example/c?x=1&utm_source=shop", "abandoned_cart", "reminder_1")
     assert url == (
         "https://s.example/c?x=1&utm_source=shop&utm_medium=email"
         "&utm_campaign=abandoned_cart&utm_content=reminder_1"
@@ -95,13 +93,13 @@ def test_utm_adds_parameters_once() -> None:
     ],
 )
 def test_utm_makes_relative_links_absolute(link: str, expected: str) -> None:
-    url = filters.with_utm(link, "wf", "step", base="https://shop.example/shop/")
+    url = utm.with_utm(link, "wf", "step", base="https://shop.example/shop/")
     assert url.startswith(expected + "?utm_source=remarket")
 
 
 def test_utm_refuses_a_relative_link_without_a_shop_url() -> None:
     with pytest.raises(ValueError, match="needs shop.url"):
-        filters.with_utm("/products/mug", "wf")
+        utm.with_utm("/products/mug", "wf")
 
 
 def _template(root: Path, body: str, text: str) -> None:
@@ -173,12 +171,12 @@ def test_discount_label_per_locale() -> None:
 def test_utm_fast_path_matches_parsing(url: str, content: str) -> None:
     base = "https://shop.example/"
     try:
-        expected = filters._with_utm_parsed(url, "wf", content, "remarket", base)
+        expected = utm._with_utm_parsed(url, "wf", content, "remarket", base)
     except ValueError:
         with pytest.raises(ValueError):
-            filters.with_utm(url, "wf", content, base=base)
+            utm.with_utm(url, "wf", content, base=base)
         return
-    assert filters.with_utm(url, "wf", content, base=base) == expected
+    assert utm.with_utm(url, "wf", content, base=base) == expected
 
 
 @settings(max_examples=400, deadline=None)
@@ -195,9 +193,9 @@ def test_dates_match_babel_exactly(
 ) -> None:
     from babel.dates import format_date, format_datetime
 
-    local = moment.astimezone(filters.zone(zone_name))
+    local = moment.astimezone(dates.zone(zone_name))
     expected_datetime = format_datetime(local, fmt, tzinfo=local.tzinfo, locale=locale)
-    assert filters.datetime_(moment, locale, zone_name, fmt) == expected_datetime
+    assert dates.datetime_(moment, locale, zone_name, fmt) == expected_datetime
     if "HH" not in fmt:  # Babel's format_date cannot write hours
         expected_date = format_date(local, fmt, locale=locale)
-        assert filters.date(moment, locale, zone_name, fmt) == expected_date
+        assert dates.date(moment, locale, zone_name, fmt) == expected_date

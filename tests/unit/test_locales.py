@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from remarket_mailer.errors import TemplateError
-from remarket_mailer.rendering import renderer as renderer_module
+from remarket_mailer.rendering import layout as layout_module
 from remarket_mailer.rendering.errors import TemplateSourceError
 from remarket_mailer.rendering.locales import catalog_files, load_catalogs, resolve_locale
 from remarket_mailer.rendering.renderer import Renderer, available_languages
@@ -287,13 +287,13 @@ def test_mjml_compiles_once_even_from_many_threads(
     templates: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = renderer_module.mjml.mjml2html
+    real = layout_module.mjml.mjml2html
 
     def counting(source: str, **kwargs: Any) -> str:
         calls.append(source)
         return str(real(source, **kwargs))
 
-    monkeypatch.setattr(renderer_module.mjml, "mjml2html", counting)
+    monkeypatch.setattr(layout_module.mjml, "mjml2html", counting)
     renderer = Renderer(templates, languages=LANGUAGES)
     errors: list[BaseException] = []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from remarket_mailer.tracking import ses
+from remarket_mailer.tracking import sns
 from remarket_mailer.tracking.events import WebhookBusyError, WebhookSignatureError
 
 PEM = b"-----BEGIN CERTIFICATE-----\nnot parsed here\n-----END CERTIFICATE-----\n"
@@ -36,8 +36,8 @@ class Ticker:
         return self.now
 
 
-def certificates(aws: FakeAws, **options: object) -> ses.SnsCertificates:
-    return ses.SnsCertificates(transport=httpx.MockTransport(aws), **options)  # type: ignore[arg-type]
+def certificates(aws: FakeAws, **options: object) -> sns.SnsCertificates:
+    return sns.SnsCertificates(transport=httpx.MockTransport(aws), **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def certificates(aws: FakeAws, **options: object) -> ses.SnsCertificates:
 def test_sns_certificate_urls_are_fetched_without_their_query(
     url: str, location: str | None
 ) -> None:
-    assert ses.certificate_location(url) == (location or url)
+    assert sns.certificate_location(url) == (location or url)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.errors import RemarketError
 from remarket_mailer.services.catalog import (
     CHUNK,
+    CatalogImport,
+    Feed,
     FeedFormat,
     catalog_status,
     import_feed,
@@ -94,6 +96,12 @@ def import_catalog(
             )
     except RemarketError as exc:
         raise _fail(str(exc)) from None
+    _print_import(file, feed, report)
+    if report.problems and not report.imported and not report.unchanged:
+        raise typer.Exit(code=2)
+
+
+def _print_import(file: Path, feed: Feed, report: CatalogImport) -> None:
     console.print(
         f"{file}: {report.read} product(s) read ({feed.layout}), {report.imported} imported, "
         f"{report.unchanged} unchanged, {len(report.problems)} with problems",
@@ -103,8 +111,6 @@ def import_catalog(
         console.print(f"  line {problem.line}: {problem.message}", highlight=False, markup=False)
     if len(report.problems) > SHOWN_PROBLEMS:
         console.print(f"  … and {len(report.problems) - SHOWN_PROBLEMS} more", highlight=False)
-    if report.problems and not report.imported and not report.unchanged:
-        raise typer.Exit(code=2)
 
 
 def _as_of(value: str | None, file: Path) -> datetime:

@@ -8,6 +8,7 @@ parameters for subclasses that say less: parsing is untouched, only the help tex
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +44,22 @@ def _plain(params: list[Any]) -> list[Any]:
     return params
 
 
+def _summary(help_text: str | None) -> str | None:
+    """The first paragraph of a docstring on one line, for the list of commands: Typer's rich
+    mode keeps the docstring's line breaks there, which wraps every entry mid-sentence."""
+    if not help_text:
+        return None
+    first = inspect.cleandoc(help_text).split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
 class PlainCommand(TyperCommand):
     """A Typer command whose help shows plain metavars."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.short_help is None:
+            self.short_help = _summary(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain(super().get_params(ctx))
@@ -52,6 +67,11 @@ class PlainCommand(TyperCommand):
 
 class PlainGroup(TyperGroup):
     """A Typer group whose help shows plain metavars."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.short_help is None:
+            self.short_help = _summary(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain(super().get_params(ctx))

@@ -30,10 +30,11 @@ from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.schemas import IncomingEvent, parse_event
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
+from remarket_mailer.services.experiments import decide_winners
 from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.marketing_report import build_marketing_report
 from remarket_mailer.services.migrations import upgrade
-from remarket_mailer.workflows.loader import load_workflows
+from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
 
 
 @dataclass
@@ -88,12 +89,7 @@ def run_demo(
     )
     if not parsed:
         raise ValidationError("no events to replay")
-    _reset_sqlite(settings.database_url)
-    outbox = _outbox_dir(settings.provider_url)
-    if outbox is not None and outbox.is_dir():
-        for old in outbox.glob("*.eml"):
-            old.unlink()
-    upgrade(settings.database_url)
+    outbox = _fresh_start(settings)
     clock = VirtualClock(parsed[0][0].occurred_at)
     broker = StubBroker()
     workflows = load_workflows(settings.workflows_dir)
@@ -104,25 +100,10 @@ def run_demo(
     result = DemoResult(rows=[], outbox=outbox)
     end = until or parsed[-1][0].occurred_at + horizon
 
-    def place_order(raw: dict[str, Any]) -> None:
-        bisect.insort(parsed, (parse_event(raw), raw), key=lambda pair: pair[0].occurred_at)
-
-    reactions = (
-        demo_shop.ShopperReactions(app.uow, place_order, demo_shop.cart_totals(generated))
-        if shoppers
-        else None
-    )
+    reactions = _shopper_reactions(app, parsed, generated) if shoppers else None
     try:
         _replay(app, clock, broker, parsed, end, result, progress, reactions)
-        outcomes = delivery_outcomes(app.uow)
-        result.rows = [r for r in outcomes if not demo_shop.is_shopper(r.contact_email)]
-        if reactions is not None:
-            reactions.counts.shoppers = shoppers
-            result.shoppers = reactions.counts
-            names = {w.id: w.name for w in workflows.workflows.values()}
-            result.report = build_marketing_report(
-                app.uow, clock, names=names, workflows=workflows.workflows
-            )
+        _collect(app, clock, workflows, result, reactions, shoppers)
     finally:
         worker.stop()
         app.close()
@@ -131,6 +112,52 @@ def run_demo(
     if outbox is not None:
         result.eml_files = sorted(outbox.glob("*.eml"))
     return result
+
+
+def _shopper_reactions(
+    app: App, parsed: list[tuple[IncomingEvent, dict[str, Any]]], generated: list[dict[str, Any]]
+) -> demo_shop.ShopperReactions:
+    """The generated shoppers' reactions; an order they place joins the events to replay."""
+
+    def place_order(raw: dict[str, Any]) -> None:
+        bisect.insort(parsed, (parse_event(raw), raw), key=lambda pair: pair[0].occurred_at)
+
+    return demo_shop.ShopperReactions(app.uow, place_order, demo_shop.cart_totals(generated))
+
+
+def _collect(
+    app: App,
+    clock: VirtualClock,
+    workflows: WorkflowSet,
+    result: DemoResult,
+    reactions: demo_shop.ShopperReactions | None,
+    shoppers: int,
+) -> None:
+    """Fill ``result`` with what happened to the sample's contacts and, with generated
+    shoppers, their counts and the marketer's report of everyone."""
+    outcomes = delivery_outcomes(app.uow)
+    result.rows = [r for r in outcomes if not demo_shop.is_shopper(r.contact_email)]
+    if reactions is not None:
+        reactions.counts.shoppers = shoppers
+        result.shoppers = reactions.counts
+        # The scheduler's hourly A/B job, once the clock has stopped: a clear winner goes
+        # into the workflow's history, which the report shows.
+        decide_winners(app.uow, list(workflows.workflows.values()), clock)
+        names = {w.id: w.name for w in workflows.workflows.values()}
+        result.report = build_marketing_report(
+            app.uow, clock, names=names, workflows=workflows.workflows
+        )
+
+
+def _fresh_start(settings: Settings) -> Path | None:
+    """Recreate the demo's SQLite file, empty its outbox, migrate; returns the outbox."""
+    _reset_sqlite(settings.database_url)
+    outbox = _outbox_dir(settings.provider_url)
+    if outbox is not None and outbox.is_dir():
+        for old in outbox.glob("*.eml"):
+            old.unlink()
+    upgrade(settings.database_url)
+    return outbox
 
 
 def _replay(

@@ -21,13 +21,8 @@ from remarket_mailer.domain.clock import SystemClock
 from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.errors import RemarketError
 from remarket_mailer.services.discount_admin import pool_report
-from remarket_mailer.services.discounts import (
-    CodesFile,
-    ImportReport,
-    Kind,
-    import_pool,
-    read_codes_file,
-)
+from remarket_mailer.services.discount_files import CodesFile, read_codes_file
+from remarket_mailer.services.discounts import ImportReport, Kind, import_pool
 from remarket_mailer.services.unit_of_work import database_errors_in_one_line
 
 discounts_app = CommandGroup(
@@ -102,14 +97,7 @@ def import_codes(
     ] = None,
 ) -> None:
     """Import the codes of FILE into POOL; codes already known are counted, not duplicated."""
-    if percent is not None and amount is None:
-        kind: Kind = "percent"
-        value = _money(percent, "--percent")
-    elif amount is not None and percent is None:
-        kind = "fixed"
-        value = _money(amount, "--amount")
-    else:
-        raise _fail("give exactly one of --percent or --amount")
+    kind, value = _kind_and_value(percent, amount)
     minimum = _money(minimum_order, "--minimum-order") if minimum_order is not None else None
     expires_at = _expiry(expires) if expires is not None else None
     # Imported here: the composition root pulls in every layer, and `remarket -h` needs none.
@@ -120,14 +108,7 @@ def import_codes(
         with (
             database_errors_in_one_line(),
             migrated_database(load_settings()) as uow,
-            Progress(
-                TextColumn("importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err,
-                transient=True,
-                disable=len(found.codes) < PROGRESS_FROM,
-            ) as progress,
+            _progress(len(found.codes)) as progress,
         ):
             task = progress.add_task("import", total=len(found.codes))
             report = import_pool(
@@ -145,6 +126,27 @@ def import_codes(
     except RemarketError as exc:
         raise _fail(str(exc)) from None
     _print_report(pool, file, found, report)
+
+
+def _kind_and_value(percent: str | None, amount: str | None) -> tuple[Kind, Decimal]:
+    """--percent or --amount (exactly one) as the discount's kind and value."""
+    if percent is not None and amount is None:
+        return "percent", _money(percent, "--percent")
+    if amount is not None and percent is None:
+        return "fixed", _money(amount, "--amount")
+    raise _fail("give exactly one of --percent or --amount")
+
+
+def _progress(total: int) -> Progress:
+    """A bar on stderr for a long import (none below PROGRESS_FROM codes)."""
+    return Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=total < PROGRESS_FROM,
+    )
 
 
 def _print_report(pool: str, file: Path, found: CodesFile, report: ImportReport) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,22 +28,26 @@ from remarket_mailer.tracking.webhooks import PROVIDERS, read_webhook
 log = logging.getLogger(__name__)
 
 
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Verified and applied"},
+    400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
+    401: {"description": "Signature or credentials wrong, or the signature is stale"},
+    404: {"description": "Unknown provider, or no secret configured for it"},
+    406: {"description": "Mailgun: rejected, do not retry"},
+    408: {"description": "The body did not arrive in time"},
+    413: {"description": "Body over 1 MB"},
+    503: {"description": "SNS: too many unknown certificates to fetch now; retry"},
+}
+"""The answers ``POST /v1/webhooks/{provider}`` gives, for the OpenAPI document."""
+
+
 def webhooks_router(app: App) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
     @router.post(
         "/{provider}",
         summary="ESP delivery events (bounces, complaints, unsubscribes, ...)",
-        responses={
-            200: {"description": "Verified and applied"},
-            400: {"description": "Not JSON, nested too deep, or not the payload the ESP documents"},
-            401: {"description": "Signature or credentials wrong, or the signature is stale"},
-            404: {"description": "Unknown provider, or no secret configured for it"},
-            406: {"description": "Mailgun: rejected, do not retry"},
-            408: {"description": "The body did not arrive in time"},
-            413: {"description": "Body over 1 MB"},
-            503: {"description": "SNS: too many unknown certificates to fetch now; retry"},
-        },
+        responses=_RESPONSES,
     )
     async def receive(provider: str, request: Request) -> JSONResponse:
         if provider not in PROVIDERS:

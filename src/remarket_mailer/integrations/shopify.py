@@ -10,11 +10,11 @@
 - ``customers_email_marketing_consent/update`` → ``consent.changed``: ``subscribed`` →
   granted; ``unsubscribed`` and ``redacted`` → withdrawn; other states → nothing.
 - ``products/create``, ``products/update`` → ``product.upserted`` (product_id = ``id``);
-  ``products/delete`` → ``product.deleted``. The product's link is
-  ``<storefront>/products/<handle>``, the storefront being the shop URL we are configured
-  with (``REMARKET_SHOP_URL``): never the ``X-Shopify-Shop-Domain`` header, which the
-  signature does not cover, so a replayed body under another header cannot point our emails
-  at another site.
+  ``products/delete`` → ``product.deleted`` (mapped in ``shopify_catalog.py``). The
+  product's link is ``<storefront>/products/<handle>``, the storefront being the shop URL we
+  are configured with (``REMARKET_SHOP_URL``): never the ``X-Shopify-Shop-Domain`` header,
+  which the signature does not cover, so a replayed body under another header cannot point
+  our emails at another site.
 - Anything else (carts, ``checkouts/delete``, order updates, compliance topics) → nothing.
 
 A checkout without an email and without a customer maps to nothing: there is nobody to write
@@ -38,10 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 from remarket_mailer.errors import ValidationError
-from remarket_mailer.integrations import common
+from remarket_mailer.integrations import common, shopify_catalog
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -79,12 +78,14 @@ def map_webhook(
     e.g. ``orders/create`` without ``id``, or carries a value of the wrong shape.
     """
     return common.dispatch(
-        topic, payload, headers, _HANDLERS, partial(_Delivery, storefront=storefront)
+        topic, payload, headers, _HANDLERS, partial(Delivery, storefront=storefront)
     )
 
 
 @dataclass(frozen=True)
-class _Delivery:
+class Delivery:
+    """One webhook delivery: its topic, headers and our storefront URL."""
+
     topic: str
     headers: dict[str, str]
     storefront: str | None = None
@@ -155,7 +156,7 @@ def _line_items(value: Any, name_key: str) -> list[dict[str, Any]]:
 
 
 def _consent_granted(
-    delivery: _Delivery,
+    delivery: Delivery,
     contact: dict[str, str],
     occurred_at: str,
     version: tuple[Mapping[str, Any], tuple[str, ...]],
@@ -175,7 +176,7 @@ def _consent_granted(
     }
 
 
-def _checkout(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+def _checkout(payload: Mapping[str, Any], delivery: Delivery) -> list[dict[str, Any]]:
     token = common.required_identifier(payload, "token", f"shopify {delivery.topic}")
     customer = common.optional_mapping(payload.get("customer"), "customer")
     contact = _customer_ref(customer, payload.get("email"))
@@ -215,7 +216,7 @@ def _checkout(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str,
     return events
 
 
-def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+def _order(payload: Mapping[str, Any], delivery: Delivery) -> list[dict[str, Any]]:
     order_id = common.required_identifier(payload, "id", f"shopify {delivery.topic}")
     customer = common.optional_mapping(payload.get("customer"), "customer")
     contact = _customer_ref(customer, payload.get("email"), payload.get("contact_email"))
@@ -260,7 +261,7 @@ def _order(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, An
     return events
 
 
-def _customer(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+def _customer(payload: Mapping[str, Any], delivery: Delivery) -> list[dict[str, Any]]:
     customer_id = common.required_identifier(payload, "id", f"shopify {delivery.topic}")
     contact = common.contact(f"shopify:{customer_id}", common.email(payload.get("email")))
     stamps = ("updated_at", "created_at")
@@ -280,7 +281,7 @@ def _customer(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str,
     ]
 
 
-def _email_consent(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
+def _email_consent(payload: Mapping[str, Any], delivery: Delivery) -> list[dict[str, Any]]:
     customer_id = common.identifier(payload.get("customer_id"))
     address = common.email(payload.get("email_address"))
     contact = common.contact(f"shopify:{customer_id}" if customer_id else None, address)
@@ -315,91 +316,7 @@ def _email_consent(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict
     ]
 
 
-def _product(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
-    """A product as Shopify's product resource has it: price and compare-at price of the
-    first variant; available when active and some variant can be sold (in stock, not
-    tracked, or sold when out of stock); the first image (Shopify's sample payloads give
-    protocol-relative ``//cdn.shopify.com/...`` sources)."""
-    product_id = common.required_identifier(payload, "id", f"shopify {delivery.topic}")
-    stamps = ("updated_at", "published_at", "created_at")
-    variants = [
-        _variant(common.as_mapping(raw, f"variants[{index}]"), f"variants[{index}]")
-        for index, raw in enumerate(common.as_list(payload.get("variants"), "variants"))
-    ]
-    handle = common.text(payload.get("handle"))
-    link = None
-    if handle and delivery.storefront:
-        link = common.url(f"{delivery.storefront.rstrip('/')}/products/{quote(handle)}")
-    active = str(payload.get("status") or "active").lower() == "active"
-    first = variants[0] if variants else {}
-    event = {
-        "event_id": delivery.event_id("product.upserted", product_id, payload, *stamps),
-        "type": "product.upserted",
-        "occurred_at": delivery.occurred_at(payload, *stamps),
-        "product_id": product_id,
-        "title": common.text(payload.get("title")),
-        "url": link,
-        "image_url": _image(payload),
-        "price": first.get("price"),
-        "compare_at_price": first.get("compare_at_price"),
-        "category": common.text(payload.get("product_type")),
-        "tags": [t.strip()[:64] for t in str(payload.get("tags") or "").split(",") if t.strip()],
-        "available": active and any(v["available"] for v in variants),
-        "variants": variants,
-    }
-    return [common.compact(event)]
-
-
-def _variant(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    quantity = raw.get("inventory_quantity")
-    tracked = raw.get("inventory_management") is not None
-    sellable = (
-        not tracked
-        or raw.get("inventory_policy") == "continue"
-        or (isinstance(quantity, int) and quantity > 0)
-    )
-    compare = raw.get("compare_at_price")
-    return common.compact(
-        {
-            "variant_id": common.required_identifier(raw, "id", f"shopify {where}"),
-            "title": common.text(raw.get("title")),
-            "sku": common.text(raw.get("sku")),
-            "price": common.money(raw.get("price"), f"{where}.price"),
-            "compare_at_price": common.money(compare, f"{where}.compare_at_price")
-            if compare not in (None, "")
-            else None,
-            "available": sellable,
-            "inventory": quantity if tracked and isinstance(quantity, int) else None,
-        }
-    )
-
-
-def _image(payload: Mapping[str, Any]) -> str | None:
-    images = payload.get("images")
-    candidates = [payload.get("image"), *(images if isinstance(images, list) else [])]
-    for image in candidates:
-        source = image.get("src") if isinstance(image, Mapping) else None
-        if isinstance(source, str) and source.startswith("//"):
-            source = "https:" + source
-        found = common.url(source)
-        if found:
-            return found
-    return None
-
-
-def _product_deleted(payload: Mapping[str, Any], delivery: _Delivery) -> list[dict[str, Any]]:
-    product_id = common.required_identifier(payload, "id", f"shopify {delivery.topic}")
-    return [
-        {
-            "event_id": delivery.event_id("product.deleted", product_id, payload),
-            "type": "product.deleted",
-            "occurred_at": delivery.occurred_at(payload, "deleted_at"),
-            "product_id": product_id,
-        }
-    ]
-
-
-_Handler = Callable[[Mapping[str, Any], _Delivery], list[dict[str, Any]]]
+_Handler = Callable[[Mapping[str, Any], Delivery], list[dict[str, Any]]]
 
 _HANDLERS: dict[str, _Handler] = {
     "checkouts/create": _checkout,
@@ -409,9 +326,9 @@ _HANDLERS: dict[str, _Handler] = {
     "customers/create": _customer,
     "customers/update": _customer,
     "customers_email_marketing_consent/update": _email_consent,
-    "products/create": _product,
-    "products/update": _product,
-    "products/delete": _product_deleted,
+    "products/create": shopify_catalog.product,
+    "products/update": shopify_catalog.product,
+    "products/delete": shopify_catalog.product_deleted,
 }
 
 MAPPED_TOPICS: frozenset[str] = frozenset(_HANDLERS)

@@ -97,6 +97,30 @@ class _Preview:
     def version(self) -> str:
         return directory_hash(self.templates_dir)
 
+    def resolve(
+        self, template: str | None, locale: str, sample: str | None, width: str
+    ) -> tuple[Renderer, str, _View, dict[str, dict[str, Any]]]:
+        """What a request asks to see, falling back to the first template and sample; raises
+        HTTPException 404 when there is no such template, 422 when the samples are broken."""
+        renderer, version = self.current()
+        names = renderer.templates()
+        if not names:
+            raise HTTPException(404, f"no templates in {self.templates_dir}")
+        chosen = template or names[0]
+        if chosen not in names:
+            raise HTTPException(404, f"no template {chosen!r}")
+        try:
+            samples = load_samples(self.templates_dir)
+        except TemplateError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if not samples:
+            samples = {"empty": {}}
+        picked = sample if sample in samples else next(iter(samples))
+        if locale != AUTO and locale not in renderer.languages:
+            locale = AUTO
+        view = _View(chosen, locale, picked, width if width in WIDTHS else "desktop")
+        return renderer, version, view, samples
+
 
 @dataclass(frozen=True)
 class _View:
@@ -116,6 +140,14 @@ class _View:
         return urlencode(values)
 
 
+def _render(renderer: Renderer, view: _View, samples: dict[str, dict[str, Any]]) -> RenderedEmail:
+    sample = samples[view.sample]
+    if view.locale == AUTO:
+        return renderer.render(view.template, sample_context(sample))
+    context = sample_context(sample, view.locale)
+    return renderer.render(view.template, context, locale=view.locale)
+
+
 def preview_router(templates_dir: Path) -> APIRouter:
     """Routes for the preview page: ``GET /preview/``, ``/preview/html``, ``/preview/version``.
 
@@ -124,37 +156,6 @@ def preview_router(templates_dir: Path) -> APIRouter:
     preview = _Preview(templates_dir)
     router = APIRouter(prefix="/preview", tags=["preview"])
 
-    def resolve(
-        template: str | None, locale: str, sample: str | None, width: str
-    ) -> tuple[Renderer, str, _View, dict[str, dict[str, Any]]]:
-        renderer, version = preview.current()
-        names = renderer.templates()
-        if not names:
-            raise HTTPException(404, f"no templates in {templates_dir}")
-        chosen = template or names[0]
-        if chosen not in names:
-            raise HTTPException(404, f"no template {chosen!r}")
-        try:
-            samples = load_samples(templates_dir)
-        except TemplateError as exc:
-            raise HTTPException(422, str(exc)) from None
-        if not samples:
-            samples = {"empty": {}}
-        picked = sample if sample in samples else next(iter(samples))
-        if locale != AUTO and locale not in renderer.languages:
-            locale = AUTO
-        view = _View(chosen, locale, picked, width if width in WIDTHS else "desktop")
-        return renderer, version, view, samples
-
-    def render(
-        renderer: Renderer, view: _View, samples: dict[str, dict[str, Any]]
-    ) -> RenderedEmail:
-        sample = samples[view.sample]
-        if view.locale == AUTO:
-            return renderer.render(view.template, sample_context(sample))
-        context = sample_context(sample, view.locale)
-        return renderer.render(view.template, context, locale=view.locale)
-
     @router.get("/", response_class=HTMLResponse)
     def page(
         template: str | None = Query(None, description="e.g. abandoned_cart/reminder_1"),
@@ -162,9 +163,9 @@ def preview_router(templates_dir: Path) -> APIRouter:
         sample: str | None = Query(None, description="Sample context (file name in _samples/)"),
         width: str = Query("desktop", description="desktop (600 px) or mobile (375 px)"),
     ) -> HTMLResponse:
-        renderer, version, view, samples = resolve(template, locale, sample, width)
+        renderer, version, view, samples = preview.resolve(template, locale, sample, width)
         try:
-            email: RenderedEmail | None = render(renderer, view, samples)
+            email: RenderedEmail | None = _render(renderer, view, samples)
             problem = None
         except TemplateError as exc:
             email, problem = None, str(exc)
@@ -177,10 +178,10 @@ def preview_router(templates_dir: Path) -> APIRouter:
         locale: str = AUTO,
         sample: str | None = None,
     ) -> HTMLResponse:
-        renderer, _, view, samples = resolve(template, locale, sample, "desktop")
+        renderer, _, view, samples = preview.resolve(template, locale, sample, "desktop")
         headers = {"Cache-Control": "no-store", "Content-Security-Policy": EMAIL_CSP}
         try:
-            email = render(renderer, view, samples)
+            email = _render(renderer, view, samples)
         except TemplateError as exc:
             error = f"<pre>{html.escape(str(exc))}</pre>"
             return HTMLResponse(error, status_code=422, headers=headers)

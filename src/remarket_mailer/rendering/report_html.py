@@ -65,6 +65,9 @@ def render_report_html(report: Report, *, locale: str = "en") -> str:
             return "—"
         return filters.money(Decimal(str(amount)), report.currency, locale)
 
+    def other_money(amount: Decimal, currency: str) -> str:
+        return filters.money(amount, currency, locale)
+
     workflows = [
         _WorkflowView(
             w,
@@ -75,7 +78,13 @@ def render_report_html(report: Report, *, locale: str = "en") -> str:
         )
         for w in report.workflows
     ]
-    return _template().render(report=report, workflows=workflows, money=money, total=report.funnel)
+    return _template().render(
+        report=report,
+        workflows=workflows,
+        money=money,
+        other_money=other_money,
+        total=report.funnel,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,16 +279,7 @@ def daily_chart(daily: Sequence[DayPoint], ids: _Ids) -> Markup:
     step = plot_w / max(n, 1)
     max_sent = max((d.sent for d in daily), default=0) or 1
     max_rev = float(max((d.revenue for d in daily), default=Decimal(0))) or 1.0
-    body: list[str] = []
-    for frac in (0.0, 0.5, 1.0):
-        y = top + plot_h * (1 - frac)
-        body.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
-        )
-        body.append(
-            _text(left - 6, y + 5, f"{round(max_sent * frac):,}", anchor="end", fill=BLUE, size=16)
-        )
-        body.append(_text(left + plot_w + 6, y + 5, f"{max_rev * frac:,.0f}", fill=ORANGE, size=16))
+    body = _daily_grid(left, top, plot_w, plot_h, max_sent, max_rev)
     line: list[str] = []
     for i, d in enumerate(daily):
         x = left + i * step
@@ -313,13 +313,7 @@ def daily_chart(daily: Sequence[DayPoint], ids: _Ids) -> Markup:
                     size=16,
                 )
             )
-    body.append(_bar(left, height - 16, 14, 12, BLUE, "sends"))
-    body.append(_text(left + 20, height - 5, "sends (left axis)", size=16))
-    body.append(
-        f'<line x1="{left + 220}" x2="{left + 244}" y1="{height - 10}" '
-        f'y2="{height - 10}" stroke="{ORANGE}" stroke-width="3"/>'
-    )
-    body.append(_text(left + 250, height - 5, "revenue (right axis)", size=16))
+    body.extend(_daily_legend(left, height))
     total_sent = sum(d.sent for d in daily)
     total_rev = sum((d.revenue for d in daily), Decimal(0))
     desc = (
@@ -329,6 +323,33 @@ def daily_chart(daily: Sequence[DayPoint], ids: _Ids) -> Markup:
         else "no days"
     )
     return _svg(ids, width, height, "Sends and revenue per day", desc, body)
+
+
+def _daily_grid(
+    left: int, top: int, plot_w: int, plot_h: int, max_sent: int, max_rev: float
+) -> list[str]:
+    """Three grid lines, sends on the left axis and revenue on the right."""
+    body: list[str] = []
+    for frac in (0.0, 0.5, 1.0):
+        y = top + plot_h * (1 - frac)
+        body.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
+        )
+        body.append(
+            _text(left - 6, y + 5, f"{round(max_sent * frac):,}", anchor="end", fill=BLUE, size=16)
+        )
+        body.append(_text(left + plot_w + 6, y + 5, f"{max_rev * frac:,.0f}", fill=ORANGE, size=16))
+    return body
+
+
+def _daily_legend(left: int, height: int) -> list[str]:
+    return [
+        _bar(left, height - 16, 14, 12, BLUE, "sends"),
+        _text(left + 20, height - 5, "sends (left axis)", size=16),
+        f'<line x1="{left + 220}" x2="{left + 244}" y1="{height - 10}" '
+        f'y2="{height - 10}" stroke="{ORANGE}" stroke-width="3"/>',
+        _text(left + 250, height - 5, "revenue (right axis)", size=16),
+    ]
 
 
 def variant_chart(step: StepReport, ids: _Ids) -> Markup:

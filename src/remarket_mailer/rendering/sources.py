@@ -231,3 +231,29 @@ def less_than_in_jinja(files: Sequence[tuple[str, str]]) -> tuple[str, int] | No
             if "<" in match.group(0):
                 return name, text.count("\n", 0, match.start()) + 1
     return None
+
+
+def stamp(path: Path) -> tuple[Path, int, int]:
+    """(path, mtime_ns, size): enough to notice an edit without reading the file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return path, -1, -1
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+def edited(sources: tuple[tuple[str, str], ...], stamps: tuple[tuple[Path, int, int], ...]) -> bool:
+    """True when a file has other content than when compiled (only read if its stamp moved)."""
+    if all(stamp(path) == (path, mtime, size) for path, mtime, size in stamps):
+        return False
+    for file, content in sources:
+        try:
+            if Path(file).read_text(encoding="utf-8") != content:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def restamp(stamps: tuple[tuple[Path, int, int], ...]) -> tuple[tuple[Path, int, int], ...]:
+    return tuple(stamp(path) for path, _, _ in stamps)

@@ -9,23 +9,20 @@ Every function takes ``now``: time comes from the caller's clock, never from her
 
 from __future__ import annotations
 
-import codecs
-import csv
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final, Literal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import discounts as discounts_db
-from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.discounts import CodeRow
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.errors import ValidationError
+from remarket_mailer.services.discount_files import is_valid_pool_code
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -40,178 +37,7 @@ UNKNOWN_CONTACT: Final = 0
 code belongs to it: any code bound to a contact is then ``not_yours``."""
 
 LOW_STOCK_THRESHOLD: Final = 100
-
-# Header names (compared lower-case, with "_" and "-" read as spaces) that hold the codes, in
-# order of preference: Klaviyo files can carry both "Coupon" (its name) and "Coupon Code".
-CODE_HEADERS: Final = (
-    "coupon code",
-    "discount code",
-    "promo code",
-    "voucher code",
-    "code",
-    "codes",
-    "coupon",
-    "coupons",
-    "voucher",
-)
-_DELIMITERS: Final = (",", ";", "\t")
-# Letters, digits and ASCII punctuation but no blanks, quotes, commas, semicolons or backslashes:
-# those in a "code" mean the file was split on the wrong character, not that the shop made it.
-_CODE_RE: Final = re.compile(r"[A-Z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]{4,64}")
-_MAX_AMOUNT: Final = Decimal("1e12")  # the money columns are NUMERIC(14, 2)
-# Excel keeps leading zeros by writing ="00123"; undo that.
-_EXCEL_TEXT_RE: Final = re.compile(r'^="(.*)"$')
-
-
-# --- reading code files ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CodesFile:
-    """What ``read_codes_file`` found, so nothing in the file is dropped without a word."""
-
-    codes: list[str]
-    """Normalised, in file order, each once (format not checked yet: ``import_pool`` does)."""
-    lines: dict[str, int]
-    """The line each code was read from, to point at invalid ones."""
-    header: str | None
-    """The header of the code column as written, or None for a one-column file without one."""
-    delimiter: str
-    blank_lines: list[int] = field(default_factory=list)
-    duplicate_lines: list[int] = field(default_factory=list)
-
-
-def read_codes_csv(path: Path) -> list[str]:
-    """The codes of a CSV file: normalised, without blanks and in-file duplicates.
-
-    See ``read_codes_file`` for the accepted layouts and for what was dropped.
-    Raises ValidationError (naming the line) for a file that cannot be read as codes.
-    """
-    return read_codes_file(path).codes
-
-
-def read_codes_file(path: Path) -> CodesFile:
-    """Read a file of discount codes and report what was in it.
-
-    Accepted: UTF-8 (with or without BOM) or UTF-16 text; comma, semicolon or tab separated;
-    a header row naming the code column (``Code``, ``Coupon``, ``Coupon Code``,
-    ``discount_code``, ... in any case), or a single column of codes without a header. Cells are
-    trimmed and upper-cased (``normalize_code``); blank rows and repeated codes are skipped and
-    their line numbers reported.
-
-    Raises ValidationError naming the line when the file is not text, has no recognisable code
-    column, has a broken row, or holds no code at all.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
-    text = _decode(raw, path)
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
-        raise ValidationError(f"{path}: the file is empty")
-    delimiter = max(_DELIMITERS, key=first.count) if any(d in first for d in _DELIMITERS) else ","
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-
-    column: int | None = None
-    header: str | None = None
-    codes: dict[str, int] = {}
-    blank_lines: list[int] = []
-    duplicate_lines: list[int] = []
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                blank_lines.append(line)
-                continue
-            if column is None:
-                column, header = _find_code_column(row, path, line)
-                if header is not None:
-                    continue
-            if column >= len(row):
-                raise ValidationError(
-                    f"{path}:{line}: this row has {len(row)} field(s), "
-                    f"the code column is number {column + 1}",
-                    field="file",
-                )
-            if header is None and any(c.strip() for i, c in enumerate(row) if i != column):
-                raise ValidationError(
-                    f"{path}:{line}: more than one value on a line of a file without a header",
-                    field="file",
-                )
-            code = normalize_code(_unwrap_excel(row[column]))
-            if not code:
-                blank_lines.append(line)
-            elif code in codes:
-                duplicate_lines.append(line)
-            else:
-                codes[code] = line
-    except csv.Error as exc:
-        raise ValidationError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
-    if not codes:
-        raise ValidationError(f"{path}: no codes found", field="file")
-    return CodesFile(
-        codes=list(codes),
-        lines=codes,
-        header=header,
-        delimiter=delimiter,
-        blank_lines=blank_lines,
-        duplicate_lines=duplicate_lines,
-    )
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ValidationError(
-            f"{path}:{line}: not UTF-8 text (save the file as CSV UTF-8)", field="file"
-        ) from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ValidationError(f"{path}:{line}: binary data, not a CSV file", field="file")
-    return text
-
-
-def _header_key(cell: str) -> str:
-    return " ".join(cell.strip().lower().replace("_", " ").replace("-", " ").split())
-
-
-def _find_code_column(row: Sequence[str], path: Path, line: int) -> tuple[int, str | None]:
-    """(index of the code column, its header or None when ``row`` is already data)."""
-    keys = [_header_key(cell) for cell in row]
-    for wanted in CODE_HEADERS:
-        if wanted in keys:
-            index = keys.index(wanted)
-            return index, row[index].strip()
-    filled = [index for index, cell in enumerate(row) if cell.strip()]
-    if len(filled) == 1:
-        return filled[0], None
-    raise ValidationError(
-        f"{path}:{line}: no code column: name it one of Code, Coupon, Coupon Code, "
-        "Discount Code (or give a single column of codes)",
-        field="file",
-    )
-
-
-def _unwrap_excel(cell: str) -> str:
-    match = _EXCEL_TEXT_RE.match(cell.strip())
-    return match.group(1) if match else cell
-
-
-def is_valid_pool_code(code: str) -> bool:
-    """Whether a normalised code can go into a pool: 4 to 64 of A-Z, 0-9 and ASCII punctuation
-    other than quotes, commas, semicolons and backslashes; no blanks."""
-    return bool(_CODE_RE.fullmatch(code))
-
-
-# --- importing a pool -----------------------------------------------------------------------
+_MAX_AMOUNT: Final = discounts_db.MAX_AMOUNT  # what the money columns hold
 
 
 @dataclass(frozen=True)
@@ -277,8 +103,11 @@ def _pool_terms(
     expires_at: datetime | None,
     now: datetime,
 ) -> dict[str, Any]:
-    if not pool.strip() or len(pool) > 64 or pool != pool.strip():
-        raise ValidationError("a pool name is 1 to 64 characters without outer blanks", "pool")
+    longest = discounts_db.POOL_MAX_LENGTH
+    if not pool.strip() or len(pool) > longest or pool != pool.strip():
+        raise ValidationError(
+            f"a pool name is 1 to {longest} characters without outer blanks", "pool"
+        )
     if kind not in ("percent", "fixed"):
         raise ValidationError("kind must be 'percent' or 'fixed'", "kind")
     if not value.is_finite() or value <= 0 or value >= _MAX_AMOUNT:
@@ -324,7 +153,7 @@ def assign_from_pool(
     step_id: str,
     now: datetime,
     low_stock: int = LOW_STOCK_THRESHOLD,
-) -> DiscountCode | None:
+) -> CodeRow | None:
     """The pool code of this (enrollment, step): the one it holds, or a fresh one.
 
     Runs inside the caller's transaction (the send path's). Returns None when the pool is
@@ -491,11 +320,11 @@ def expire_codes(uow: UnitOfWork, now: datetime) -> int:
     return count
 
 
-def _is_expired(row: DiscountCode, now: datetime) -> bool:
+def _is_expired(row: discounts_db.StoredCode, now: datetime) -> bool:
     return row.status == discounts_db.EXPIRED or (
         row.expires_at is not None and row.expires_at <= now
     )
 
 
-def _not_yours(row: DiscountCode, contact_id: int | None) -> bool:
+def _not_yours(row: discounts_db.StoredCode, contact_id: int | None) -> bool:
     return contact_id is not None and row.contact_id is not None and row.contact_id != contact_id

@@ -23,12 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from remarket_mailer import metrics
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import provider_pauses as pause_store
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.provider_pause import ProviderPause
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,7 @@ def dispatch_due(
             skip: set[str] = set()
             over: list[tuple[str, set[str]]] = []
             if pause_keys:
-                paused = pause_store.all_pauses(session)
-                for key, pause in paused.items():
-                    workflows = {w for w, k in pause_keys.items() if k == key}
-                    skip |= workflows
-                    if pause.paused_until <= now and workflows:
-                        over.append((key, workflows))
+                skip, over = _paused(pause_store.all_pauses(session), pause_keys, now)
             due = deliveries_db.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
             for key, workflows in over:
                 if not pause_store.claim_probe(session, key, now, now + lease):
@@ -97,16 +93,7 @@ def dispatch_due(
             report.claimed += len(probe)
         again = queued + sending
         report.reclaimed += len(again)
-        keyed = sum(1 for row in sending if row.send_key is not None)
-        blind = len(sending) - keyed
-        report.resent_by_key += keyed
-        report.resent_unknown += blind
-        if keyed:
-            metrics.RESENT_BY_KEY.inc(keyed)
-            log.info("re-sending %d deliveries under their idempotency key", keyed)
-        if blind:
-            metrics.RESENT_UNKNOWN.inc(blind)
-            log.warning("re-sending %d deliveries whose worker died mid-send", blind)
+        _count_resends(report, sending)
         report.claimed += len(due)
         for batch in pack_batches(again + due, batch_size):
             enqueue(batch)
@@ -121,6 +108,36 @@ def dispatch_due(
             report.batches,
         )
     return report
+
+
+def _paused(
+    pauses: Mapping[str, ProviderPause], pause_keys: Mapping[str, str], now: datetime
+) -> tuple[set[str], list[tuple[str, set[str]]]]:
+    """The workflows of paused providers (left due), and per pause that has run out its key
+    and workflows (a probe may go out)."""
+    skip: set[str] = set()
+    over: list[tuple[str, set[str]]] = []
+    for key, pause in pauses.items():
+        workflows = {w for w, k in pause_keys.items() if k == key}
+        skip |= workflows
+        if pause.paused_until <= now and workflows:
+            over.append((key, workflows))
+    return skip, over
+
+
+def _count_resends(report: DispatchReport, sending: Sequence[deliveries_db.Claimed]) -> None:
+    """Rows taken back from a dead worker mid-send go out again: under their idempotency key
+    when they have one, else possibly twice. Count and log both."""
+    keyed = sum(1 for row in sending if row.send_key is not None)
+    blind = len(sending) - keyed
+    report.resent_by_key += keyed
+    report.resent_unknown += blind
+    if keyed:
+        metrics.RESENT_BY_KEY.inc(keyed)
+        log.info("re-sending %d deliveries under their idempotency key", keyed)
+    if blind:
+        metrics.RESENT_UNKNOWN.inc(blind)
+        log.warning("re-sending %d deliveries whose worker died mid-send", blind)
 
 
 def pack_batches(rows: Sequence[deliveries_db.Claimed], size: int) -> list[list[int]]:

@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db import segments as segments_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.segments import (
     MAX_WINDOW,

@@ -1,10 +1,8 @@
 """Amazon SES events through SNS: the SNS signature check and the SES event parser.
 
-Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (RSA, SHA1 for
-``SignatureVersion`` 1, SHA256 for 2) against the certificate at ``SigningCertURL``, which must
-be ``https://sns.<region>.amazonaws.com[.cn]/….pem``, and accepts only the configured topic ARNs.
-Certificates are cached by host and path in a bounded cache whose downloads are rate-limited
-(:class:`SnsCertificates`): unauthenticated requests cannot make us fetch without limit.
+Webhooks arrive through SNS: :func:`parse_sns` checks the SNS signature (``sns.py``: RSA
+against the certificate at ``SigningCertURL``, from a bounded, rate-limited cache) and accepts
+only the configured topic ARNs.
 A ``SubscriptionConfirmation`` gives no events but exposes ``subscribe_url``: GET it once to
 confirm the subscription. The ``EmailTags`` set by the sending side
 (:mod:`remarket_mailer.delivery.providers.ses`) come back in ``mail.tags``, ``delivery_id``
@@ -13,31 +11,19 @@ among them.
 
 from __future__ import annotations
 
-import base64
-import re
-import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.tracking.events import (
     BounceClass,
     EventKind,
     TrackingEvent,
-    WebhookBusyError,
     WebhookSignatureError,
     classify_bounce,
 )
+from remarket_mailer.tracking.sns import SnsCertificates, verify_sns_signature
 from remarket_mailer.tracking.webhook_common import (
     header,
     load_json,
@@ -48,19 +34,6 @@ from remarket_mailer.untrusted_json import as_dict, as_str, bare_message_id, par
 
 PROVIDER = "ses"
 
-_CERT_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
-_CERT_PATH = re.compile(r"(?:/[A-Za-z0-9._-]{1,128})+\.pem")
-
-_NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-_CONFIRMATION_FIELDS = (
-    "Message",
-    "MessageId",
-    "SubscribeURL",
-    "Timestamp",
-    "Token",
-    "TopicArn",
-    "Type",
-)
 _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 _BOUNCE_TYPES: dict[str, BounceClass] = {"Permanent": "hard", "Transient": "soft"}
 _ENGAGEMENT_KINDS: dict[str, EventKind] = {
@@ -82,163 +55,8 @@ class SnsMessage:
     """For ``SubscriptionConfirmation``: GET this URL once to start receiving events."""
 
 
-class SnsCertificates:
-    """SNS signing certificates, downloaded on first use and kept by host and path.
-
-    Anyone can post an SNS-shaped message naming any certificate URL on an SNS host, so the
-    URL is checked first (:func:`certificate_location`), its query is ignored (it cannot make a
-    new cache entry), at most ``max_entries`` certificates are kept (the least recently used
-    goes first) and at most ``fetches_per_minute`` certificates that are not cached are
-    downloaded per minute; beyond that :class:`WebhookBusyError` is raised without fetching.
-    SNS signs with one certificate per region, rotated rarely: a genuine sender needs one
-    download. Thread-safe; downloads run outside the lock.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = 32,
-        fetches_per_minute: int = 10,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 10.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_entries = max_entries
-        self.fetches_per_minute = fetches_per_minute
-        self._transport = transport
-        self._timeout = timeout
-        self._monotonic = monotonic
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._recent_fetches: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def fetch(self, url: str) -> bytes:
-        """The PEM bytes of the certificate at SNS cert URL ``url``.
-
-        Raises WebhookSignatureError when ``url`` is not an SNS certificate URL or the
-        download fails, WebhookBusyError when the download budget of this minute is spent.
-        """
-        location = certificate_location(url)
-        with self._lock:
-            cached = self._cache.get(location)
-            if cached is not None:
-                self._cache.move_to_end(location)
-                return cached
-            self._take_fetch_slot()
-        try:
-            with httpx.Client(
-                transport=self._transport, timeout=self._timeout, follow_redirects=False
-            ) as client:
-                response = client.get(location)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise WebhookSignatureError("ses: could not fetch the SNS signing certificate") from exc
-        with self._lock:
-            self._cache[location] = response.content
-            self._cache.move_to_end(location)
-            while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
-        return response.content
-
-    def _take_fetch_slot(self) -> None:
-        now = self._monotonic()
-        while self._recent_fetches and self._recent_fetches[0] <= now - 60.0:
-            self._recent_fetches.popleft()
-        if len(self._recent_fetches) >= self.fetches_per_minute:
-            wait = 60.0 - (now - self._recent_fetches[0])
-            raise WebhookBusyError(
-                f"ses: {self.fetches_per_minute} unknown SNS certificates fetched in the last "
-                "minute; try again later",
-                retry_after=max(1.0, wait),
-            )
-        self._recent_fetches.append(now)
-
-
 CERTIFICATES = SnsCertificates()
 """The process's certificate cache, used when :func:`parse_sns` is given no fetcher."""
-
-
-def certificate_location(url: str) -> str:
-    """``https://<host>/<path>`` of an SNS cert URL, without query or fragment (they select
-    nothing on AWS's side, so they must not select a cache entry either).
-
-    Accepts only https, host ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn`` for
-    China), no user, no port, a path ending ``.pem``. Raises WebhookSignatureError for any
-    other URL (the certificate is the trust anchor: an attacker must not be able to point us
-    at their own).
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise WebhookSignatureError("ses: SigningCertURL is not a URL") from None
-    host = parts.hostname or ""
-    if (
-        parts.scheme != "https"
-        or parts.username is not None
-        or port is not None
-        or not _CERT_HOST.fullmatch(host)
-        or not _CERT_PATH.fullmatch(parts.path)
-    ):
-        raise WebhookSignatureError("ses: SigningCertURL is not an SNS certificate URL")
-    return f"https://{host}{parts.path}"
-
-
-def string_to_sign(message: Mapping[str, Any]) -> bytes:
-    """The bytes SNS signs: ``key\\nvalue\\n`` for each present field, in SNS's fixed order.
-
-    Raises WebhookSignatureError for an unknown message type or a missing required field.
-    """
-    kind = message.get("Type")
-    names: tuple[str, ...]
-    if kind == "Notification":
-        names = _NOTIFICATION_FIELDS
-    elif kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
-        names = _CONFIRMATION_FIELDS
-    else:
-        raise WebhookSignatureError("ses: unknown SNS message type")
-    lines: list[str] = []
-    for name in names:
-        value = message.get(name)
-        if value is None:
-            if name == "Subject":
-                continue
-            raise WebhookSignatureError(f"ses: SNS message without {name}")
-        lines.append(f"{name}\n{value}\n")
-    # A lone surrogate cannot have been signed by SNS: kept as is, it fails the signature.
-    return "".join(lines).encode("utf-8", "surrogatepass")
-
-
-def verify_sns_signature(
-    message: Mapping[str, Any], fetch_certificate: Callable[[str], bytes]
-) -> None:
-    """Verify an SNS message's RSA signature with the certificate at its SigningCertURL.
-
-    ``fetch_certificate`` gets the URL without its query. Raises WebhookSignatureError when
-    the URL, certificate, version or signature is wrong.
-    """
-    cert_url = certificate_location(as_str(message.get("SigningCertURL")) or "")
-    version = str(message.get("SignatureVersion", ""))
-    algorithm: hashes.HashAlgorithm
-    if version == "1":
-        algorithm = hashes.SHA1()
-    elif version == "2":
-        algorithm = hashes.SHA256()
-    else:
-        raise WebhookSignatureError("ses: unsupported SNS SignatureVersion")
-    signed = string_to_sign(message)
-    try:
-        signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
-        certificate = x509.load_pem_x509_certificate(fetch_certificate(cert_url))
-    except ValueError as exc:
-        raise WebhookSignatureError("ses: unreadable SNS signature or certificate") from exc
-    key = certificate.public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise WebhookSignatureError("ses: the SNS certificate does not hold an RSA key")
-    try:
-        key.verify(signature, signed, padding.PKCS1v15(), algorithm)
-    except InvalidSignature as exc:
-        raise WebhookSignatureError("ses: SNS signature does not verify") from exc
 
 
 def parse_sns(

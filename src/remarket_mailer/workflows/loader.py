@@ -28,7 +28,12 @@ from remarket_mailer.domain.workflow import (
     Workflow,
 )
 from remarket_mailer.errors import WorkflowError
-from remarket_mailer.workflows.schema import WorkflowSpec, parse_date_offset
+from remarket_mailer.workflows.schema import (
+    DiscountSpecModel,
+    StepSpec,
+    WorkflowSpec,
+    parse_date_offset,
+)
 from remarket_mailer.workflows.segments import SegmentSet, segments_used
 
 
@@ -106,42 +111,42 @@ def _td(value: str | None) -> timedelta | None:
     return parse_duration(value) if value is not None else None
 
 
+def _step(step: StepSpec) -> Step:
+    at = None
+    if step.at is not None:
+        fact, sign, amount = parse_date_offset(step.at)
+        at = DateOffset(fact, sign * parse_duration(amount))
+    return Step(
+        id=step.id,
+        wait=parse_duration(step.wait) if step.wait is not None else timedelta(0),
+        at=at,
+        local_time=step.local_time,
+        template=step.template,
+        condition=step.condition,
+        discount=_discount(step.discount) if step.discount is not None else None,
+        expires_after=_td(step.expires_after),
+        variants=tuple(Variant(v.id, v.template, v.weight) for v in (step.variants or [])),
+        winner=WinnerRule(step.winner.after, step.winner.alpha) if step.winner else None,
+    )
+
+
+def _discount(d: DiscountSpecModel) -> DiscountSpec:
+    return DiscountSpec(
+        kind="percent" if d.percent is not None else "fixed",
+        value=d.percent if d.percent is not None else (d.amount or Decimal(0)),
+        currency=d.currency,
+        expires_after=_td(d.expires_after),
+        minimum_order=d.minimum_order,
+        prefix=d.prefix,
+        length=d.length,
+        reuse=d.reuse,
+        pool=d.pool,
+        when_exhausted=d.when_exhausted,
+    )
+
+
 def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
-    steps = []
-    for step in spec.steps:
-        discount = None
-        if step.discount is not None:
-            d = step.discount
-            discount = DiscountSpec(
-                kind="percent" if d.percent is not None else "fixed",
-                value=d.percent if d.percent is not None else (d.amount or Decimal(0)),
-                currency=d.currency,
-                expires_after=_td(d.expires_after),
-                minimum_order=d.minimum_order,
-                prefix=d.prefix,
-                length=d.length,
-                reuse=d.reuse,
-                pool=d.pool,
-                when_exhausted=d.when_exhausted,
-            )
-        at = None
-        if step.at is not None:
-            fact, sign, amount = parse_date_offset(step.at)
-            at = DateOffset(fact, sign * parse_duration(amount))
-        steps.append(
-            Step(
-                id=step.id,
-                wait=parse_duration(step.wait) if step.wait is not None else timedelta(0),
-                at=at,
-                local_time=step.local_time,
-                template=step.template,
-                condition=step.condition,
-                discount=discount,
-                expires_after=_td(step.expires_after),
-                variants=tuple(Variant(v.id, v.template, v.weight) for v in (step.variants or [])),
-                winner=WinnerRule(step.winner.after, step.winner.alpha) if step.winner else None,
-            )
-        )
+    steps = [_step(step) for step in spec.steps]
     return Workflow(
         id=spec.id,
         name=spec.name,

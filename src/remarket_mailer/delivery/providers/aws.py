@@ -50,6 +50,16 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
+def _signature(secret_access_key: str, scope: str, string_to_sign: str) -> str:
+    """HMAC of ``string_to_sign`` under the key derived from the secret for ``scope``
+    (``day/region/service/aws4_request``)."""
+    day, *rest = scope.split("/")
+    key = _hmac(("AWS4" + secret_access_key).encode("utf-8"), day)
+    for part in rest:
+        key = _hmac(key, part)
+    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def sigv4_sign(
     *,
     method: str,
@@ -74,14 +84,12 @@ def sigv4_sign(
     amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
     day = moment.strftime("%Y%m%d")
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
     added = {"X-Amz-Date": amz_date}
     if credentials.session_token:
         added["X-Amz-Security-Token"] = credentials.session_token
     to_sign = {k.lower(): " ".join(v.split()) for k, v in {**headers, **added}.items()}
-    to_sign["host"] = host
+    host = parts.hostname or ""
+    to_sign["host"] = host if parts.port is None else f"{host}:{parts.port}"
     names = sorted(to_sign)
     canonical_request = "\n".join(
         (
@@ -102,10 +110,7 @@ def sigv4_sign(
             hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
         )
     )
-    key = _hmac(("AWS4" + credentials.secret_access_key).encode("utf-8"), day)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    signature = _signature(credentials.secret_access_key, scope, string_to_sign)
     added["Authorization"] = (
         f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
         f"SignedHeaders={';'.join(names)}, Signature={signature}"
