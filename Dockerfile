@@ -17,6 +17,7 @@ RUN pip install --no-deps .
 
 COPY workflows ./workflows
 COPY templates ./templates
+COPY segments ./segments
 
 RUN useradd --create-home remarket
 USER remarket

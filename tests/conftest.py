@@ -60,6 +60,7 @@ def make_settings(**overrides: Any) -> Settings:
         "broker_url": "stub://",
         "provider_url": "memory://",
         "workflows_dir": ROOT / "workflows",
+        "segments_dir": ROOT / "segments",
         "templates_dir": ROOT / "templates",
         "secret_key": "test-secret-key-0123456789-0123456789",
         "public_url": "https://mail.shop.example",

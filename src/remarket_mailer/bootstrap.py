@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -35,12 +36,13 @@ from remarket_mailer.delivery.throttle import (
 )
 from remarket_mailer.domain.caps import parse_caps
 from remarket_mailer.domain.clock import Clock, SystemClock
-from remarket_mailer.errors import ConfigError, UnavailableError
+from remarket_mailer.errors import ConfigError, UnavailableError, WorkflowError
 from remarket_mailer.rendering.renderer import Renderer
 from remarket_mailer.services.sending import DeliveryService, Route, SendConfig
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.tracking.links import LinkSigner
 from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
+from remarket_mailer.workflows.segments import check_references, load_segments
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,7 @@ def build_app(
     session_factory = make_session_factory(engine)
     uow = UnitOfWork(session_factory)
     workflows = workflows if workflows is not None else load_workflows(settings.workflows_dir)
+    attach_segments(workflows, settings.segments_dir)
     renderer = Renderer(settings.templates_dir, languages=settings.languages)
     provider = provider or provider_from_url(settings.provider_url, dkim_signer(settings))
     clock = clock or SystemClock()
@@ -230,6 +233,19 @@ def provider_routes(settings: Settings, workflows: WorkflowSet) -> dict[str, Rou
                 f"{workflow.provider!r}, which is not configured"
             )
     return routes
+
+
+def attach_segments(workflows: WorkflowSet, directory: Path) -> WorkflowSet:
+    """Give ``workflows`` the segments of ``directory`` (unless it has some already).
+
+    Raises WorkflowError for a bad segment file or a workflow naming a segment that does not
+    exist."""
+    if not workflows.segments:
+        workflows.segments = load_segments(directory)
+    problems = check_references(workflows.workflows, workflows.segments)
+    if problems:
+        raise WorkflowError(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+    return workflows
 
 
 def migrated_engine(settings: Settings) -> Engine:

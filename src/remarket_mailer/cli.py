@@ -25,6 +25,7 @@ from remarket_mailer.entrypoints.processes_cli import api, dev, scheduler, worke
 from remarket_mailer.entrypoints.providers_cli import providers_app
 from remarket_mailer.entrypoints.renewals_cli import renewals_app
 from remarket_mailer.entrypoints.report_cli import report
+from remarket_mailer.entrypoints.segments_cli import add_segment_commands
 from remarket_mailer.entrypoints.simulate_cli import demo, simulate
 from remarket_mailer.entrypoints.templates_cli import lint, preview
 from remarket_mailer.entrypoints.workflows_cli import workflows_app
@@ -47,6 +48,7 @@ app.add_typer(discounts_app, name="discounts")
 app.add_typer(renewals_app, name="renewals")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(experiments_app, name="experiments")
+add_segment_commands(app)
 
 # Single commands, named after their functions.
 for command in (api, worker, scheduler, dev, demo, simulate, report, lint, preview):

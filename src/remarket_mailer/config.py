@@ -62,6 +62,8 @@ class Settings(BaseSettings):
         description='More providers by name for workflows to choose, JSON: {"bulk": "smtp://..."}',
     )
     workflows_dir: Path = Path("./workflows")
+    segments_dir: Path = Path("./segments")
+    """Segment definitions (``*.yaml``); a directory that does not exist means no segments."""
     templates_dir: Path = Path("./templates")
     secret_key: str = ""
     """Signs unsubscribe, preference and click links and Message-IDs. Empty means not set:

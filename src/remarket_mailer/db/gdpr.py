@@ -22,6 +22,7 @@ from remarket_mailer.db.models import (
     Enrollment,
     Event,
     Order,
+    SegmentMember,
     Subscription,
     Suppression,
 )
@@ -57,6 +58,9 @@ def _rows_of(session: Session, contact: Contact) -> dict[str, list[Any]]:
         "discount_codes": list(
             session.scalars(select(DiscountCode).where(DiscountCode.contact_id == cid))
         ),
+        "segments": list(
+            session.scalars(select(SegmentMember).where(SegmentMember.contact_id == cid))
+        ),
     }
 
 
@@ -85,6 +89,7 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
         ("carts", Cart, Cart.contact_id),
         ("orders", Order, Order.contact_id),
         ("subscriptions", Subscription, Subscription.contact_id),
+        ("segment_members", SegmentMember, SegmentMember.contact_id),
     ):
         result = session.execute(delete(model).where(column == cid))
         counts[name] = int(result.rowcount)  # type: ignore[attr-defined]

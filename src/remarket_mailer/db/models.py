@@ -413,3 +413,29 @@ class VariantWinner(Base):
     arms: Mapped[dict[str, Any]]
     """variant → {recipients, conversions} when decided."""
     decided_at: Mapped[datetime]
+
+
+class SegmentMember(Base):
+    """A contact in a segment (segments/*.yaml), kept up to date by ingest for the contacts
+    each event batch touches and by the scheduler's refresh for everyone (time moves on)."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_contact_id", "contact_id"),)
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    joined_at: Mapped[datetime]
+
+
+class SegmentState(Base):
+    """Per segment: the version of its expression the members were computed with, the last
+    full refresh and the last change of its members."""
+
+    __tablename__ = "segment_states"
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(16))
+    refreshed_at: Mapped[datetime | None]
+    changed_at: Mapped[datetime | None]

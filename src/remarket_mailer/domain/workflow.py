@@ -35,9 +35,13 @@ class Trigger:
 
 @dataclass(frozen=True, slots=True)
 class ExitRule:
-    event: str
+    event: str | None
+    """The event type that ends enrollments; None for a segment rule."""
     match: ExitMatch = "key"
     condition: str | None = None
+    segment: str | None = None
+    """Ends the contact's active enrollments while the contact is in this segment (checked
+    when an event batch touches the contact and by the segment refresh job)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 from remarket_mailer.services.experiments import decide_winners
 from remarket_mailer.services.renewal_scan import scan_renewals
+from remarket_mailer.services.segments import SegmentUpdate, refresh_segments
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -63,6 +64,22 @@ def decide_ab_tests_job(app: App) -> None:
     decide_winners(app.uow, list(app.workflows.workflows.values()), app.clock)
 
 
+def refresh_segments_job(app: App) -> SegmentUpdate:
+    """Cron job: re-evaluate every contact's segments (``ordered(7)`` ends as days pass)."""
+    report = refresh_segments(app.uow, app.workflows, app.clock)
+    changed = sum(report.joined.values()) + sum(report.left.values())
+    if changed or report.exited or report.errors:
+        log.info(
+            "segments refreshed contacts=%d joined=%d left=%d exited=%d errors=%d",
+            report.evaluated,
+            sum(report.joined.values()),
+            sum(report.left.values()),
+            report.exited,
+            report.errors,
+        )
+    return report
+
+
 class _Outage(Outage):
     """Runs scheduler jobs; one that finds the database away is skipped, logged once."""
 
@@ -79,8 +96,9 @@ class _Outage(Outage):
 
 
 def add_jobs(scheduler: BaseScheduler, app: App) -> None:
-    """The scheduler's jobs (sweep, discount expiry, renewal scan), on ``scheduler``: the
-    scheduler process runs them, and so does ``remarket dev`` in its one process."""
+    """The scheduler's jobs (sweep, discount expiry, renewal scan, segment refresh), on
+    ``scheduler``: the scheduler process runs them, and so does ``remarket dev`` in its one
+    process."""
     # One INFO line per job run ("executed successfully") was 191 of every 194 lines.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     outage = _Outage()
@@ -120,6 +138,19 @@ def add_jobs(scheduler: BaseScheduler, app: App) -> None:
         max_instances=1,
         coalesce=True,
     )
+
+    if app.workflows.segments:
+        scheduler.add_job(
+            outage.run,
+            "interval",
+            args=[refresh_segments_job, app],
+            minutes=15,
+            id="refresh_segments",
+            max_instances=1,
+            coalesce=True,
+            # At start too: a segment added or changed since the last run is stale until then.
+            next_run_time=app.clock.now(),
+        )
 
 
 def run_scheduler(app: App) -> None:

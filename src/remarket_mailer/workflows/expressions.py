@@ -33,6 +33,16 @@ def _parse(source: str) -> nodes.Expr:
     return expression
 
 
+def parse_expression(source: str) -> nodes.Expr:
+    """The syntax tree of ``source``, for checks that read it (which segments it names).
+
+    Raises ValidationError when it is not an expression."""
+    try:
+        return _parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValidationError(f"invalid expression {source!r}: {exc.message}") from None
+
+
 def _template(expression: nodes.Expr) -> Any:
     body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
     return bound_template(_ENV.from_string(nodes.Template(body, lineno=1)))

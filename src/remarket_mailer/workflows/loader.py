@@ -34,6 +34,7 @@ from remarket_mailer.workflows.schema import (
     WorkflowSpec,
     parse_date_offset,
 )
+from remarket_mailer.workflows.segments import SegmentSet, segments_used
 
 
 def workflow_version(source: str) -> str:
@@ -157,7 +158,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
             reenter_after=_td(spec.trigger.reenter_after),
         ),
         steps=tuple(steps),
-        exits=tuple(ExitRule(e.event, e.match, e.condition) for e in spec.exit),
+        exits=tuple(ExitRule(e.event, e.match, e.condition, e.segment) for e in spec.exit),
         description=spec.description,
         enabled=spec.enabled,
         category=spec.category,
@@ -191,6 +192,9 @@ class WorkflowSet:
     stored: set[tuple[str, str]] = field(default_factory=set)
     """(workflow, version) pairs this process has seen committed to workflow_versions: ingest
     writes each version's source once per process, not once per event."""
+    segments: SegmentSet = field(default_factory=SegmentSet)
+    """The segments (segments/*.yaml) that ingest keeps up to date and workflows may use."""
+    _uses_segments: bool | None = None
 
     def add(self, workflow: Workflow, source: str) -> None:
         if workflow.id in self.workflows:
@@ -200,6 +204,7 @@ class WorkflowSet:
             )
         self.workflows[workflow.id] = workflow
         self.sources[workflow.id] = source
+        self._uses_segments = None
         self._versions[(workflow.id, workflow.version)] = workflow
 
     def triggered_by(self, event_type: str) -> list[Workflow]:
@@ -213,6 +218,21 @@ class WorkflowSet:
                 if rule.event == event_type:
                     found.append((workflow, rule))
         return found
+
+    def segment_exits(self) -> dict[str, list[str]]:
+        """segment name → the workflows with an exit rule ``segment: NAME``."""
+        found: dict[str, list[str]] = {}
+        for workflow in self.workflows.values():
+            for rule in workflow.exits:
+                if rule.segment is not None:
+                    found.setdefault(rule.segment, []).append(workflow.id)
+        return found
+
+    def uses_segments(self) -> bool:
+        """Whether any workflow asks ``in_segment(...)`` or exits by a segment."""
+        if self._uses_segments is None:
+            self._uses_segments = any(segments_used(w) for w in self.workflows.values())
+        return self._uses_segments
 
     def version(self, workflow_id: str, version: str) -> Workflow | None:
         return self._versions.get((workflow_id, version))

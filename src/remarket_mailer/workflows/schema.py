@@ -142,7 +142,15 @@ class TriggerSpec(_Strict):
 
 
 class ExitSpec(_Strict):
-    event: EventType
+    event: EventType | None = Field(
+        default=None, description="The event that ends enrollments (or give 'segment')."
+    )
+    segment: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="Instead of an event: end the contact's enrollments while the contact is "
+        "in this segment (segments/*.yaml), e.g. 'recent_buyers_7d'.",
+    )
     match: Literal["key", "contact"] = "key"
     condition: Expression | None = Field(
         default=None,
@@ -150,6 +158,14 @@ class ExitSpec(_Strict):
         "(e.g. `event.total >= 50`); an expression that fails exits nothing and is counted "
         "in remarket_expression_errors_total.",
     )
+
+    @model_validator(mode="after")
+    def _event_or_segment(self) -> ExitSpec:
+        if (self.event is None) == (self.segment is None):
+            raise ValueError("give exactly one of 'event' or 'segment'")
+        if self.segment is not None and self.condition is not None:
+            raise ValueError("a 'segment' exit takes no 'condition': put it in the segment")
+        return self
 
 
 class DiscountSpecModel(_Strict):

@@ -17,6 +17,7 @@ from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db.commerce import CartRow
 from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.db.enrollments import EnrollmentRow
@@ -34,6 +35,7 @@ from remarket_mailer.schemas import (
 )
 from remarket_mailer.services.experiments import winners_for
 from remarket_mailer.services.ingest.enrich import product_ids
+from remarket_mailer.services.segments import update_members
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
 
@@ -91,6 +93,12 @@ class Batch:
         order_ids = {e.order_id for e in events if isinstance(e, OrderPlaced)}
         self.known_orders = set(commerce_db.orders_by_id(session, order_ids))
         self._load_enrollments(events)
+        # What ``in_segment(...)`` answers in filters: the members as stored before the batch.
+        self.memberships: dict[int, frozenset[str]] = (
+            members_db.memberships(session, {c.id for c in self.touched_contacts().values()})
+            if workflows.uses_segments()
+            else {}
+        )
 
     # -- contacts --------------------------------------------------------------------------
 
@@ -111,6 +119,10 @@ class Batch:
                 self._index(contact)
         # One INSERT for every new contact of the batch, at once: ids for what follows.
         contacts_db.add_contacts(self.session, new)
+
+    def touched_contacts(self) -> dict[int, ContactRow]:
+        """The contacts the batch's events name (new ones included), by id."""
+        return {c.id: c for c in [*self.by_email.values(), *self.by_external.values()]}
 
     def _find(self, external_id: str | None, email: str | None) -> ContactRow | None:
         if external_id is not None and external_id in self.by_external:
@@ -280,3 +292,6 @@ class Batch:
                 self.session, ids, "exited", reason, self.now
             )
         deliveries_db.reschedule_many(self.session, self.reschedules, self.now)
+        if self.workflows.segments:
+            # Last: the batch's orders, views and consents are written, so they count.
+            update_members(self.session, self.workflows, self.touched_contacts(), self.now)

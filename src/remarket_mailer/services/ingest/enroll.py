@@ -32,19 +32,22 @@ from remarket_mailer.workflows.matching import (
     match_exit,
     match_trigger,
 )
+from remarket_mailer.workflows.segments import segment_lookup
 
 log = logging.getLogger(__name__)
 
 
 def _lazy_context(
-    contact: ContactRow, event: AnyEvent, facts: Facts
+    batch: Batch, contact: ContactRow, event: AnyEvent, facts: Facts
 ) -> Callable[[], dict[str, Any]]:
     """The expression context of ``event``, built once and only if an expression needs it."""
     built: list[dict[str, Any]] = []
 
     def context() -> dict[str, Any]:
         if not built:
-            built.append(workflow_context(contact, json.loads(event.model_dump_json()), facts.cart))
+            body = json.loads(event.model_dump_json())
+            segments = segment_lookup(batch.memberships, contact.id)
+            built.append(workflow_context(contact, body, facts.cart, **segments))
         return built[0]
 
     return context
@@ -53,7 +56,7 @@ def _lazy_context(
 def apply_exits(batch: Batch, contact: ContactRow, event: AnyEvent, facts: Facts) -> int:
     """End the enrollments this event's exit rules reach; returns how many ended."""
     ended = 0
-    context = _lazy_context(contact, event, facts)
+    context = _lazy_context(batch, contact, event, facts)
     for workflow, rule in batch.workflows.exited_by(event.type):
         found = match_exit(workflow, rule, event, contact.id, context, batch)
         if isinstance(found, ConditionFailed):
@@ -70,7 +73,7 @@ def apply_triggers(
     batch: Batch, contact: ContactRow, event: AnyEvent, facts: Facts, result: IngestResult
 ) -> None:
     """Start or refresh enrollments of every workflow this event triggers."""
-    context = _lazy_context(contact, event, facts)
+    context = _lazy_context(batch, contact, event, facts)
     for workflow in batch.workflows.triggered_by(event.type):
         outcome = match_trigger(workflow, event, contact.id, context, batch)
         if isinstance(outcome, ConditionFailed):

@@ -16,6 +16,7 @@ from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db import tracking as tracking_db
 from remarket_mailer.db.commerce import CartFacts, SubscriptionFacts
 from remarket_mailer.db.contacts import ContactFacts
@@ -42,6 +43,7 @@ from remarket_mailer.services.versions import resolve_workflow
 from remarket_mailer.tracking.links import LinkSigner
 from remarket_mailer.workflows.context import workflow_context
 from remarket_mailer.workflows.expressions import evaluate
+from remarket_mailer.workflows.segments import segment_lookup
 
 
 @dataclass
@@ -77,6 +79,8 @@ class BatchFacts:
     """enrollment → its sent emails with their opens and clicks (``previous``, ``enrollment``)."""
     recommendations: BatchRecommendations | None = None
     """``recommendations(n)`` of the batch's emails, read on first use (None: no catalog)."""
+    memberships: dict[int, frozenset[str]] = field(default_factory=dict)
+    """contact → its segments, for ``in_segment(...)`` (read only when a workflow uses it)."""
 
     def workflow_of(self, enrollment: EnrollmentFacts) -> Workflow | None:
         return self.workflows.get((enrollment.workflow_id, enrollment.workflow_version))
@@ -184,6 +188,9 @@ class Preparer:
             sent_emails=_sent_emails(session, enrollments),
             recommendations=BatchRecommendations(self.uow) if self.uow is not None else None,
             category_of={w.id: w.category for w in self.workflows.workflows.values()},
+            memberships=members_db.memberships(session, contacts)
+            if self.workflows.uses_segments()
+            else {},
         )
 
     def _recent_sends(
@@ -354,6 +361,7 @@ class Preparer:
             },
             workflow={"id": workflow.id, "name": workflow.name, "category": workflow.category},
             step={"id": step.id},
+            **segment_lookup(facts.memberships, contact.id),
             _token=token,
         )
 
