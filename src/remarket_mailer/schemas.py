@@ -7,6 +7,8 @@ Money is a decimal string, never a float; currencies are ISO 4217; time zones ar
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -46,6 +48,20 @@ def _email(value: str) -> str:
 def _normalized_email(value: str) -> str:
     # The same shoppers send event after event: validating an address costs ~60 us.
     return normalize_email(validate_email(value, check_deliverability=False).normalized)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _id(value: str) -> str:
+    # Python's strip() also takes the separators U+001C-U+001F that pydantic's does not, and
+    # PostgreSQL refuses NUL in text: an id is printable, or it is refused here.
+    value = value.strip()
+    if not value:
+        raise ValueError("an id must not be empty or only blanks")
+    if _CONTROL.search(value):
+        raise ValueError("an id must not contain control characters")
+    return value
 
 
 def _currency(value: str) -> str:
@@ -112,7 +128,9 @@ Money = Annotated[
     BeforeValidator(_no_float),
     Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False),
 ]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True), AfterValidator(_id)
+]
 Name = Annotated[str, StringConstraints(max_length=255)]
 Url = Annotated[HttpUrl, Field(max_length=2048)]
 # BCP 47 tags fit in 35 characters (RFC 5646 section 4.4.1), as does the column.

@@ -245,6 +245,41 @@ def test_discount_bodies_are_capped_and_errors_use_the_project_shape(
     assert {p["field"] for p in problems} == {"cart_total", "currency"}
 
 
+@pytest.mark.parametrize("order_id", ["\u001f", " \u001c ", "a\u0000b", "o\u0085p"])
+def test_an_id_of_separators_or_control_characters_is_a_422_naming_it(
+    make_app: AppFactory, order_id: str
+) -> None:
+    """Found by schemathesis: Python's strip() takes U+001C-U+001F where pydantic's does
+    not, so "\u001f" passed the schema and the service refused it as empty: a 500."""
+    _, client = client_for(make_app)
+    body = {"code": "ABCD-1234", "order_id": order_id}
+    response = client.post("/v1/discounts/redeem", json=body, headers=AUTH)
+    assert [p["field"] for p in error_of(response, 422)["detail"]] == ["order_id"]
+    sent = {**profile_event(T0), "event_id": order_id}
+    response = client.post("/v1/events", json=sent, headers=AUTH)
+    assert "event_id" in json.dumps(error_of(response, 422)["detail"])
+
+
+def test_a_service_refusing_input_is_a_422_never_a_500(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net under every route: our ValidationError from below a route that did not
+    expect it still answers in the project's shape, naming the field."""
+    from remarket_mailer.entrypoints import discounts_api
+    from remarket_mailer.errors import ValidationError
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise ValidationError("order_id is empty", "order_id")
+
+    monkeypatch.setattr(discounts_api, "redeem_code", refuse)
+    _, client = client_for(make_app)
+    body = {"code": "ABCD-1234", "order_id": "o-1"}
+    response = client.post("/v1/discounts/redeem", json=body, headers=AUTH)
+    problem = error_of(response, 422)
+    assert problem["error"] == "validation_error"
+    assert problem["detail"] == [{"field": "order_id", "message": "order_id is empty"}]
+
+
 def test_unsubscribe_bodies_are_capped(make_app: AppFactory) -> None:
     app, client = client_for(make_app)
     token = app.links.unsubscribe_token(1, "marketing")

@@ -107,6 +107,13 @@ def install_error_handlers(api: FastAPI) -> None:
         # Nobody is listening; answer anyway so the server logs a status, not a traceback.
         return error_response(ApiError(400, "client_disconnected", "the client went away"))
 
+    async def handle_refused(_request: Request, exc: Exception) -> JSONResponse:
+        # A service refusing what a route let through is still the caller's mistake: a 422
+        # naming the field, never a 500 (routes that know better catch it themselves).
+        assert isinstance(exc, ValidationError)
+        problem = {"field": exc.field or "body", "message": str(exc)}
+        return error_response(ApiError(422, "validation_error", str(exc), [problem]))
+
     async def handle_bug(request: Request, exc: Exception) -> JSONResponse:
         # Starlette re-raises after this answer, so the server logs the traceback itself.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -116,6 +123,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(StarletteHTTPException, handle_http)
     api.add_exception_handler(RequestValidationError, handle_validation)
     api.add_exception_handler(UnavailableError, handle_unavailable)
+    api.add_exception_handler(ValidationError, handle_refused)
     api.add_exception_handler(ClientDisconnect, handle_disconnect)
     api.add_exception_handler(Exception, handle_bug)
 
