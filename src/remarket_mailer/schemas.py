@@ -8,7 +8,6 @@ Money is a decimal string, never a float; currencies are ISO 4217; time zones ar
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
