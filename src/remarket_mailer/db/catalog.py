@@ -16,7 +16,7 @@ from decimal import Decimal
 from itertools import permutations
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import Product, ProductPair
@@ -61,12 +61,21 @@ def upsert_products(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     than the stored one is ignored. Returns how many rows changed."""
     if not rows:
         return 0
-    values = [{**row, "orders_count": 0} for row in _newest(rows)]
+    values = [{**row, "orders_count": 0, "restocked_at": None} for row in _newest(rows)]
     statement = _insert(session, Product).values(values)
+    excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["product_id"],
-        set_={name: getattr(statement.excluded, name) for name in _CHANGED},
-        where=Product.updated_at <= statement.excluded.updated_at,
+        set_={
+            **{name: getattr(excluded, name) for name in _CHANGED},
+            # Out of stock (or deleted) until now and available again: a restock, which
+            # back-in-stock reminders announce (domain.product_alerts).
+            "restocked_at": case(
+                (excluded.available & ~Product.available, excluded.updated_at),
+                else_=Product.restocked_at,
+            ),
+        },
+        where=Product.updated_at <= excluded.updated_at,
     )
     return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 

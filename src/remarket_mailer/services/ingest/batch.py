@@ -19,7 +19,9 @@ from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import interests as interests_db
 from remarket_mailer.db import sql as sql_db
+from remarket_mailer.db.interests import Sighting
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
@@ -34,6 +36,7 @@ from remarket_mailer.schemas import (
 )
 from remarket_mailer.services.experiments import winners_for
 from remarket_mailer.services.ingest.enrich import product_ids
+from remarket_mailer.services.ingest.interest import seen_product_ids
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
 
@@ -80,9 +83,13 @@ class Batch:
         self.product_rows: list[dict[str, Any]] = []
         self.deleted_products: dict[str, datetime] = {}
         self.baskets: list[list[str]] = []
+        # What contacts saw of products (back in stock, price drops), and what they bought.
+        self.sightings: dict[tuple[int, str], Sighting] = {}
+        self.bought: dict[tuple[int, str], datetime] = {}
         self._winners: dict[str, dict[str, str]] = {}
         events = [e for e, _, _ in items if not is_catalog_event(e)]
-        self.products = catalog_db.products_by_id(session, set().union(*map(product_ids, events)))
+        wanted = set().union(*map(product_ids, events), *map(seen_product_ids, events))
+        self.products = catalog_db.products_by_id(session, wanted)
         self._load_contacts(events)
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
         self.carts = commerce_db.carts_for_update(session, cart_ids)
@@ -281,6 +288,10 @@ class Batch:
         catalog_db.upsert_products(self.session, self.product_rows)
         catalog_db.delete_products(self.session, self.deleted_products)
         catalog_db.count_orders(self.session, self.baskets)
+        interests_db.record_interests(self.session, self.sightings.values())
+        interests_db.forget_bought(self.session, self.bought)
+        in_stock = [row["product_id"] for row in self.product_rows if row["available"]]
+        interests_db.note_changes(self.session, in_stock, self.now)
         by_reason: dict[str, list[int]] = {}
         for enrollment_id, reason in self.skip_enrollments:
             by_reason.setdefault(reason, []).append(enrollment_id)

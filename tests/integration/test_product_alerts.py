@@ -1,0 +1,170 @@
+"""Back in stock and price drops end to end, on SQLite and PostgreSQL: views and carts are
+remembered, a catalog change becomes one email per interested person, and replays, re-runs
+and a job that died half-way send nothing more."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from remarket_mailer.bootstrap import App
+from remarket_mailer.db import interests as interests_db
+from remarket_mailer.db.models import ProductChange, ProductInterest
+from remarket_mailer.delivery.providers.memory import MemoryProvider
+from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.entrypoints.api import create_api
+from remarket_mailer.services.catalog import import_feed, read_feed
+from remarket_mailer.services.product_alerts import AlertReport, derive_product_alerts
+from tests.conftest import T0, AppFactory
+from tests.helpers import arrive, cart_event, consent_event, event, post, profile_event, run_due
+from tests.integration.test_catalog import product
+
+PEOPLE = ("ann@example.org", "bob@example.org", "cy@example.org", "dee@example.org")
+
+
+def _people(client: TestClient, clock: VirtualClock, at: datetime) -> None:
+    for email in PEOPLE:
+        arrive(client, clock, profile_event(at, email=email, first_name=email[:3].title()))
+        arrive(client, clock, consent_event(at, email=email))
+
+
+def _view(product_id: str, at: datetime, email: str, price: str = "100.00") -> dict[str, Any]:
+    name = product_id.title()
+    return event("product.viewed", at, email=email, product_id=product_id, name=name,
+                 price=price, currency="EUR")  # fmt: skip
+
+
+def _alerts(app: App) -> AlertReport:
+    return derive_product_alerts(app.uow, app.workflows, app.clock)
+
+
+def _sent(app: App, provider: MemoryProvider, workflow_id: str) -> list[tuple[str, str]]:
+    run_due(app)
+    return sorted(
+        (m.to_addr.rpartition("<")[2].rstrip(">"), m.subject)
+        for m in provider.outbox
+        if m.tags.get("workflow") == workflow_id
+    )
+
+
+def test_a_restock_sends_one_email_per_interested_contact_and_replays_send_none(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    start = T0 - timedelta(days=40)
+    clock.set(start)
+    _people(client, clock, start)
+    arrive(client, clock, _view("kettle", start + timedelta(hours=1), "dee@example.org"))
+    arrive(
+        client, clock, product("kettle", T0 - timedelta(days=1), title="Kettle", available=False)
+    )
+    arrive(client, clock, _view("kettle", T0, "ann@example.org"))
+    # A cart under the abandoned-cart filter's minimum: no reminder of its own to cap this one.
+    kettle = [{"product_id": "kettle", "name": "Kettle", "quantity": 1, "unit_price": "15.00"}]
+    arrive(client, clock, cart_event(T0, email="bob@example.org", items=kettle, total="15.00"))
+    arrive(client, clock, _view("mug", T0, "cy@example.org"))  # another product
+    assert _alerts(app).back_in_stock == 0  # nothing changed yet
+
+    restock = product("kettle", T0 + timedelta(hours=1), title="Kettle", available=True)
+    arrive(client, clock, restock)
+    report = _alerts(app)
+    assert (report.back_in_stock, report.enrollments) == (2, 2)  # dee's view is 40 days old
+    clock.set(T0 + timedelta(hours=2))
+    sent = _sent(app, provider, "back_in_stock")
+    assert sent == [
+        ("ann@example.org", "Ann, Kettle is weer op voorraad"),
+        ("bob@example.org", "Bob, Kettle is weer op voorraad"),
+    ]
+
+    # The same webhook again, a newer one that changes nothing about stock, the job again.
+    post(client, restock, expect=200)
+    arrive(client, clock, {**product("kettle", T0 + timedelta(hours=3)), "inventory": 4})
+    assert _alerts(app) == AlertReport(products=1)
+    # The job died after its events went in and before it marked them: they come out again,
+    # as duplicates.
+    with app.uow() as session:
+        session.execute(update(ProductInterest).values(restock_notified_at=None))
+        interests_db.note_changes(session, ["kettle"], clock.now())
+    assert _alerts(app).duplicates == 2
+    clock.set(T0 + timedelta(days=2))
+    later = _sent(app, provider, "back_in_stock")
+    assert [m for m in later if "weer op voorraad" in m[1]] == sent  # still one each
+    # The workflow's second step, once each: enrollments were not started twice either.
+    assert [m for m in later if m not in sent] == [
+        ("ann@example.org", "Ann, Kettle is nog op voorraad"),
+        ("bob@example.org", "Bob, Kettle is nog op voorraad"),
+    ]
+    with app.uow() as session:
+        assert list(session.scalars(select(ProductChange))) == []
+
+
+def test_sold_out_after_the_view_and_back_counts_deleted_and_bought_products_do_not(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    client = TestClient(create_api(app))
+    clock.set(T0 - timedelta(days=1))
+    _people(client, clock, T0 - timedelta(days=1))
+    arrive(client, clock, product("kettle", T0 - timedelta(hours=20), available=True))
+    arrive(client, clock, product("lamp", T0 - timedelta(hours=20), available=False))
+    for email in PEOPLE[:3]:
+        arrive(client, clock, _view("kettle", T0 - timedelta(hours=10), email))
+    arrive(client, clock, _view("lamp", T0 - timedelta(hours=10), "dee@example.org"))
+    bought = [{"product_id": "kettle", "name": "Kettle", "quantity": 1, "unit_price": "100.00"}]
+    order = event("order.placed", T0 - timedelta(hours=5), email="cy@example.org",
+                  order_id="o-1", currency="EUR", total="100.00", items=bought)  # fmt: skip
+    arrive(client, clock, order)
+    arrive(client, clock, product("kettle", T0 - timedelta(hours=4), available=False))
+    arrive(client, clock, product("kettle", T0, available=True))  # sold out after, and back
+    arrive(client, clock, {"event_id": "del-lamp", "type": "product.deleted",
+                           "occurred_at": T0.isoformat(), "product_id": "lamp"})  # fmt: skip
+    arrive(client, clock, product("lamp", T0 - timedelta(minutes=1), available=True))  # older
+    report = _alerts(app)
+    assert report.back_in_stock == 2  # ann and bob; cy bought it, the lamp is deleted
+    with app.uow() as session:
+        waiting = {(i.contact_id, i.product_id) for i in session.scalars(select(ProductInterest))}
+    assert len(waiting) == 3  # cy's interest in the kettle ended with the order
+
+
+def test_a_price_drop_of_ten_percent_sends_once_a_smaller_one_never(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    provider = MemoryProvider()
+    app = make_app(provider=provider)
+    client = TestClient(create_api(app))
+    clock.set(T0 - timedelta(days=1))
+    _people(client, clock, T0 - timedelta(days=1))
+    arrive(client, clock, product("mug", T0 - timedelta(hours=20), title="Mug", price="20.00"))
+    arrive(client, clock, event("product.viewed", T0 - timedelta(hours=10), product_id="mug"))
+    arrive(client, clock, product("mug", T0, title="Mug", price="19.00"))  # 5 %
+    assert _alerts(app).price_dropped == 0
+    arrive(client, clock, product("mug", T0 + timedelta(minutes=1), title="Mug", price="17.50"))
+    assert _alerts(app).price_dropped == 1
+    arrive(client, clock, product("mug", T0 + timedelta(minutes=2), title="Mug", price="17.00"))
+    assert _alerts(app).price_dropped == 0  # not 10 % below what ann was told
+    clock.set(T0 + timedelta(hours=1))
+    assert _sent(app, provider, "price_drop") == [("ann@example.org", "Ann, Mug is nu goedkoper")]
+    (message,) = [m for m in provider.outbox if m.tags.get("workflow") == "price_drop"]
+    assert "Was €\xa020,00, nu €\xa017,50." in message.text
+
+
+def test_a_feed_import_that_restocks_a_product_alerts_too(
+    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
+) -> None:
+    app = make_app()
+    client = TestClient(create_api(app))
+    _people(client, clock, T0)
+    arrive(client, clock, product("tea", T0, title="Tea", available=False))
+    arrive(client, clock, _view("tea", T0 + timedelta(minutes=1), "ann@example.org"))
+    feed = tmp_path / "feed.csv"
+    feed.write_text("product_id,title,price,currency,available\ntea,Tea,9.00,EUR,yes\n")
+    clock.set(T0 + timedelta(hours=1))
+    imported = import_feed(app.uow, app.workflows, clock, read_feed(feed), clock.now())
+    assert imported.imported == 1
+    assert _alerts(app).back_in_stock == 1
