@@ -115,11 +115,13 @@ def test_simulate_json_backtest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"sends", "skipped", "summary"}
-    assert data["summary"]["sent"] == 8
+    assert data["summary"]["sent"] == 12
     assert data["summary"]["sent_by_workflow"] == {
         "abandoned_cart": 4,
-        "browse_abandonment": 1,
+        "back_in_stock": 2,  # Dmitri's teapot, sold out when he looked, is back
+        "browse_abandonment": 2,
         "post_purchase_cross_sell": 1,
+        "price_drop": 1,  # Nora's kettle, 129.00 when she looked, now 109.00
         "renewal_reminder": 1,
         "win_back": 1,
     }
