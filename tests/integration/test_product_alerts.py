@@ -4,22 +4,29 @@ and a job that died half-way send nothing more."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.cli import app as cli
 from remarket_mailer.db import interests as interests_db
+from remarket_mailer.db.engine import make_engine, make_session_factory
+from remarket_mailer.db.migrate import upgrade
 from remarket_mailer.db.models import ProductChange, ProductInterest
 from remarket_mailer.delivery.providers.memory import MemoryProvider
-from remarket_mailer.domain.clock import VirtualClock
+from remarket_mailer.domain.clock import SystemClock, VirtualClock
 from remarket_mailer.entrypoints.api import create_api
-from remarket_mailer.services.catalog import import_feed, read_feed
+from remarket_mailer.schemas import parse_event
+from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.product_alerts import AlertReport, derive_product_alerts
-from tests.conftest import T0, AppFactory
+from remarket_mailer.services.unit_of_work import UnitOfWork
+from remarket_mailer.workflows.loader import load_workflows
+from tests.conftest import ROOT, T0, AppFactory
 from tests.helpers import arrive, cart_event, consent_event, event, post, profile_event, run_due
 from tests.integration.test_catalog import product
 
@@ -154,17 +161,50 @@ def test_a_price_drop_of_ten_percent_sends_once_a_smaller_one_never(
     assert "Was €\xa020,00, nu €\xa017,50." in message.text
 
 
-def test_a_feed_import_that_restocks_a_product_alerts_too(
-    make_app: AppFactory, clock: VirtualClock, tmp_path: Path
-) -> None:
-    app = make_app()
-    client = TestClient(create_api(app))
-    _people(client, clock, T0)
-    arrive(client, clock, product("tea", T0, title="Tea", available=False))
-    arrive(client, clock, _view("tea", T0 + timedelta(minutes=1), "ann@example.org"))
+def test_cli_a_feed_import_that_restocks_a_product_then_alerts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    env = {"REMARKET_DATABASE_URL": url, "REMARKET_WORKFLOWS_DIR": str(ROOT / "workflows")}
+    uow = UnitOfWork(make_session_factory(make_engine(url)))
+    now = datetime.now(UTC).replace(microsecond=0)
+    workflows = load_workflows(ROOT / "workflows")
+    for body in (
+        product("tea", now - timedelta(hours=2), title="Tea", available=False),
+        consent_event(now - timedelta(hours=2)),
+        _view("tea", now - timedelta(hours=1), "ann@example.org", price="9.00"),
+    ):
+        ingest_event(uow, workflows, SystemClock(), parse_event(body), body)
     feed = tmp_path / "feed.csv"
     feed.write_text("product_id,title,price,currency,available\ntea,Tea,9.00,EUR,yes\n")
-    clock.set(T0 + timedelta(hours=1))
-    imported = import_feed(app.uow, app.workflows, clock, read_feed(feed), clock.now())
-    assert imported.imported == 1
-    assert _alerts(app).back_in_stock == 1
+    stamp = ["--as-of", now.isoformat()]
+    imported = CliRunner().invoke(cli, ["catalog", "import", str(feed), *stamp], env=env)
+    assert "1 imported" in imported.stdout, imported.output
+    first = CliRunner().invoke(cli, ["catalog", "alerts"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "1 changed product(s): 1 back-in-stock and 0 price-drop alert(s), 1 enrollment(s)" in (
+        first.stdout
+    )
+    again = CliRunner().invoke(cli, ["catalog", "alerts"], env=env)
+    assert "0 changed product(s): 0 back-in-stock" in again.stdout
+    broken = CliRunner().invoke(
+        cli, ["catalog", "alerts"], env={**env, "REMARKET_WORKFLOWS_DIR": str(tmp_path / "no")}
+    )
+    assert broken.exit_code == 2 and "does not exist" in broken.stderr
+
+
+def test_what_a_person_looked_at_is_in_their_export_and_gone_with_their_erasure(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    from remarket_mailer.services.gdpr import erase_contact, export_contact
+
+    app = make_app()
+    client = TestClient(create_api(app))
+    arrive(client, clock, product("tea", T0 - timedelta(hours=1), title="Tea", available=False))
+    arrive(client, clock, _view("tea", T0, "ann@example.org", price="9.00"))
+    exported = export_contact(app.uow, "ann@example.org")
+    assert exported is not None
+    (seen,) = exported["product_interests"]
+    assert (seen["product_id"], seen["price"], seen["available"]) == ("tea", "9.00", False)
+    assert erase_contact(app.uow, clock, "ann@example.org").deleted["product_interests"] == 1
+    arrive(client, clock, product("tea", T0 + timedelta(hours=1), title="Tea", available=True))
+    assert _alerts(app).back_in_stock == 0

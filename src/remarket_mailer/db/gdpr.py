@@ -21,6 +21,7 @@ from remarket_mailer.db.models import (
     Enrollment,
     Event,
     Order,
+    ProductInterest,
     Subscription,
     Suppression,
 )
@@ -44,6 +45,9 @@ def contact_data(session: Session, contact: Contact) -> dict[str, list[Any]]:
         "deliveries": list(session.scalars(select(Delivery).where(Delivery.contact_id == cid))),
         "discount_codes": list(
             session.scalars(select(DiscountCode).where(DiscountCode.contact_id == cid))
+        ),
+        "product_interests": list(
+            session.scalars(select(ProductInterest).where(ProductInterest.contact_id == cid))
         ),
     }
 
@@ -73,6 +77,7 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
         ("carts", Cart, Cart.contact_id),
         ("orders", Order, Order.contact_id),
         ("subscriptions", Subscription, Subscription.contact_id),
+        ("product_interests", ProductInterest, ProductInterest.contact_id),
     ):
         result = session.execute(delete(model).where(column == cid))
         counts[name] = int(result.rowcount)  # type: ignore[attr-defined]
