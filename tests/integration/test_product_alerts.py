@@ -208,3 +208,39 @@ def test_what_a_person_looked_at_is_in_their_export_and_gone_with_their_erasure(
     assert erase_contact(app.uow, clock, "ann@example.org").deleted["product_interests"] == 1
     arrive(client, clock, product("tea", T0 + timedelta(hours=1), title="Tea", available=True))
     assert _alerts(app).back_in_stock == 0
+
+
+def test_a_shopify_product_update_that_restocks_alerts_who_saw_it_sold_out(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    import json
+
+    from tests.integration.test_integrations_api import FIXTURES, SECRET, shopify_headers
+
+    app = make_app(shopify_webhook_secrets=[SECRET], shop_url="https://shop.example")
+    client = TestClient(create_api(app))
+    _people(client, clock, T0 - timedelta(days=1))
+    shirt = json.loads((FIXTURES / "shopify" / "products_create.json").read_text())
+
+    def webhook(at: datetime, stock: int) -> None:
+        for variant in shirt["variants"]:
+            variant["inventory_quantity"] = stock
+        shirt["updated_at"] = at.isoformat()
+        body = json.dumps(shirt).encode()
+        clock.set(max(clock.now(), at))
+        response = client.post(
+            "/v1/integrations/shopify",
+            content=body,
+            headers=shopify_headers(body, "products/update"),
+        )
+        assert response.status_code == 200, response.text
+
+    webhook(T0 - timedelta(hours=20), stock=0)
+    arrive(client, clock, event("product.viewed", T0 - timedelta(hours=10),
+                                product_id=str(shirt["id"])))  # fmt: skip
+    webhook(T0 - timedelta(hours=5), stock=0)
+    assert _alerts(app).back_in_stock == 0
+    webhook(T0, stock=5)
+    assert _alerts(app).back_in_stock == 1
+    webhook(T0 + timedelta(hours=1), stock=4)  # still in stock: no news
+    assert _alerts(app).back_in_stock == 0
