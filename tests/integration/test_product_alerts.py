@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from remarket_mailer.bootstrap import App
 from remarket_mailer.cli import app as cli
+from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db import interests as interests_db
 from remarket_mailer.db.engine import make_engine, make_session_factory
 from remarket_mailer.db.migrate import upgrade
@@ -27,7 +28,16 @@ from remarket_mailer.services.product_alerts import AlertReport, derive_product_
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import load_workflows
 from tests.conftest import ROOT, T0, AppFactory
-from tests.helpers import arrive, cart_event, consent_event, event, post, profile_event, run_due
+from tests.helpers import (
+    arrive,
+    cart_event,
+    consent_event,
+    enrollments,
+    event,
+    post,
+    profile_event,
+    run_due,
+)
 from tests.integration.test_catalog import product
 
 PEOPLE = ("ann@example.org", "bob@example.org", "cy@example.org", "dee@example.org")
@@ -244,3 +254,49 @@ def test_a_shopify_product_update_that_restocks_alerts_who_saw_it_sold_out(
     assert _alerts(app).back_in_stock == 1
     webhook(T0 + timedelta(hours=1), stock=4)  # still in stock: no news
     assert _alerts(app).back_in_stock == 0
+
+
+def test_what_people_viewed_together_is_recommended_after_what_they_bought_together(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    from remarket_mailer.services.recommendations import Basis, for_batch
+
+    app = make_app()
+    client = TestClient(create_api(app))
+    for product_id in ("kettle", "filter", "scale", "mug"):
+        arrive(client, clock, product(product_id, T0 - timedelta(days=1)))
+    at = T0
+    for email, looked in (
+        ("ann@example.org", ["kettle", "filter", "scale"]),
+        ("bob@example.org", ["kettle", "filter"]),
+        ("bob@example.org", ["kettle", "filter"]),  # again: bob counts once
+    ):
+        for product_id in looked:
+            at += timedelta(minutes=1)
+            arrive(client, clock, _view(product_id, at, email))
+    with app.uow() as session:
+        picks = for_batch(session, {"k": Basis(("kettle",), frozenset({"kettle"}))}, 3)
+        counts = catalog_db.viewed_with(session, ["kettle"])
+    assert [(p.product_id, n) for p, n in counts["kettle"]] == [("filter", 2), ("scale", 1)]
+    assert [p.product_id for p in picks["k"]] == ["filter", "scale", "mug"]
+
+
+def test_the_scheduler_runs_the_alert_job(make_app: AppFactory, clock: VirtualClock) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from remarket_mailer.entrypoints.scheduler import add_jobs
+
+    app = make_app()
+    client = TestClient(create_api(app))
+    _people(client, clock, T0 - timedelta(hours=1))
+    arrive(client, clock, product("tea", T0 - timedelta(hours=1), title="Tea", available=False))
+    arrive(client, clock, _view("tea", T0, "ann@example.org"))
+    arrive(client, clock, product("tea", T0 + timedelta(minutes=1), title="Tea"))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(scheduler, app)
+    (job,) = [j for j in scheduler.get_jobs() if j.id == "product_alerts"]
+    job.func(*job.args)  # what the scheduler calls every 30 s
+    with app.uow() as session:
+        assert list(session.scalars(select(ProductChange))) == []
+    started = [e for e in enrollments(app) if e.workflow_id == "back_in_stock"]
+    assert len(started) == 1

@@ -17,7 +17,13 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from remarket_mailer.db.models import Contact, Product, ProductChange, ProductInterest
+from remarket_mailer.db.models import (
+    Contact,
+    Product,
+    ProductChange,
+    ProductCoview,
+    ProductInterest,
+)
 from remarket_mailer.db.sql import dialect_insert, insert_rows
 from remarket_mailer.domain.product_alerts import Alert, Interest, ProductState
 
@@ -187,3 +193,37 @@ def mark_announced(session: Session, alerts: Sequence[Alert]) -> None:
         connection.execute(
             update(interest).where(same).values(drop_notified_price=bindparam("np")), drops
         )
+
+
+def recent_interests(
+    session: Session, contact_ids: Iterable[int], since: datetime
+) -> dict[int, dict[str, datetime]]:
+    """contact → product → seen at, for sightings since ``since`` (one query)."""
+    wanted = sorted(set(contact_ids))
+    found: dict[int, dict[str, datetime]] = {c: {} for c in wanted}
+    if not wanted:
+        return found
+    i = ProductInterest
+    rows = session.execute(
+        select(i.contact_id, i.product_id, i.seen_at).where(
+            i.contact_id.in_(wanted), i.seen_at >= since
+        )
+    )
+    for contact_id, product_id, seen_at in rows:
+        found[int(contact_id)][str(product_id)] = seen_at
+    return found
+
+
+def count_coviews(session: Session, pairs: Mapping[tuple[str, str], int]) -> None:
+    """Add people who looked at both to each pair (both directions given): one statement."""
+    if not pairs:
+        return
+    statement = dialect_insert(session, ProductCoview).values(
+        [{"product_id": a, "other_id": b, "contacts": n} for (a, b), n in sorted(pairs.items())]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["product_id", "other_id"],
+            set_={"contacts": ProductCoview.contacts + statement.excluded.contacts},
+        )
+    )

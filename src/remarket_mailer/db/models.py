@@ -423,6 +423,19 @@ class ProductInterest(Base):
     drop_notified_price: Mapped[Decimal | None] = mapped_column(Money)
 
 
+class ProductCoview(Base):
+    """How many people looked at both products within 30 days ("viewed together"), counted
+    when a view is someone's first of a product in that time: both directions are rows, like
+    ``ProductPair``."""
+
+    __tablename__ = "product_coviews"
+    __table_args__ = (Index("ix_product_coviews_rank", "product_id", "contacts", "other_id"),)
+
+    product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    other_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    contacts: Mapped[int] = mapped_column(Integer)
+
+
 class ProductChange(Base):
     """A product upserted in stock: the alert job's to-do list (written with the upsert, in
     its transaction; the job deletes the rows it handled)."""

@@ -8,6 +8,7 @@ statement per kind of row, however many events the batch holds.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from remarket_mailer.db import sql as sql_db
 from remarket_mailer.db.interests import Sighting
 from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
 from remarket_mailer.domain.keys import base_key, key_covers
+from remarket_mailer.domain.recommend import COVIEW_WINDOW
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.schemas import (
@@ -32,6 +34,7 @@ from remarket_mailer.schemas import (
     OrderPlaced,
     ProductDeleted,
     ProductUpserted,
+    ProductViewed,
     is_catalog_event,
 )
 from remarket_mailer.services.experiments import winners_for
@@ -86,6 +89,7 @@ class Batch:
         # What contacts saw of products (back in stock, price drops), and what they bought.
         self.sightings: dict[tuple[int, str], Sighting] = {}
         self.bought: dict[tuple[int, str], datetime] = {}
+        self.coviews: Counter[tuple[str, str]] = Counter()
         self._winners: dict[str, dict[str, str]] = {}
         events = [e for e, _, _ in items if not is_catalog_event(e)]
         wanted = set().union(*map(product_ids, events), *map(seen_product_ids, events))
@@ -98,6 +102,7 @@ class Batch:
         order_ids = {e.order_id for e in events if isinstance(e, OrderPlaced)}
         self.known_orders = set(commerce_db.orders_by_id(session, order_ids))
         self._load_enrollments(events)
+        self._load_recent_views(events)
 
     # -- contacts --------------------------------------------------------------------------
 
@@ -143,6 +148,14 @@ class Batch:
             contact.email = ref.email
             self._index(contact)
         return contact
+
+    def _load_recent_views(self, events: list[AnyEvent]) -> None:
+        """What the batch's viewers looked at lately: a view pairs with those (viewed
+        together). One query, and none for a batch without views."""
+        views = [e for e in events if isinstance(e, ProductViewed)]
+        viewers = {c.id for e in views if (c := self._find(e.contact.external_id, e.contact.email))}
+        since = min((e.occurred_at for e in views), default=self.now) - COVIEW_WINDOW
+        self.recent_views = interests_db.recent_interests(self.session, viewers, since)
 
     # -- enrollments -----------------------------------------------------------------------
 
@@ -290,6 +303,7 @@ class Batch:
         catalog_db.count_orders(self.session, self.baskets)
         interests_db.record_interests(self.session, self.sightings.values())
         interests_db.forget_bought(self.session, self.bought)
+        interests_db.count_coviews(self.session, self.coviews)
         in_stock = [row["product_id"] for row in self.product_rows if row["available"]]
         interests_db.note_changes(self.session, in_stock, self.now)
         by_reason: dict[str, list[int]] = {}

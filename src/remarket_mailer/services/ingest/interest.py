@@ -4,10 +4,12 @@ when. An order of a product ends the interest in it (they have it now)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from remarket_mailer.db.interests import Sighting
+from remarket_mailer.domain.recommend import viewed_together
 from remarket_mailer.schemas import (
     AnyEvent,
     CartUpdated,
@@ -44,6 +46,7 @@ def note_interest(batch: Batch, contact: Contact, event: AnyEvent) -> None:
         return
     found: list[tuple[str, Decimal | None, str | None]] = []
     if isinstance(event, ProductViewed):
+        _count_coview(batch, contact.id, event.product_id, at)
         known = batch.products.get(event.product_id)
         price = event.price if event.price is not None or known is None else known.price
         currency = event.currency or (known.currency if known is not None else None)
@@ -56,3 +59,13 @@ def note_interest(batch: Batch, contact: Contact, event: AnyEvent) -> None:
         key = (contact.id, product_id)
         if key not in batch.sightings or batch.sightings[key].seen_at <= at:
             batch.sightings[key] = Sighting(contact.id, product_id, at, price, currency, available)
+
+
+def _count_coview(batch: Batch, contact_id: int, product_id: str, at: datetime) -> None:
+    """A person's first look at a product lately pairs it with what else they looked at."""
+    seen = batch.recent_views.setdefault(contact_id, {})
+    for other in viewed_together(seen, product_id, at):
+        batch.coviews[(product_id, other)] += 1
+        batch.coviews[(other, product_id)] += 1
+    if product_id not in seen or seen[product_id] < at:
+        seen[product_id] = at

@@ -1,4 +1,5 @@
-"""product_interests, product_changes, products.restocked_at: back-in-stock and price drops
+"""product_interests, product_changes, product_coviews, products.restocked_at: back in stock,
+price drops, viewed together
 
 Revision ID: 0013
 Revises: 0012
@@ -10,7 +11,8 @@ enough below what a person saw, the alert job (services/product_alerts.py) deriv
 ``product.back_in_stock`` / ``product.price_dropped`` event for them. ``product_changes`` is
 that job's to-do list, written in the same transaction as the product's upsert;
 ``products.restocked_at`` is when a product last came back from out of stock (so a person who
-saw it available before it sold out is reminded too).
+saw it available before it sold out is reminded too). ``product_coviews`` counts the people
+who looked at two products within 30 days, for recommendations ("viewed together").
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_product_interests_product", "product_interests", ["product_id", "seen_at"])
     op.create_table(
+        "product_coviews",
+        sa.Column("product_id", sa.String(length=255), nullable=False),
+        sa.Column("other_id", sa.String(length=255), nullable=False),
+        sa.Column("contacts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("product_id", "other_id", name=op.f("pk_product_coviews")),
+    )
+    op.create_index(
+        "ix_product_coviews_rank", "product_coviews", ["product_id", "contacts", "other_id"]
+    )
+    op.create_table(
         "product_changes",
         sa.Column("id", _ID, nullable=False),
         sa.Column("product_id", sa.String(length=255), nullable=False),
@@ -63,6 +75,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("product_changes")
+    op.drop_index("ix_product_coviews_rank", table_name="product_coviews")
+    op.drop_table("product_coviews")
     op.drop_index("ix_product_interests_product", table_name="product_interests")
     op.drop_table("product_interests")
     with op.batch_alter_table("products") as batch:
