@@ -50,6 +50,8 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
         "post_purchase_cross_sell",
         "renewal_reminder",
         "win_back",
+        "back_in_stock",  # Dmitri's teapot, sold out when he looked, is back
+        "price_drop",  # Nora's kettle got cheaper
     ):
         assert workflow in out
     files = sorted(outbox.glob("*.eml"))
@@ -61,8 +63,8 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
         assert message["Subject"]
         if not str(message["To"]).endswith("@shoppers.example.net>"):
             sample.append(message)
-    # The sample's six people got 8 emails; the generated shoppers got the rest.
-    assert len(sample) == 8 and len(files) > 500
+    # The sample's seven people got 12 emails; the generated shoppers got the rest.
+    assert len(sample) == 12 and len(files) > 500
     codes = 0
     for message in sample:
         text = message.get_body(("plain",))
