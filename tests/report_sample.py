@@ -1,6 +1,6 @@
 """A report built the way the read side builds one: engagement summaries, attribution, the
 holdout window and the experiments, from a seeded synthetic shop. Shared by the report model's
-unit tests and the HTML page's Chromium test."""
+and the HTML page's unit tests (the Chromium test renders the demo's own report)."""
 
 from __future__ import annotations
 

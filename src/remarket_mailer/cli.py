@@ -22,6 +22,7 @@ from remarket_mailer.config import Settings, load_settings
 from remarket_mailer.entrypoints.catalog_cli import catalog_app
 from remarket_mailer.entrypoints.cli_style import CommandGroup
 from remarket_mailer.entrypoints.discounts_cli import discounts_app
+from remarket_mailer.entrypoints.experiments_cli import experiments_app
 from remarket_mailer.errors import RemarketError
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ app.add_typer(providers_app, name="providers")
 app.add_typer(discounts_app, name="discounts")
 app.add_typer(renewals_app, name="renewals")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(experiments_app, name="experiments")
 
 # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)

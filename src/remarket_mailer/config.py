@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     shop_url: str = "https://shop.example.com"
     shop_placeholder_image: str = "https://shop.example.com/static/placeholder.png"
     shop_logo_url: str = ""
-    """The shop's logo (https) on the unsubscribe page; empty shows the shop's name instead."""
+    """The shop's logo (https) atop every email and the unsubscribe page; empty shows the
+    shop's name instead."""
 
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """api, worker and scheduler serve Prometheus metrics here, never on the public API port

@@ -97,11 +97,19 @@ RETRIED = Counter(
     "provider_paused)",
     ["reason"],
 )
+_LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400)
 DUE_TO_SENT = Histogram(
     "remarket_due_to_sent_seconds",
-    "Seconds from a delivery's due time (its planned time: deferrals and retries count) to "
-    "being recorded sent",
-    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400),
+    "Seconds from when a delivery last became due to being recorded sent: the queue's own lag "
+    "(a deferral for quiet hours or a cap, or a retry's wait, moves the due time and is not "
+    "counted)",
+    buckets=_LAG_BUCKETS,
+)
+PLANNED_TO_SENT = Histogram(
+    "remarket_planned_to_sent_seconds",
+    "Seconds from the time the workflow planned a delivery to being recorded sent: the queue's "
+    "lag plus every deferral and retry (what the recipient sees)",
+    buckets=_LAG_BUCKETS,
 )
 PROVIDER_SECONDS = Histogram(
     "remarket_provider_request_seconds",
@@ -132,18 +140,21 @@ class BatchOutcomes(Protocol):
 
     sent: int
     sent_lag_seconds: list[float]
+    since_planned_seconds: list[float]
     by_outcome: dict[tuple[str, str], int]
     deferred_why: dict[str, int]
 
 
 def observe_batch(report: BatchOutcomes) -> None:
     """Count one finished ``send_batch``: sent, failed, deferred, skipped and retried by
-    reason, and the due-to-sent lag of every email it sent (the actor calls this once per
-    batch, with the report that has every outcome)."""
+    reason, and the due-to-sent and planned-to-sent lag of every email it sent (the actor
+    calls this once per batch, with the report that has every outcome)."""
     if report.sent:
         SENT.inc(report.sent)
     for lag in report.sent_lag_seconds:
         DUE_TO_SENT.observe(max(lag, 0.0))
+    for lag in report.since_planned_seconds:
+        PLANNED_TO_SENT.observe(max(lag, 0.0))
     by_kind = {"failed": FAILED, "skipped": SKIPPED, "retried": RETRIED}
     for (kind, reason), count in report.by_outcome.items():
         by_kind[kind].labels(reason).inc(count)

@@ -116,6 +116,7 @@ def test_two_worker_processes_are_scraped_as_one_sum(stack: Stack, tmp_path: Pat
     scraped = scrape(worker_port)
     assert value(scraped, "remarket_sent_total") == 2 * PEOPLE
     assert value(scraped, "remarket_due_to_sent_seconds_count") == 2 * PEOPLE
+    assert value(scraped, "remarket_planned_to_sent_seconds_count") == 2 * PEOPLE
     assert value(scraped, "remarket_provider_request_seconds_count", provider="smtp") >= 1
     assert value(scraped, "remarket_deliveries_total", workflow="fault_cart", outcome="sent") == (
         2 * PEOPLE

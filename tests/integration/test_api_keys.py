@@ -3,8 +3,19 @@ refused ones never are, and a revoked key stops working once its moment has pass
 
 from __future__ import annotations
 
+import pytest
+
 from remarket_mailer.db.models import ApiKey
-from remarket_mailer.services.api_keys import RecentlyValid, hash_key, new_key
+from remarket_mailer.errors import ValidationError
+from remarket_mailer.services.api_keys import (
+    RecentlyValid,
+    create_key,
+    hash_key,
+    is_valid_key,
+    list_keys,
+    new_key,
+    revoke_key,
+)
 from tests.conftest import T0, AppFactory
 from tests.helpers import cart_event
 
@@ -47,3 +58,20 @@ def test_remembered_keys_expire() -> None:
     assert "rk_a" in recent
     now[0] += 0.2
     assert "rk_a" not in recent
+
+
+def test_a_second_key_of_the_same_name_is_refused_and_the_first_keeps_working(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    first = create_key(app.uow, "shop", T0)
+    with pytest.raises(ValidationError, match="'shop' exists already"):
+        create_key(app.uow, "shop", T0)
+    assert [k.name for k in list_keys(app.uow)] == ["shop"]
+    assert is_valid_key(app.uow, [], first)
+    assert revoke_key(app.uow, "shop", T0)
+    assert not revoke_key(app.uow, "shop", T0)  # nothing active left under that name
+    assert not is_valid_key(app.uow, [], first)
+    # Revoked keys keep their name: it cannot be given to a new one.
+    with pytest.raises(ValidationError):
+        create_key(app.uow, "shop", T0)

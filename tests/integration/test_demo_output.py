@@ -63,6 +63,13 @@ def test_the_demo_report_shows_what_the_emails_earned(tmp_path: Path) -> None:
     assert funnel.converted > 0 and funnel.revenue > 0 and cart.codes_redeemed > 0
     assert cart.lift is not None and cart.lift.holdout_recipients > 0
     assert cart.lift.absolute.low < cart.lift.absolute.high
+    # About a tenth held out (HOLDOUT_PERCENT), and none of the sample's named people: their
+    # stories (Eva's missing consent) come first, the control group after.
+    lift = cart.lift
+    share = lift.holdout_recipients / (lift.holdout_recipients + lift.treated_recipients)
+    assert 0.05 < share < 0.16, share
+    assert not [r for r in result.rows if r.reason == "holdout"]
+    assert any(r.reason == "no_consent" for r in result.rows)
     first = next(s for s in cart.steps if s.step_id == "reminder_1")
     assert [v.variant for v in first.variants] == ["a", "b"]
     # The shoppers' emails are counted, not listed: the table keeps the sample's people.

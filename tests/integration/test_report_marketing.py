@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from remarket_mailer.bootstrap import App
 from remarket_mailer.cli import app as cli_app
 from remarket_mailer.domain.clock import VirtualClock
-from remarket_mailer.domain.report_model import ROW_COLUMNS
+from remarket_mailer.domain.report_model import ROW_COLUMNS, csv_text, to_json_dict
 from remarket_mailer.entrypoints.api import create_api
-from remarket_mailer.entrypoints.report_cli import marketing_table
+from remarket_mailer.entrypoints.report_cli import marketing_table, workflow_lines
+from remarket_mailer.rendering.report_html import render_report_html
 from remarket_mailer.services.delivery_outcomes import delivery_outcomes
 from remarket_mailer.services.marketing_report import build_marketing_report
 from remarket_mailer.services.webhooks import record_engagement
@@ -184,6 +185,49 @@ def test_figures_follow_from_what_was_sent_opened_clicked_and_bought(shop: Shop)
     lines = console.export_text().splitlines()
     assert max(len(line) for line in lines) <= 80
     assert any(line.startswith("    b ") for line in lines)
+
+
+def test_orders_in_a_second_currency_convert_but_keep_their_own_money(
+    shop: Shop, tmp_path: Path
+) -> None:
+    before = build_marketing_report(shop.app.uow, shop.clock, bootstrap_resamples=0)
+    buyer = next(n for n in shop.clicked if n not in shop.bought_after_click)
+    for total in ("30.00", "12.50"):
+        body = order_event(shop.clock.now(), None, shop.email(buyer), total=total)
+        post(shop.client, {**body, "currency": "USD"})
+    report = build_marketing_report(shop.app.uow, shop.clock, bootstrap_resamples=0)
+    assert report.currency == "EUR"  # still the currency most orders are in
+    (old,), (workflow,) = before.workflows, report.workflows
+    assert workflow.funnel.converted == old.funnel.converted + 2
+    assert workflow.funnel.converted_other_currency == 2
+    assert workflow.funnel.revenue == old.funnel.revenue  # no dollars in the euro figures
+    assert workflow.funnel.discount_cost == old.funnel.discount_cost
+    assert sum(d.revenue for d in workflow.daily) == old.funnel.revenue
+    (usd,) = workflow.other_currencies
+    assert (usd.currency, usd.conversions, usd.revenue) == ("USD", 2, Decimal("42.50"))
+    assert report.other_currencies == workflow.other_currencies
+    assert old.other_currencies == ()
+    assert workflow.lift is not None and old.lift is not None
+    assert workflow.lift.treated_conversions == old.lift.treated_conversions + 1  # one contact
+    assert workflow.lift.treated_revenue_per_recipient == pytest.approx(
+        old.lift.treated_revenue_per_recipient
+    )
+    data = to_json_dict(report)
+    assert data["other_currencies"] == [
+        {"currency": "USD", "conversions": 2, "revenue": "42.50", "discount_cost": "0"}
+    ]
+    assert data["workflows"][0]["funnel"]["converted_other_currency"] == 2
+    (top,) = [r for r in csv.DictReader(io.StringIO(csv_text(report))) if not r["step"]]
+    assert top["other_currencies"] == "USD 42.50 from 2 orders"
+    assert top["revenue"] == str(old.funnel.revenue)
+    lines = workflow_lines(workflow)
+    assert any("other currencies" in line and "USD 42.50 from 2 orders" in line for line in lines)
+    console = Console(width=200, record=True, color_system=None)
+    console.print(marketing_table(report))
+    assert "money in EUR only" in console.export_text()
+    page = render_report_html(report)
+    assert "Orders in other currencies are counted as conversions" in page
+    assert "US$42.50" in page or "$42.50" in page
 
 
 def test_the_report_command_in_every_format(shop: Shop, tmp_path: Path) -> None:

@@ -88,6 +88,41 @@ def test_quiet_hours_are_counted_as_deferred_by_reason(
     assert sample("remarket_sent_total") == sent
 
 
+def test_a_deferral_counts_in_the_planned_lag_not_in_the_queue_lag(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    client = TestClient(create_api(app))
+    post(client, profile_event(T0 - timedelta(minutes=5)))
+    post(client, consent_event(T0 - timedelta(minutes=2)))
+    evening = T0.replace(hour=19)  # the first reminder falls in quiet hours (21:00 Amsterdam)
+    arrive(client, clock, cart_event(evening))
+    first = min(deliveries(app), key=lambda d: d.planned_at)
+    clock.set(first.planned_at + timedelta(minutes=1))
+    through_the_actor(app)  # deferred to the morning
+    deferred = next(d for d in deliveries(app) if d.id == first.id)
+    assert deferred.status == "scheduled"
+    assert deferred.due_at - first.planned_at > timedelta(hours=6)
+    before = {
+        name: sample(name)
+        for name in (
+            "remarket_due_to_sent_seconds_sum",
+            "remarket_due_to_sent_seconds_count",
+            "remarket_planned_to_sent_seconds_sum",
+            "remarket_planned_to_sent_seconds_count",
+        )
+    }
+    clock.set(deferred.due_at + timedelta(minutes=2))
+    through_the_actor(app)
+    assert next(d for d in deliveries(app) if d.id == first.id).status == "sent"
+    after = {name: sample(name) - value for name, value in before.items()}
+    assert after["remarket_due_to_sent_seconds_count"] == 1
+    assert abs(after["remarket_due_to_sent_seconds_sum"] - 120) < 1  # only the queue's 2 min
+    assert after["remarket_planned_to_sent_seconds_count"] == 1
+    overnight = (deferred.due_at + timedelta(minutes=2) - first.planned_at).total_seconds()
+    assert abs(after["remarket_planned_to_sent_seconds_sum"] - overnight) < 1
+
+
 class Refusing(MemoryProvider):
     """Refuses every message for good (a 5xx from the server)."""
 

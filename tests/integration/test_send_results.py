@@ -52,6 +52,8 @@ class Scripted(Provider):
             answer = self.answers[message.to_addr]
             if answer == "sent":
                 results.append(Sent(f"id-{message.to_addr}"))
+            elif answer == "long id":
+                results.append(Sent("m" * 300))
             elif answer == "transient":
                 results.append(Transient("451 try later", retry_after=600))
             elif answer == "bounce":
@@ -80,6 +82,23 @@ def by_email(app: App) -> dict[str, Delivery]:
     return {
         str(contacts[d.contact_id].email): d for d in deliveries(app) if d.step_id == "reminder_1"
     }
+
+
+def test_a_provider_id_longer_than_its_column_is_cut_and_the_send_recorded(
+    make_app: AppFactory, clock: VirtualClock, cart_only: object
+) -> None:
+    answers = {"ann@example.org": "long id", "bob@example.org": "sent"}
+    app = make_app(provider=Scripted(answers), workflows_dir=cart_only)
+    start_carts(app, clock, list(answers))
+
+    assert run_due(app).claimed == 2
+
+    rows = by_email(app)
+    assert (rows["ann@example.org"].status, rows["ann@example.org"].provider_message_id) == (
+        "sent",
+        "m" * 255,
+    )
+    assert rows["bob@example.org"].provider_message_id == "id-bob@example.org"
 
 
 def test_sent_retried_and_failed_rows_of_one_batch_each_end_right(

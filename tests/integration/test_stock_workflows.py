@@ -86,6 +86,33 @@ def test_browse_abandonment_once_per_14_days_and_stopped_by_a_cart(
     assert sent(provider, "browse_abandonment") == ["reminder"]
 
 
+def test_browse_abandonment_shows_what_others_bought_with_the_viewed_product(
+    app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
+) -> None:
+    """Under the viewed product, the reminder shows what other customers bought with it,
+    from the shop's own orders; without such history the section is left out (above)."""
+    for pid, title in (("TEA", "Earl Grey tea"), ("HONEY", "Heather honey"), ("POT", "Teapot")):
+        body = {"event_id": f"p-{pid}", "type": "product.upserted",
+                "occurred_at": (T0 - timedelta(days=30)).isoformat(), "product_id": pid,
+                "title": title, "price": "9.00", "category": "food",
+                "url": f"{SHOP}/p/{pid.lower()}"}  # fmt: skip
+        post(client, body)
+    for n, basket in enumerate([["TEA", "HONEY"], ["TEA", "HONEY"], ["TEA", "POT"]]):
+        lines = [{"product_id": p, "quantity": 1} for p in basket]
+        post(client, order_event(T0 - timedelta(days=20, minutes=n), email=f"o{n}@example.org",
+                                 cart_id=None, order_id=f"old-{n}", items=lines))  # fmt: skip
+    view = event("product.viewed", T0, product_id="TEA")
+    assert arrive(client, clock, view)["enrollments_started"] == ["browse_abandonment"]
+    advance(app, clock, T0 + timedelta(days=2))
+    message = next(m for m in provider.outbox if m.tags["workflow"] == "browse_abandonment")
+    assert "Earl Grey tea" in message.subject
+    heading = "Wie dit mooi vond, kocht ook"  # the contact reads Dutch
+    assert heading in message.text and heading in message.html
+    related = message.text.split(heading, 1)[1]
+    assert related.index("Heather honey") < related.index("Teapot")
+    assert "Earl Grey" not in related
+
+
 def test_post_purchase_recommends_only_what_was_not_bought(
     app: App, client: TestClient, clock: VirtualClock, provider: MemoryProvider
 ) -> None:

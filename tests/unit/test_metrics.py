@@ -59,10 +59,12 @@ def test_a_batch_report_counts_every_outcome_by_reason() -> None:
     first, second = SendReport(), SendReport()
     first.sent = 1
     first.sent_lag_seconds.append(42.0)
+    first.since_planned_seconds.append(3600.0)  # deferred an hour by quiet hours, then 42 s
     first.skipped += 1
     first.count("no_consent", "skipped")
     second.sent = 2
     second.sent_lag_seconds += [1.0, -0.5]  # a clock a little behind: counted as 0
+    second.since_planned_seconds += [1.0, -0.5]
     second.failed += 1
     second.count("permanent", "failed")
     second.retried += 1
@@ -77,6 +79,9 @@ def test_a_batch_report_counts_every_outcome_by_reason() -> None:
         ("remarket_due_to_sent_seconds_count", {}),
         ("remarket_due_to_sent_seconds_sum", {}),
         ("remarket_due_to_sent_seconds_bucket", {"le": "5.0"}),
+        ("remarket_planned_to_sent_seconds_count", {}),
+        ("remarket_planned_to_sent_seconds_sum", {}),
+        ("remarket_planned_to_sent_seconds_bucket", {"le": "60.0"}),
         ("remarket_skipped_total", {"reason": "no_consent"}),
         ("remarket_failed_total", {"reason": "permanent"}),
         ("remarket_retried_total", {"reason": "transient"}),
@@ -85,7 +90,19 @@ def test_a_batch_report_counts_every_outcome_by_reason() -> None:
     before = [sample(name, **labels) for name, labels in names]
     metrics.observe_batch(first)
     after = [sample(name, **labels) for name, labels in names]
-    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 3, 43.0, 2, 1, 1, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [
+        3,
+        3,
+        43.0,
+        2,
+        3,
+        3601.0,
+        2,
+        1,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_the_backlog_gauge_sets_every_status() -> None:

@@ -390,3 +390,14 @@ def test_python_internals_through_attr_compile_and_fail_as_template_errors(
     assert renderer.warm(["t/evil"]) == {}
     with pytest.raises(TemplateError, match="attribute '__class__' of 'str' object is unsafe"):
         renderer.render("t/evil", {})
+
+
+def test_the_header_shows_the_shop_logo_when_one_is_set(renderer: Renderer) -> None:
+    plain = renderer.render("abandoned_cart/reminder_1", context())
+    assert ';">Demo Shop</div>' in plain.html and "logo" not in plain.html
+    shop = {**context()["shop"], "url": "https://s", "logo_url": "https://s/logo.png"}
+    email = renderer.render("abandoned_cart/reminder_1", context(shop=shop))
+    logo = email.html.index('src="https://s/logo.png"')
+    assert 'alt="Demo Shop"' in email.html[logo - 400 : logo + 400]
+    assert "utm_campaign=abandoned_cart" in email.html[logo - 600 : logo]
+    assert ';">Demo Shop</div>' not in email.html  # the logo stands in for the name

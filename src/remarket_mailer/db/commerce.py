@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,13 @@ from remarket_mailer.db.models import (
     Order,
     Subscription,
 )
-from remarket_mailer.db.sql import in_ids
+from remarket_mailer.db.sql import in_ids, insert_new, insert_rows
+
+CartRow = Cart
+"""A cart as ingest holds it while a batch applies (built with ``new_cart``)."""
+
+SubscriptionRow = Subscription
+"""A subscription as ingest holds it while a batch applies (built with ``add_subscription``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +128,76 @@ def carts_for_update(session: Session, cart_ids: Iterable[str]) -> dict[str, Car
     if not ids:
         return {}
     return {c.cart_id: c for c in session.scalars(_CARTS_FOR_UPDATE, {"ids": ids})}
+
+
+def new_cart(cart_id: str, contact_id: int) -> Cart:
+    """A cart an event names for the first time, not yet written: ingest keeps it in its batch
+    and writes its new carts together with ``insert_carts``."""
+    return Cart(cart_id=cart_id, contact_id=contact_id, items={})
+
+
+def insert_carts(session: Session, carts: Sequence[Cart]) -> None:
+    """INSERT the carts built with ``new_cart``, one statement."""
+    insert_new(session, Cart, carts)
+
+
+def add_subscription(session: Session, subscription_id: str, contact_id: int) -> Subscription:
+    """A subscription an event names for the first time, added to the session (the batch's
+    flush writes it with what the event sets)."""
+    subscription = Subscription(subscription_id=subscription_id, contact_id=contact_id)
+    session.add(subscription)
+    return subscription
+
+
+def add_order(
+    session: Session,
+    *,
+    order_id: str,
+    contact_id: int,
+    cart_id: str | None,
+    currency: str | None,
+    total: Decimal | None,
+    items: dict[str, Any],
+    discount_codes: Sequence[str],
+    placed_at: datetime,
+) -> None:
+    """Record an order the shop reported (written by the batch's flush)."""
+    session.add(
+        Order(
+            order_id=order_id,
+            contact_id=contact_id,
+            cart_id=cart_id,
+            currency=currency,
+            total=total,
+            items=items,
+            discount_codes={"codes": list(discount_codes)},
+            placed_at=placed_at,
+        )
+    )
+
+
+def event_row(
+    *,
+    event_id: str,
+    type: str,
+    occurred_at: datetime,
+    received_at: datetime,
+    contact_id: int | None,
+    body_hash: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """An accepted event as a plain row for ``insert_events``."""
+    return {
+        "event_id": event_id,
+        "type": type,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "contact_id": contact_id,
+        "body_hash": body_hash,
+        "payload": payload,
+    }
+
+
+def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT the batch's events (``event_row``), one statement (COPY when many)."""
+    insert_rows(session, Event, rows)

@@ -20,6 +20,10 @@ from remarket_mailer.db.models import (
 from remarket_mailer.db.sql import in_ids, insert_new, track
 from remarket_mailer.domain.emails import normalize_email
 
+ContactRow = Contact
+"""A contact as ingest holds it while a batch applies: loaded or built here, changed by the
+batch, flushed by its session. Services name the type; only this package builds one."""
+
 _CONTACTS_BY_REFS = select(Contact).where(
     or_(
         Contact.external_id.in_(bindparam("ext", expanding=True)),

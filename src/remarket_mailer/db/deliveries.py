@@ -55,6 +55,13 @@ _SKIPPABLE = sources_for(DeliveryStatus.SKIPPED, among=PENDING_DELIVERY_STATUSES
 _RESCHEDULABLE = sources_for(DeliveryStatus.SCHEDULED, among=[DeliveryStatus.SCHEDULED])
 _ESP_FAILABLE = sources_for(DeliveryStatus.FAILED, among=[DeliveryStatus.SENT])
 
+# Text that comes from outside (a provider's message id, a rendered subject) is cut to its
+# column: an overlong one must not fail the UPDATE that records a message already sent.
+_CLIPPED: dict[str, int] = {
+    name: int(Delivery.__table__.c[name].type.length)  # type: ignore[attr-defined]
+    for name in ("provider_message_id", "subject")
+}
+
 
 def _guard(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
     """``status = :one`` or ``status IN (...)``: the same SQL the statements always had."""
@@ -264,6 +271,8 @@ class SendingDelivery:
     step_id: str
     template: str
     planned_at: datetime
+    due_at: datetime
+    """When it last became due: planned_at, or the end of a deferral or a retry's wait."""
     attempts: int
     """Provider attempts made before this one (the worker adds one when it records a result
     the provider gave)."""
@@ -292,13 +301,12 @@ def take_for_sending(
             Delivery.step_id,
             Delivery.template,
             Delivery.planned_at,
+            Delivery.due_at,
             Delivery.attempts,
             Delivery.send_key,
         )
     )
-    # SQLAlchemy types an eight-column RETURNING as eight or more; the slice keeps mypy checking
-    # the fields.
-    taken = [SendingDelivery(*row[:8]) for row in rows.all()]
+    taken = [SendingDelivery(**row._mapping) for row in rows.all()]
     taken.sort(key=lambda d: d.id)  # RETURNING has no order
     return taken
 
@@ -323,14 +331,58 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
     )
 
 
+def scheduled_row(
+    *,
+    contact_id: int,
+    workflow_id: str,
+    step_id: str,
+    variant: str | None,
+    template: str,
+    due_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new delivery, scheduled for ``due_at``, as a plain row (its ``enrollment_id`` is set
+    when its enrollment is written: ``enrollments.insert_enrollments``)."""
+    return {
+        "contact_id": contact_id,
+        "workflow_id": workflow_id,
+        "step_id": step_id,
+        "variant": variant,
+        "template": template,
+        "status": DeliveryStatus.SCHEDULED,
+        "due_at": due_at,
+        "planned_at": due_at,
+        "attempts": 0,
+        "reason": None,
+        "detail": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def skip_unwritten(rows: Iterable[dict[str, Any]], reason: str, detail: str | None) -> None:
+    """Skip the still scheduled ones of deliveries not yet written (``scheduled_row``)."""
+    for row in rows:
+        if row["status"] == DeliveryStatus.SCHEDULED:
+            row["status"] = DeliveryStatus.SKIPPED
+            row["reason"], row["detail"] = reason, detail
+
+
+def reschedule_unwritten(rows: Iterable[dict[str, Any]], due: Mapping[str, datetime]) -> None:
+    """Move the still scheduled ones of deliveries not yet written to ``due[step_id]``."""
+    for row in rows:
+        if row["status"] == DeliveryStatus.SCHEDULED and row["step_id"] in due:
+            row["due_at"] = row["planned_at"] = due[row["step_id"]]
+
+
 def finish_deliveries(
     session: Session, from_status: DeliveryStatus, changes: Sequence[dict[str, Any]], now: datetime
 ) -> int:
     """Apply per-delivery changes (each a dict with ``id`` and new column values, e.g.
     ``Transition.change()``), guarded: only rows still in ``from_status`` change; a change the
     state machine does not allow from ``from_status`` raises IllegalTransition first. Columns
-    a change does not name keep their values; ``updated_at`` becomes ``now``. Returns the rows
-    changed.
+    a change does not name keep their values; ``updated_at`` becomes ``now``; a provider
+    message id or subject longer than its column is cut to it. Returns the rows changed.
 
     PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole batch. Elsewhere rows are
     grouped by the columns they change, one executemany per group.
@@ -342,6 +394,10 @@ def finish_deliveries(
         target = change.get("status", from_status)
         if target not in allowed:  # a bug in the caller: nothing is written
             check_delivery_transition(from_status, DeliveryStatus(target))
+        for key, length in _CLIPPED.items():
+            value = change.get(key)
+            if value is not None and len(value) > length:
+                change[key] = value[:length]
     if session.get_bind().dialect.name == "postgresql":
         return _finish_in_one_statement(session, from_status, changes, now)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}

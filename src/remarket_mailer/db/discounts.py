@@ -8,7 +8,9 @@ each move is a guarded UPDATE so two workers never hand out or redeem the same c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import (
     DiscountCode,
+    Money,
 )
 from remarket_mailer.db.sql import in_ids
 from remarket_mailer.domain.workflow import DiscountSpec
@@ -38,6 +41,17 @@ STATUSES = (AVAILABLE, ASSIGNED, REDEEMED, EXPIRED)
 INSERT_CHUNK = 500
 
 _TABLE = DiscountCode.metadata.tables[DiscountCode.__tablename__]
+
+CodeRow = DiscountCode
+"""A discount code as the send path and the redeem check hold it: loaded, claimed or built
+(``generated_code``) here, written only by this module."""
+
+CODE_MAX_LENGTH: int = _TABLE.c.code.type.length  # type: ignore[attr-defined]
+"""The longest code (and pool name) the table stores."""
+POOL_MAX_LENGTH: int = _TABLE.c.pool.type.length  # type: ignore[attr-defined]
+
+MAX_AMOUNT = Decimal(10) ** (Money.precision - Money.scale)  # type: ignore[operator]
+"""Discount values and minimum orders must stay under this (the money columns' NUMERIC)."""
 
 
 def _not_expired(now: datetime) -> Any:
@@ -166,12 +180,43 @@ def pool_status_counts(session: Session, pool: str) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def get_code(session: Session, code: str, for_update: bool = False) -> DiscountCode | None:
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    """What checking or redeeming a code reads of its row."""
+
+    id: int
+    code: str
+    kind: str
+    value: Decimal
+    currency: str | None
+    minimum_order: Decimal | None
+    status: str
+    expires_at: datetime | None
+    contact_id: int | None
+    order_id: str | None
+
+
+_STORED_CODE = select(
+    DiscountCode.id,
+    DiscountCode.code,
+    DiscountCode.kind,
+    DiscountCode.value,
+    DiscountCode.currency,
+    DiscountCode.minimum_order,
+    DiscountCode.status,
+    DiscountCode.expires_at,
+    DiscountCode.contact_id,
+    DiscountCode.order_id,
+)
+
+
+def get_code(session: Session, code: str, for_update: bool = False) -> StoredCode | None:
     """The row of ``code`` (already normalised), locked for this transaction if asked."""
-    query = select(DiscountCode).where(DiscountCode.code == code)
+    query = _STORED_CODE.where(DiscountCode.code == code)
     if for_update:
         query = query.with_for_update()
-    return session.scalar(query)
+    row = session.execute(query).one_or_none()
+    return None if row is None else StoredCode(**row._asdict())
 
 
 def mark_redeemed(

@@ -33,10 +33,14 @@ from remarket_mailer.db.models import (
     Subscription,
     WorkflowVersion,
 )
-from remarket_mailer.db.sql import copy_text, dialect_insert, in_ids
+from remarket_mailer.db.sql import copy_text, dialect_insert, in_ids, insert_new, insert_rows
 from remarket_mailer.domain.enrollment import PlannedDelivery
 from remarket_mailer.domain.keys import PERIOD_SEPARATOR
 from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+
+EnrollmentRow = Enrollment
+"""An enrollment as ingest holds it while a batch applies (loaded, or built with
+``new_enrollment``); written by its session's flush or ``insert_enrollments``."""
 
 
 def remember_workflow_version(
@@ -153,6 +157,21 @@ def new_enrollment(
         started_at=started_at,
         context=dict(context),
     )
+
+
+def insert_enrollments(
+    session: Session, new: Iterable[tuple[Enrollment, Sequence[dict[str, Any]]]]
+) -> None:
+    """INSERT new enrollments (built with ``new_enrollment``), which gets them their ids, then
+    their deliveries (``deliveries.scheduled_row``) with those ids: one statement each."""
+    groups = list(new)
+    insert_new(session, Enrollment, [enrollment for enrollment, _ in groups])
+    rows: list[dict[str, Any]] = []
+    for enrollment, deliveries in groups:
+        for row in deliveries:
+            row["enrollment_id"] = enrollment.id
+            rows.append(row)
+    insert_rows(session, Delivery, rows)
 
 
 # --- renewal scan ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from remarket_mailer.db.models import Delivery, Order, VariantWinner
 from remarket_mailer.db.sql import dialect_insert
+from remarket_mailer.domain.ab_history import WinnerRecord, winner_record
 
 
 def winners(session: Session, workflow_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -29,6 +30,29 @@ def winners(session: Session, workflow_ids: Iterable[str]) -> dict[str, dict[str
     for workflow_id, step_id, variant in rows:
         found.setdefault(workflow_id, {})[step_id] = variant
     return found
+
+
+def winner_history(
+    session: Session, workflow_ids: Iterable[str] | None = None
+) -> list[WinnerRecord]:
+    """Every decided A/B test (of ``workflow_ids`` only, when given), oldest decision first."""
+    query = select(
+        VariantWinner.workflow_id,
+        VariantWinner.step_id,
+        VariantWinner.variant,
+        VariantWinner.decided_at,
+        VariantWinner.detail,
+        VariantWinner.arms,
+    ).order_by(VariantWinner.decided_at, VariantWinner.id)
+    if workflow_ids is not None:
+        wanted = sorted(set(workflow_ids))
+        if not wanted:
+            return []
+        query = query.where(VariantWinner.workflow_id.in_(wanted))
+    return [
+        winner_record(workflow_id, step_id, variant, decided_at, detail, arms or {})
+        for workflow_id, step_id, variant, decided_at, detail, arms in session.execute(query)
+    ]
 
 
 def record_winner(

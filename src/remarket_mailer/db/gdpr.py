@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     delete,
+    inspect,
     select,
     update,
 )
@@ -28,8 +29,19 @@ from remarket_mailer.db.models import (
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 
 
-def contact_data(session: Session, contact: Contact) -> dict[str, list[Any]]:
-    """Every row that belongs to ``contact``, as ORM objects by table."""
+def columns_of(row: Any) -> dict[str, Any]:
+    """A loaded row's columns by name, values as stored (datetimes, Decimals, JSON)."""
+    return {c.key: getattr(row, c.key) for c in inspect(row).mapper.column_attrs}
+
+
+def contact_data(session: Session, contact: Contact) -> dict[str, list[dict[str, Any]]]:
+    """Every row that belongs to ``contact``, by table, each as ``columns_of`` gives it."""
+    return {
+        name: [columns_of(row) for row in rows] for name, rows in _rows_of(session, contact).items()
+    }
+
+
+def _rows_of(session: Session, contact: Contact) -> dict[str, list[Any]]:
     cid = contact.id
     return {
         "consents": list(session.scalars(select(Consent).where(Consent.contact_id == cid))),

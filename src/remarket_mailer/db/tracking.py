@@ -1,7 +1,7 @@
 """Tracking events: what the ESPs (and our own tracked links) said about sent messages, each
 recorded once; the one-time webhook tokens that make a signature usable once.
 
-Takes :class:`~remarket_mailer.tracking.events.TrackingEvent` values and builds the rows
+Takes :class:`~remarket_mailer.domain.tracking_events.TrackingEvent` values and builds the rows
 itself: the id a redelivery is recognised by, and every value cut or dropped to what its
 column holds (lengths read from the model, so a migration that widens a column widens this).
 """
@@ -25,7 +25,7 @@ from remarket_mailer.db.models import Delivery as DeliveryRow
 from remarket_mailer.db.models import TrackingEvent as TrackingEventRow
 from remarket_mailer.db.models import WebhookToken
 from remarket_mailer.db.sql import in_ids
-from remarket_mailer.tracking.events import TrackingEvent
+from remarket_mailer.domain.tracking_events import TrackingEvent
 
 
 def _column_length(name: str) -> int:

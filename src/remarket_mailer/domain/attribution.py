@@ -172,8 +172,12 @@ class WindowOutcome:
     revenue: Decimal
 
 
-def conversion_within(start: datetime, orders: Iterable[Order], window: timedelta) -> WindowOutcome:
-    """The contact's orders placed in ``[start, start + window]``.
+def conversion_within(
+    start: datetime, orders: Iterable[Order], window: timedelta, currency: str | None = None
+) -> WindowOutcome:
+    """The contact's orders placed in ``[start, start + window]``; with ``currency``, the
+    revenue is that of the orders in it (every order still counts as a conversion: money in
+    two currencies is never added up).
 
     ``start`` is the actual send for a treated contact and the would-be send for a holdout
     contact (the due time of the step it was held out of); pass that contact's orders only.
@@ -188,7 +192,8 @@ def conversion_within(start: datetime, orders: Iterable[Order], window: timedelt
         if order.order_id in seen or not start <= order.placed_at <= end:
             continue
         seen.add(order.order_id)
-        revenue += order.total
+        if currency is None or order.currency == currency:
+            revenue += order.total
     return WindowOutcome(bool(seen), len(seen), revenue)
 
 

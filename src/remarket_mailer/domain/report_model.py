@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from remarket_mailer.domain.ab_history import WinnerRecord
+from remarket_mailer.domain.currencies import CurrencyTotal, describe, merge
 from remarket_mailer.domain.experiments import HoldoutLift, VariantResult, WinnerDecision
 from remarket_mailer.domain.stats import Estimate
 
@@ -32,7 +34,9 @@ class Funnel:
     """Counts and money of one workflow, step or variant over the report's period.
 
     ``opened_human`` / ``opened_machine`` count deliveries (unique opens), ``clicked`` the
-    deliveries a person clicked in, ``converted`` the orders credited by attribution.
+    deliveries a person clicked in, ``converted`` the orders credited by attribution, in
+    any currency. ``revenue`` and ``discount_cost`` are in the report's main currency only;
+    ``converted_other_currency`` of the orders are in another (their money is listed apart).
     """
 
     sent: int = 0
@@ -46,6 +50,7 @@ class Funnel:
     converted: int = 0
     revenue: Decimal = ZERO
     discount_cost: Decimal = ZERO
+    converted_other_currency: int = 0
 
     def __add__(self, other: Funnel) -> Funnel:
         return Funnel(
@@ -224,6 +229,10 @@ class WorkflowReport:
     daily: tuple[DayPoint, ...] = ()
     conversions_by_basis: tuple[ReasonCount, ...] = ()
     """Credited orders per attribution window (``engagement`` / ``delivery``)."""
+    other_currencies: tuple[CurrencyTotal, ...] = ()
+    """Credited orders in currencies other than the report's, with their own money."""
+    winners: tuple[WinnerRecord, ...] = ()
+    """The workflow's A/B history: the tests its winner rules decided, whenever that was."""
 
     @property
     def funnel(self) -> Funnel:
@@ -263,12 +272,17 @@ class Report:
             total = total + workflow.funnel
         return total
 
+    @property
+    def other_currencies(self) -> tuple[CurrencyTotal, ...]:
+        """Every workflow's orders in other currencies, added up per currency."""
+        return merge(t for w in self.workflows for t in w.other_currencies)
+
 
 # --- presentations -------------------------------------------------------------------------
 
 _PROPERTIES: dict[type, tuple[str, ...]] = {
     WorkflowReport: ("funnel", "skipped", "deferred"),
-    Report: ("funnel",),
+    Report: ("funnel", "other_currencies"),
     LiftSummary: ("significant",),
     VariantReport: ("is_baseline",),
 }
@@ -324,6 +338,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "revenue",
     "revenue_per_email",
     "discount_cost",
+    "other_currencies",
     "lift",
     "lift_low",
     "lift_high",
@@ -332,7 +347,8 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 """The columns of ``rows``: one row per workflow (step and variant empty), per step (variant
 empty) and per variant. ``lift*`` is the absolute conversion-rate lift over the holdout, on
-workflow rows only; ``skipped``/``deferred`` read ``reason=count;…``."""
+workflow rows only; ``skipped``/``deferred`` read ``reason=count;…``. Money is in the report's
+currency; ``other_currencies`` (workflow rows) reads ``USD 150.00 from 2 orders; …``."""
 
 Cell = str | int | float | None
 
@@ -363,6 +379,7 @@ def _row(
         if funnel.revenue_per_email is None
         else str(funnel.revenue_per_email),
         "discount_cost": str(funnel.discount_cost),
+        "other_currencies": "",
         "lift": None,
         "lift_low": None,
         "lift_high": None,
@@ -377,7 +394,11 @@ def rows(report: Report) -> list[dict[str, Cell]]:
     """Flat rows with the ``ROW_COLUMNS`` keys, workflow first, then its steps and variants."""
     out: list[dict[str, Cell]] = []
     for w in report.workflows:
-        lift: dict[str, Cell] = {"skipped": _reasons(w.skipped), "deferred": _reasons(w.deferred)}
+        lift: dict[str, Cell] = {
+            "skipped": _reasons(w.skipped),
+            "deferred": _reasons(w.deferred),
+            "other_currencies": describe(w.other_currencies),
+        }
         if w.lift is not None:
             lift.update(
                 lift=w.lift.absolute.value,

@@ -30,6 +30,7 @@ from remarket_mailer.entrypoints.worker import start_worker
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.schemas import IncomingEvent, parse_event
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes, next_due
+from remarket_mailer.services.experiments import decide_winners
 from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.marketing_report import build_marketing_report
 from remarket_mailer.services.migrations import upgrade
@@ -120,6 +121,9 @@ def run_demo(
         if reactions is not None:
             reactions.counts.shoppers = shoppers
             result.shoppers = reactions.counts
+            # The scheduler's hourly A/B job, once the clock has stopped: a clear winner goes
+            # into the workflow's history, which the report shows.
+            decide_winners(app.uow, list(workflows.workflows.values()), clock)
             names = {w.id: w.name for w in workflows.workflows.values()}
             result.report = build_marketing_report(
                 app.uow, clock, names=names, workflows=workflows.workflows

@@ -1,7 +1,7 @@
 """The demo's generated shoppers: enough of them for the report to have something to measure.
 
 A few hundred seeded shoppers leave carts in the week before the bundled sample's story. The
-demo's abandoned-cart workflow holds 4 % of them out and tests two versions of its first
+demo's abandoned-cart workflow holds 10 % of them out and tests two versions of its first
 reminder (``demo_workflows``: demo-only settings; the stock file is unchanged). While the
 virtual clock runs, the shoppers react to what reaches them (``ShopperReactions``): a link
 scanner opens and clicks some emails seconds after they arrive (a machine), some people open
@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.experiments import WinnerRule
 from remarket_mailer.domain.workflow import Variant
 from remarket_mailer.services.delivery_outcomes import DeliveryRow, delivery_outcomes
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -32,10 +33,14 @@ SHOPPERS = 500
 SEED = 19
 DOMAIN = "shoppers.example.net"
 CART_WORKFLOW = "abandoned_cart"
-HOLDOUT_PERCENT = 4
-"""Small, so that none of the bundled sample's six shoppers lands in the control group (Eva,
-who never consented, would: the worker skips a held-out delivery before it looks at consent,
-and the sample's "no consent" story would be lost)."""
+HOLDOUT_PERCENT = 10
+"""A common control-group size. The holdout is decided after consent, caps, quiet hours and
+the step's condition, so a sample shopper the worker may not mail (Eva, who never consented)
+keeps her "no consent" story instead of being counted in the control group."""
+WINNER_RULE = WinnerRule(min_recipients=150, alpha=0.05)
+"""The first reminder's A/B test stops once each variant has 150 recipients whose lift window
+has run and one is better at p < 0.05: the demo decides it when its clock stops (the
+scheduler's hourly job would), so the report shows the test's history."""
 BASE_RATE = 0.06
 """How often a shopper buys without an email's help (held out, or never clicked)."""
 _CODE_PERCENT = {"reminder_2": 10, "last_chance": 15}  # the stock steps' codes
@@ -53,7 +58,8 @@ _PRODUCTS = (
 
 
 def demo_workflows(stock: WorkflowSet) -> WorkflowSet:
-    """The stock workflows, with a holdout and an A/B first reminder in the abandoned cart."""
+    """The stock workflows, with a holdout and an A/B first reminder (with a winner rule) in
+    the abandoned cart."""
     result = WorkflowSet()
     for workflow_id, workflow in stock.workflows.items():
         source = stock.sources[workflow_id]
@@ -65,12 +71,16 @@ def demo_workflows(stock: WorkflowSet) -> WorkflowSet:
             )
             source += (
                 f"# demo: holdout_percent {HOLDOUT_PERCENT}; {first.id} variants "
-                "a (its template) and b (abandoned_cart/reminder_2)\n"
+                "a (its template) and b (abandoned_cart/reminder_2), winner after 150, "
+                "alpha 0.05\n"
             )
             workflow = dataclasses.replace(
                 workflow,
                 holdout_percent=HOLDOUT_PERCENT,
-                steps=(dataclasses.replace(first, variants=variants), *workflow.steps[1:]),
+                steps=(
+                    dataclasses.replace(first, variants=variants, winner=WINNER_RULE),
+                    *workflow.steps[1:],
+                ),
                 version=workflow_version(source),
             )
         result.add(workflow, source)

@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from remarket_mailer.domain.currencies import describe
 from remarket_mailer.domain.report_model import (
     ROW_COLUMNS,
     Report,
@@ -44,8 +45,7 @@ def marketing_table(report: Report) -> Table:
     """One row per workflow (bold), step (indented) and A/B variant (indented twice)."""
     table = Table(
         title=f"what the emails earned, {moment(report.since)} to {moment(report.until)}",
-        caption=f"money in {report.currency}; open/click: people; bot: machine opens only; "
-        "conv: orders credited (last touch)",
+        caption=_caption(report),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -67,6 +67,19 @@ def marketing_table(report: Report) -> Table:
             Text(_fit(name), style=style or ""), *(cells[index[column]] for column, _ in SHOWN)
         )
     return table
+
+
+def _caption(report: Report) -> str:
+    money = f"money in {report.currency}"
+    if report.other_currencies:
+        # Never added up across currencies: say what the revenue column leaves out.
+        money += (
+            f" only (conv also counts orders in other currencies: "
+            f"{describe(report.other_currencies)})"
+        )
+    return (
+        f"{money}; open/click: people; bot: machine opens only; conv: orders credited (last touch)"
+    )
 
 
 def _fit(name: str) -> str:
@@ -95,6 +108,11 @@ def workflow_lines(workflow: WorkflowReport) -> list[str]:
     for step in workflow.steps:
         if step.winner is not None and step.variants:
             lines.append(f"  A/B {step.step_id}: {step.winner.reason}")
+    for record in workflow.winners:
+        lines.append(
+            f"  A/B {record.step_id} decided {moment(record.decided_at)}: only {record.winner} "
+            "is sent since (remarket experiments list)"
+        )
     for title, counts in (("skipped", workflow.skipped), ("deferred", workflow.deferred)):
         if counts:
             lines.append(f"  {title}: " + ", ".join(f"{c.reason} {c.count}" for c in counts))
@@ -102,6 +120,11 @@ def workflow_lines(workflow: WorkflowReport) -> list[str]:
         lines.append(
             f"  codes: {workflow.codes_issued} issued, {workflow.codes_redeemed} redeemed, "
             f"discount cost {workflow.funnel.discount_cost}"
+        )
+    if workflow.other_currencies:
+        lines.append(
+            "  orders in other currencies (counted as conversions, not in its revenue): "
+            + describe(workflow.other_currencies)
         )
     for pool in workflow.pools:
         lines.append(f"  pool {pool.pool}: {pool.available} left, {pool.issued} handed out")

@@ -65,6 +65,9 @@ def render_report_html(report: Report, *, locale: str = "en") -> str:
             return "—"
         return filters.money(Decimal(str(amount)), report.currency, locale)
 
+    def other_money(amount: Decimal, currency: str) -> str:
+        return filters.money(amount, currency, locale)
+
     workflows = [
         _WorkflowView(
             w,
@@ -75,7 +78,13 @@ def render_report_html(report: Report, *, locale: str = "en") -> str:
         )
         for w in report.workflows
     ]
-    return _template().render(report=report, workflows=workflows, money=money, total=report.funnel)
+    return _template().render(
+        report=report,
+        workflows=workflows,
+        money=money,
+        other_money=other_money,
+        total=report.funnel,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,24 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-
-from remarket_mailer.db.models import ApiKey
+from remarket_mailer.db import api_keys as api_keys_db
+from remarket_mailer.db.api_keys import StoredKey
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork
+
+__all__ = [
+    "RecentlyValid",
+    "StoredKey",
+    "create_key",
+    "hash_key",
+    "is_bootstrap_key",
+    "is_valid_key",
+    "list_keys",
+    "new_key",
+    "revoke_key",
+]
 
 
 def hash_key(key: str) -> str:
@@ -29,47 +38,28 @@ def new_key() -> str:
     return "rk_" + secrets.token_urlsafe(32)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    """What ``remarket keys list`` shows of a key: never the key or its hash."""
-
-    id: int
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
 def create_key(uow: UnitOfWork, name: str, now: datetime) -> str:
     """Store a new key under ``name`` and return it (the only time it is seen).
 
     Raises ValidationError when a key (active or revoked) already has that name."""
     key = new_key()
-    try:
-        with uow() as session:
-            session.add(ApiKey(name=name, key_hash=hash_key(key), created_at=now))
-    except IntegrityError:
-        raise ValidationError(f"a key named {name!r} exists already", field="name") from None
+    with uow() as session:
+        stored = api_keys_db.insert_key(session, name, hash_key(key), now)
+    if not stored:
+        raise ValidationError(f"a key named {name!r} exists already", field="name")
     return key
 
 
 def revoke_key(uow: UnitOfWork, name: str, now: datetime) -> bool:
     """Revoke the active key named ``name``; False when there is none."""
     with uow() as session:
-        done = session.execute(
-            update(ApiKey)
-            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-    return bool(done)
+        return api_keys_db.revoke(session, name, now)
 
 
 def list_keys(uow: UnitOfWork) -> list[StoredKey]:
     """Every stored key, oldest first, revoked ones included (marked by ``revoked_at``)."""
     with uow() as session:
-        rows = session.execute(
-            select(ApiKey.id, ApiKey.name, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.id)
-        ).all()
-    return [StoredKey(row.id, row.name, row.created_at, row.revoked_at) for row in rows]
+        return api_keys_db.all_keys(session)
 
 
 def is_bootstrap_key(bootstrap_keys: list[str], key: str) -> bool:
@@ -82,10 +72,7 @@ def is_valid_key(uow: UnitOfWork, bootstrap_keys: list[str], key: str) -> bool:
     if is_bootstrap_key(bootstrap_keys, key):
         return True
     with uow() as session:
-        found = session.scalar(
-            select(ApiKey.id).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-        )
-    return found is not None
+        return api_keys_db.is_active_hash(session, hash_key(key))
 
 
 class RecentlyValid:

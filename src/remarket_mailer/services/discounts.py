@@ -20,10 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import discounts as discounts_db
-from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.discounts import CodeRow
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.discounts import normalize_code
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork
@@ -57,8 +56,10 @@ CODE_HEADERS: Final = (
 _DELIMITERS: Final = (",", ";", "\t")
 # Letters, digits and ASCII punctuation but no blanks, quotes, commas, semicolons or backslashes:
 # those in a "code" mean the file was split on the wrong character, not that the shop made it.
-_CODE_RE: Final = re.compile(r"[A-Z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]{4,64}")
-_MAX_AMOUNT: Final = Decimal("1e12")  # the money columns are NUMERIC(14, 2)
+_CODE_RE: Final = re.compile(
+    r"[A-Z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]" + f"{{4,{discounts_db.CODE_MAX_LENGTH}}}"
+)
+_MAX_AMOUNT: Final = discounts_db.MAX_AMOUNT
 # Excel keeps leading zeros by writing ="00123"; undo that.
 _EXCEL_TEXT_RE: Final = re.compile(r'^="(.*)"$')
 
@@ -206,8 +207,9 @@ def _unwrap_excel(cell: str) -> str:
 
 
 def is_valid_pool_code(code: str) -> bool:
-    """Whether a normalised code can go into a pool: 4 to 64 of A-Z, 0-9 and ASCII punctuation
-    other than quotes, commas, semicolons and backslashes; no blanks."""
+    """Whether a normalised code can go into a pool: 4 to 64 (the column's length) of A-Z,
+    0-9 and ASCII punctuation other than quotes, commas, semicolons and backslashes; no
+    blanks."""
     return bool(_CODE_RE.fullmatch(code))
 
 
@@ -277,8 +279,11 @@ def _pool_terms(
     expires_at: datetime | None,
     now: datetime,
 ) -> dict[str, Any]:
-    if not pool.strip() or len(pool) > 64 or pool != pool.strip():
-        raise ValidationError("a pool name is 1 to 64 characters without outer blanks", "pool")
+    longest = discounts_db.POOL_MAX_LENGTH
+    if not pool.strip() or len(pool) > longest or pool != pool.strip():
+        raise ValidationError(
+            f"a pool name is 1 to {longest} characters without outer blanks", "pool"
+        )
     if kind not in ("percent", "fixed"):
         raise ValidationError("kind must be 'percent' or 'fixed'", "kind")
     if not value.is_finite() or value <= 0 or value >= _MAX_AMOUNT:
@@ -324,7 +329,7 @@ def assign_from_pool(
     step_id: str,
     now: datetime,
     low_stock: int = LOW_STOCK_THRESHOLD,
-) -> DiscountCode | None:
+) -> CodeRow | None:
     """The pool code of this (enrollment, step): the one it holds, or a fresh one.
 
     Runs inside the caller's transaction (the send path's). Returns None when the pool is
@@ -491,11 +496,11 @@ def expire_codes(uow: UnitOfWork, now: datetime) -> int:
     return count
 
 
-def _is_expired(row: DiscountCode, now: datetime) -> bool:
+def _is_expired(row: discounts_db.StoredCode, now: datetime) -> bool:
     return row.status == discounts_db.EXPIRED or (
         row.expires_at is not None and row.expires_at <= now
     )
 
 
-def _not_yours(row: DiscountCode, contact_id: int | None) -> bool:
+def _not_yours(row: discounts_db.StoredCode, contact_id: int | None) -> bool:
     return contact_id is not None and row.contact_id is not None and row.contact_id != contact_id

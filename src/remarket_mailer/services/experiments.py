@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import experiments as experiments_db
+from remarket_mailer.db.session import Session
+from remarket_mailer.domain.ab_history import WinnerRecord
 from remarket_mailer.domain.attribution import (
     AttributionWindows,
     Order,
@@ -66,8 +66,14 @@ def decide_winners(
             if decision.winner is not None:
                 counts = {v: {"recipients": a.recipients, "conversions": a.conversions}
                           for v, a in arms.items()}  # fmt: skip
+                rule = step.winner
+                # The history says which rule decided: a later edit of the YAML changes it.
+                why = (
+                    f"{decision.reason} (rule: after {rule.min_recipients} recipients per "
+                    f"variant, alpha {rule.alpha:g})"
+                )
                 recorded = experiments_db.record_winner(
-                    session, workflow.id, step.id, decision.winner, decision.reason, counts, now
+                    session, workflow.id, step.id, decision.winner, why, counts, now
                 )
         log.info("workflow=%s step=%s A/B test: %s", workflow.id, step.id, decision.reason)
         decided.append(StepDecision(workflow.id, step.id, decision, recorded))
@@ -103,3 +109,12 @@ def winners_for(session: Session, workflow: Workflow) -> dict[str, str]:
     if not any(step.winner is not None for step in workflow.steps):
         return {}
     return experiments_db.winners(session, [workflow.id]).get(workflow.id, {})
+
+
+def winner_history(uow: UnitOfWork, workflow_id: str | None = None) -> list[WinnerRecord]:
+    """The A/B tests the winner rule decided (of ``workflow_id`` only, when given), oldest
+    first, each with the counts and p-values it was decided on."""
+    with uow() as session:
+        return experiments_db.winner_history(
+            session, None if workflow_id is None else [workflow_id]
+        )

@@ -9,8 +9,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import inspect as sa_inspect
-
 from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import gdpr as gdpr_db
@@ -20,9 +18,8 @@ from remarket_mailer.errors import ValidationError
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 
-def _row(obj: Any) -> dict[str, Any]:
-    mapper = sa_inspect(obj).mapper
-    return {c.key: _plain(getattr(obj, c.key)) for c in mapper.column_attrs}
+def _row(columns: dict[str, Any]) -> dict[str, Any]:
+    return {name: _plain(value) for name, value in columns.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -48,7 +45,7 @@ def export_contact(uow: UnitOfWork, email: str) -> dict[str, Any] | None:
             return None
         data = gdpr_db.contact_data(session, contact)
         return {
-            "contact": _row(contact),
+            "contact": _row(gdpr_db.columns_of(contact)),
             "suppressed": consent_db.suppression_reason(session, address),
             **{name: [_row(r) for r in rows] for name, rows in data.items()},
         }

@@ -1,6 +1,7 @@
 """The marketer's report: what each workflow, step and A/B variant sent and earned.
 
-One transaction reads the rows (``db.report_rows``); everything else is the pure ``domain``
+One transaction reads the rows (``db.report_rows``), ``report_inputs`` turns them into domain
+values; everything else is the pure ``domain``
 functions defined in ``docs/measuring.md``: machine opens kept apart (``engagement``),
 last-touch credit (``attribution.attribute``), the holdout lift over one fixed window from
 the (would-be) send (``attribution.conversion_within``, ``experiments.holdout_lift``) and the
@@ -10,30 +11,28 @@ variants per step (``experiments.variant_results``).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from remarket_mailer.db import experiments as experiments_db
 from remarket_mailer.db import report_rows as rows_db
 from remarket_mailer.db import reports as reports_db
+from remarket_mailer.domain.ab_history import WinnerRecord
 from remarket_mailer.domain.attribution import (
     AttributionWindows,
     Conversion,
     Order,
-    Touch,
     WindowOutcome,
     attribute,
     conversion_within,
-    discount_taken,
 )
 from remarket_mailer.domain.clock import Clock
+from remarket_mailer.domain.currencies import in_currency, main_currency, other_currencies
 from remarket_mailer.domain.engagement import (
     DeliveryEngagement,
-    EngagementEvent,
-    EngagementKind,
     MachineRules,
-    summarize,
 )
 from remarket_mailer.domain.experiments import (
     Arm,
@@ -58,6 +57,7 @@ from remarket_mailer.domain.report_model import (
 from remarket_mailer.domain.states import DeliveryStatus
 from remarket_mailer.domain.transitions import deferral_rule
 from remarket_mailer.domain.workflow import Workflow
+from remarket_mailer.services import report_inputs
 from remarket_mailer.services.unit_of_work import UnitOfWork
 
 ReportDelivery = rows_db.ReportDelivery
@@ -85,6 +85,7 @@ class _Rows:
     orders: list[rows_db.ReportOrder]
     codes: list[rows_db.ReportCode]
     pools: dict[str, dict[str, int]]
+    winners: dict[str, tuple[WinnerRecord, ...]]
 
 
 def _read(
@@ -108,6 +109,9 @@ def _read(
             raise ValueError(f"the period starts ({since.isoformat()}) after it ends")
         deliveries = rows_db.deliveries(session, since, until, workflow_id)
         contacts = {d.contact_id for d in deliveries}
+        history: dict[str, list[WinnerRecord]] = defaultdict(list)
+        for record in experiments_db.winner_history(session, {d.workflow_id for d in deliveries}):
+            history[record.workflow_id].append(record)
         return _Rows(
             since,
             until,
@@ -116,6 +120,7 @@ def _read(
             rows_db.orders(session, contacts, since, until + lift_window),
             rows_db.codes(session, since, until, workflow_id),
             reports_db.pool_summary(session, now),
+            {wid: tuple(records) for wid, records in history.items()},
         )
 
 
@@ -149,11 +154,11 @@ def build_marketing_report(
 
     horizon = max([windows.lift_window, *(w.attribution.lift_window for w in known.values())])
     data = _read(uow, now, since, until, workflow_id, horizon)
-    currency = _currency(data.orders)
-    summaries = _engagement(data.deliveries, data.events, rules)
-    orders = _orders(data.orders, data.codes, currency)
+    currency = main_currency((o.currency for o in data.orders), DEFAULT_CURRENCY)
+    summaries = report_inputs.engagement(data.deliveries, data.events, rules)
+    orders = report_inputs.orders(data.orders, data.codes, currency)
     touches = [
-        _touch(d, summaries[d.id], windows_of(d.workflow_id))
+        report_inputs.touch(d, summaries[d.id], windows_of(d.workflow_id))
         for d in data.deliveries
         if d.id in summaries
     ]
@@ -161,7 +166,9 @@ def build_marketing_report(
     by_contact: dict[int, list[Order]] = defaultdict(list)
     for order in orders:
         by_contact[order.contact_id].append(order)
-    context = _Context(summaries, _event_kinds(data.events), credited, by_contact, windows)
+    context = _Context(
+        summaries, report_inputs.event_kinds(data.events), credited, by_contact, windows, currency
+    )
     grouped: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in data.deliveries:
         grouped[delivery.workflow_id].append(delivery)
@@ -175,6 +182,7 @@ def build_marketing_report(
             data.pools,
             _winner_rules(known.get(wid), winner_rule),
             bootstrap_resamples,
+            data.winners.get(wid, ()),
         )
         for wid in sorted(grouped)
     )
@@ -187,89 +195,6 @@ def _winner_rules(workflow: Workflow | None, default: WinnerRule) -> Mapping[str
     return defaultdict(lambda: default, {s.id: s.winner for s in steps if s.winner is not None})
 
 
-def _currency(orders: Sequence[rows_db.ReportOrder]) -> str:
-    """The shop's currency: the one most orders are in. Orders in another currency are left
-    out of the money figures (they cannot be added up)."""
-    counted = Counter(o.currency for o in orders if o.currency)
-    return counted.most_common(1)[0][0] if counted else DEFAULT_CURRENCY
-
-
-def _engagement(
-    deliveries: Sequence[ReportDelivery],
-    events: Sequence[rows_db.ReportEngagement],
-    rules: MachineRules,
-) -> dict[int, DeliveryEngagement]:
-    """People's and machines' opens and clicks per sent delivery, timed from its delivery
-    report (else its send)."""
-    delivered: dict[int, datetime | None] = {
-        d.id: d.sent_at for d in deliveries if d.status == DeliveryStatus.SENT
-    }
-    for event in events:
-        if event.kind == "delivered" and event.delivery_id in delivered:
-            sent = delivered[event.delivery_id]
-            if sent is None or event.occurred_at > sent:
-                delivered[event.delivery_id] = event.occurred_at
-    engagement = [
-        EngagementEvent(
-            e.delivery_id,
-            EngagementKind(e.kind),
-            e.occurred_at,
-            e.user_agent,
-            url=e.detail if e.kind == "clicked" else None,
-        )
-        for e in events
-        if e.kind in ("opened", "clicked")
-    ]
-    return summarize(delivered, engagement, rules)
-
-
-def _orders(
-    found: Sequence[rows_db.ReportOrder], codes: Sequence[rows_db.ReportCode], currency: str
-) -> list[Order]:
-    """Orders as attribution sees them, with the code redeemed (one the steps gave out) and
-    what it took off."""
-    by_code = {c.code: c for c in codes}
-    orders: list[Order] = []
-    for o in found:
-        if o.total is None or (o.currency or currency) != currency:
-            continue
-        code = next((by_code[c] for c in o.codes if c in by_code), None)
-        cost = Decimal("0") if code is None else discount_taken(code.kind, code.value, o.total)
-        orders.append(
-            Order(
-                o.order_id,
-                o.contact_id,
-                o.placed_at,
-                o.total,
-                currency,
-                code.code if code else (o.codes[0] if o.codes else None),
-                cost,
-            )
-        )
-    return orders
-
-
-def _touch(d: ReportDelivery, engaged: DeliveryEngagement, windows: AttributionWindows) -> Touch:
-    assert d.sent_at is not None  # summaries hold sent deliveries only
-    return Touch(
-        d.id,
-        d.contact_id,
-        d.workflow_id,
-        d.step_id,
-        d.sent_at,
-        engaged.human_engaged_at,
-        d.variant,
-        windows,
-    )
-
-
-def _event_kinds(events: Iterable[rows_db.ReportEngagement]) -> dict[int, set[str]]:
-    kinds: dict[int, set[str]] = defaultdict(set)
-    for event in events:
-        kinds[event.delivery_id].add(event.kind)
-    return kinds
-
-
 @dataclass(frozen=True, slots=True)
 class _Context:
     summaries: dict[int, DeliveryEngagement]
@@ -277,6 +202,8 @@ class _Context:
     conversions: list[Conversion]
     orders_by_contact: dict[int, list[Order]]
     windows: AttributionWindows
+    currency: str
+    """The report's currency: the money figures add up orders in it only."""
 
     def funnel(self, deliveries: Iterable[ReportDelivery]) -> Funnel:
         sent = [d.id for d in deliveries if d.status == DeliveryStatus.SENT]
@@ -286,6 +213,7 @@ class _Context:
         bounced = sum(1 for k in kinds if "bounced" in k)
         reported = sum(1 for k in kinds if "delivered" in k and "bounced" not in k)
         summaries = [self.summaries[d] for d in sent]
+        paid = in_currency(credited, self.currency)
         return Funnel(
             sent=len(sent),
             # Without delivery reports (SMTP, file): sent minus bounced.
@@ -297,13 +225,17 @@ class _Context:
             opened_machine=sum(1 for s in summaries if s.machine_opened),
             clicked=sum(1 for s in summaries if s.clicked),
             converted=len(credited),
-            revenue=sum((c.revenue for c in credited), Decimal("0")),
-            discount_cost=sum((c.discount_cost for c in credited), Decimal("0")),
+            revenue=sum((c.revenue for c in paid), Decimal("0")),
+            discount_cost=sum((c.discount_cost for c in paid), Decimal("0")),
+            converted_other_currency=len(credited) - len(paid),
         )
 
     def outcome_from(self, contact_id: int, start: datetime) -> WindowOutcome:
         return conversion_within(
-            start, self.orders_by_contact.get(contact_id, []), self.windows.lift_window
+            start,
+            self.orders_by_contact.get(contact_id, []),
+            self.windows.lift_window,
+            self.currency,
         )
 
 
@@ -316,6 +248,7 @@ def _workflow(
     pools: dict[str, dict[str, int]],
     winner_rules: Mapping[str, WinnerRule],
     bootstrap_resamples: int,
+    winners: tuple[WinnerRecord, ...],
 ) -> WorkflowReport:
     steps: dict[str, list[ReportDelivery]] = defaultdict(list)
     for delivery in deliveries:
@@ -340,11 +273,13 @@ def _workflow(
             )
             for p in used_pools
         ),
-        daily=_daily(deliveries, credited),
+        daily=_daily(deliveries, credited, context.currency),
         conversions_by_basis=tuple(
             ReasonCount(basis, n)
             for basis, n in sorted(Counter(c.basis.value for c in credited).items())
         ),
+        other_currencies=other_currencies(credited, context.currency),
+        winners=winners,
     )
 
 
@@ -414,13 +349,17 @@ def _lift(
     return LiftSummary.of(lift, context.windows.lift_window)
 
 
-def _daily(deliveries: list[ReportDelivery], credited: list[Conversion]) -> tuple[DayPoint, ...]:
+def _daily(
+    deliveries: list[ReportDelivery], credited: list[Conversion], currency: str
+) -> tuple[DayPoint, ...]:
+    """Sends and credited orders per day; revenue of the orders in ``currency``."""
     sends = Counter(d.sent_at.date() for d in deliveries if d.sent_at is not None)
     conversions: Counter[date] = Counter()
     revenue: dict[date, Decimal] = defaultdict(Decimal)
     for c in credited:
         conversions[c.placed_at.date()] += 1
-        revenue[c.placed_at.date()] += c.revenue
+        if c.currency == currency:
+            revenue[c.placed_at.date()] += c.revenue
     days = sorted(set(sends) | set(conversions))
     return tuple(
         DayPoint(day, sends.get(day, 0), conversions.get(day, 0), revenue.get(day, Decimal("0")))

@@ -12,10 +12,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db.catalog import ProductFacts
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.recommend import recommend
 
 MAX_SHOWN = 12

@@ -17,10 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from remarket_mailer.db import enrollments as enrollments_db
 from remarket_mailer.db.enrollments import NewEnrollment, RenewalCandidate
+from remarket_mailer.db.session import RowConflict, is_postgresql
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.enrollment import plan_enrollment
 from remarket_mailer.domain.keys import contact_key, renewal_key
@@ -83,7 +82,7 @@ def scan_renewals(
             enrollments_db.remember_workflow_version(
                 session, workflow.id, workflow.version, workflows.sources[workflow.id], now
             )
-            parallel = workers or (2 if session.get_bind().dialect.name == "postgresql" else 1)
+            parallel = workers or (2 if is_postgresql(session) else 1)
         with ThreadPoolExecutor(parallel, thread_name_prefix="renewal-scan") as pool:
             pending: deque[Future[tuple[int, int, int]]] = deque()
             for after, last in _pages(uow, page):
@@ -141,7 +140,7 @@ def _scan_page(
                     session, workflow.id, workflow.version, now, items
                 )
             return len(batch), enrolled, sum(len(item.deliveries) for item in items)
-        except IntegrityError:
+        except RowConflict:
             # A subscription event enrolled one of these meanwhile: redo the page.
             if attempt == 2:
                 raise

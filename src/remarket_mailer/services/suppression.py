@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import deliveries as deliveries_db
+from remarket_mailer.db.session import Session
 
 SKIP_REASON = "suppressed"
 """The reason a suppressed contact's pending deliveries are skipped with (the suppression's

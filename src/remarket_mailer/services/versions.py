@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.errors import WorkflowError
 from remarket_mailer.workflows.loader import WorkflowSet

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer import metrics
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import tracking as tracking_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.emails import normalize_email
 from remarket_mailer.services.suppression import suppress_contact

@@ -2,7 +2,8 @@
 
 Each ESP module of this package (``postmark``, ``sendgrid``, ``mailgun``, ``resend``, ``ses``)
 has a ``parse_webhook(headers, body, secret)`` that first verifies the request and then maps the
-ESP's payload onto :class:`TrackingEvent`; ``webhook_common`` holds what their verification and
+ESP's payload onto :class:`TrackingEvent` (a value of ``domain.tracking_events``, which
+the database layer stores too); ``webhook_common`` holds what their verification and
 parsing share, and ``webhooks.read_webhook`` picks the module by provider name. The kinds are:
 
 - ``delivered``: the receiving server accepted the message;
@@ -28,28 +29,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final, Literal
+from datetime import timedelta
 
+from remarket_mailer.domain.tracking_events import (
+    EVENT_KINDS,
+    BounceClass,
+    EventKind,
+    TrackingEvent,
+)
 from remarket_mailer.errors import RemarketError
 
-EventKind = Literal[
-    "delivered", "deferred", "bounced", "complained", "opened", "clicked", "unsubscribed", "failed"
+__all__ = [
+    "EVENT_KINDS",
+    "BounceClass",
+    "EventKind",
+    "OneTimeToken",
+    "TrackingEvent",
+    "WebhookBusyError",
+    "WebhookReplayError",
+    "WebhookSignatureError",
+    "bounce_class_from_code",
+    "classify_bounce",
 ]
-"""``failed``: the ESP accepted the request, then never sent the message (Resend
-``email.failed``: quota, key or domain problems). Nothing is known about the address."""
-BounceClass = Literal["hard", "soft", "policy"]
-
-EVENT_KINDS: Final[tuple[EventKind, ...]] = (
-    "delivered",
-    "deferred",
-    "bounced",
-    "complained",
-    "opened",
-    "clicked",
-    "unsubscribed",
-    "failed",
-)
 
 # RFC 3463 enhanced status code: class.subject.detail, class 2, 4 or 5.
 _ENHANCED_CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -78,32 +79,6 @@ class WebhookBusyError(RemarketError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class TrackingEvent:
-    """One thing that happened to one sent message, in our words rather than the ESP's."""
-
-    kind: EventKind
-    email: str
-    """The recipient the event is about (lower-cased)."""
-    provider: str
-    """``postmark``, ``sendgrid``, ``mailgun``, ``resend`` or ``ses``."""
-    provider_message_id: str | None
-    """The id the ESP returned when it accepted the message (``Sent.provider_id``)."""
-    delivery_id: str | None
-    """Our delivery id, echoed back from the message's metadata/tags/custom args."""
-    occurred_at: datetime
-    """When it happened, timezone-aware."""
-    bounce_class: BounceClass | None = None
-    """For ``bounced``: hard (suppress now), soft (count it), policy (sender problem)."""
-    detail: str | None = None
-    """The ESP's reason or the SMTP diagnostic, for the operator; never shown to users."""
-    raw_id: str | None = None
-    """The ESP's id for this event: redeliveries of the same event carry the same one."""
-    user_agent: str | None = None
-    """For ``opened`` / ``clicked``: the client the ESP (or our pixel and redirect) saw, which
-    tells a person from Apple's privacy proxy or a link scanner (``domain.engagement``)."""
 
 
 def bounce_class_from_code(text: str | None) -> BounceClass | None:

@@ -13,10 +13,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
-
 from remarket_mailer import metrics
-from remarket_mailer.db.models import Contact
+from remarket_mailer.db.contacts import ContactRow
+from remarket_mailer.db.session import RowConflict, ValueRefused
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.consent import event_time
 from remarket_mailer.errors import ConflictError, UnavailableError, ValidationError
@@ -109,7 +108,7 @@ def _ingest_isolating(
 
 
 def _not_applied(exc: Exception) -> str:
-    if isinstance(exc, DataError):
+    if isinstance(exc, ValueRefused):
         # The database refused a value (too long, out of range): say so, not which SQL.
         return "the event could not be stored: a value is out of range for its field"
     return "the event could not be applied; the error was logged"
@@ -139,7 +138,7 @@ def _ingest_prepared(
                 )
                 metrics.EVENTS.labels(event.type, outcome).inc()
             return results
-        except IntegrityError:
+        except RowConflict:
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
@@ -184,7 +183,7 @@ def _run(batch: Batch) -> list[IngestOutcome]:
     return results
 
 
-def _apply(batch: Batch, contact: Contact, event: AnyEvent) -> IngestResult:
+def _apply(batch: Batch, contact: ContactRow, event: AnyEvent) -> IngestResult:
     """Facts first, then exits, then triggers: an order exits the cart's reminders before
     anything it triggers starts."""
     result = IngestResult(event.event_id)

@@ -13,20 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import catalog as catalog_db
 from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
 from remarket_mailer.db import interests as interests_db
-from remarket_mailer.db import sql as sql_db
+from remarket_mailer.db.commerce import CartRow
+from remarket_mailer.db.contacts import ContactRow
+from remarket_mailer.db.enrollments import EnrollmentRow
 from remarket_mailer.db.interests import Sighting
-from remarket_mailer.db.models import Cart, Contact, Delivery, Enrollment, Event
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.keys import base_key, key_covers
 from remarket_mailer.domain.recommend import COVIEW_WINDOW
-from remarket_mailer.domain.states import DeliveryStatus, EnrollmentStatus
+from remarket_mailer.domain.states import EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.schemas import (
     AnyEvent,
@@ -80,8 +80,8 @@ class Batch:
         self.new_events: list[dict[str, Any]] = []
         # New carts and enrollments are objects the session does not track: they are
         # written as plain INSERTs at the end, which costs half an ORM flush.
-        self.new_carts: list[Cart] = []
-        self.new_deliveries: dict[int, tuple[Enrollment, list[dict[str, Any]]]] = {}
+        self.new_carts: list[CartRow] = []
+        self.new_deliveries: dict[int, tuple[EnrollmentRow, list[dict[str, Any]]]] = {}
         # The catalog's changes, and the products of each new order (bought together).
         self.product_rows: list[dict[str, Any]] = []
         self.deleted_products: dict[str, datetime] = {}
@@ -115,7 +115,7 @@ class Batch:
         )
         self.by_external = {c.external_id: c for c in found if c.external_id}
         self.by_email = {c.email: c for c in found if c.email}
-        new: list[Contact] = []
+        new: list[ContactRow] = []
         for ref in refs:
             if self._find(ref.external_id, ref.email) is None:
                 contact = contacts_db.new_contact(ref.external_id, ref.email, self.now)
@@ -124,20 +124,20 @@ class Batch:
         # One INSERT for every new contact of the batch, at once: ids for what follows.
         contacts_db.add_contacts(self.session, new)
 
-    def _find(self, external_id: str | None, email: str | None) -> Contact | None:
+    def _find(self, external_id: str | None, email: str | None) -> ContactRow | None:
         if external_id is not None and external_id in self.by_external:
             return self.by_external[external_id]
         if email is not None:
             return self.by_email.get(email)
         return None
 
-    def _index(self, contact: Contact) -> None:
+    def _index(self, contact: ContactRow) -> None:
         if contact.external_id:
             self.by_external[contact.external_id] = contact
         if contact.email:
             self.by_email[contact.email] = contact
 
-    def contact_for(self, event: AnyEvent) -> Contact:
+    def contact_for(self, event: AnyEvent) -> ContactRow:
         ref = event.contact
         contact = self._find(ref.external_id, ref.email)
         assert contact is not None  # every reference was resolved or created up front
@@ -181,11 +181,11 @@ class Batch:
                     keys.add((workflow.id, value))
                     if workflow.trigger.key == "subscription_id":
                         prefixes.add((workflow.id, value))
-        self.enrollments: dict[tuple[str, str], Enrollment] = {}
+        self.enrollments: dict[tuple[str, str], EnrollmentRow] = {}
         # Subscription keys carry the renewal date ("sub_1@2026-12-01"); exits name the
         # subscription only, so enrollments are also found by their base key.
-        self.by_base_key: dict[tuple[str, str], list[Enrollment]] = {}
-        self.active_by_contact: dict[tuple[str, int], list[Enrollment]] = {}
+        self.by_base_key: dict[tuple[str, str], list[EnrollmentRow]] = {}
+        self.active_by_contact: dict[tuple[str, int], list[EnrollmentRow]] = {}
         for enrollment in enrollments_db.enrollments_for(self.session, keys, prefixes, by_contact):
             self.remember(enrollment)
         contacts = (
@@ -195,7 +195,7 @@ class Batch:
         )
         self.latest_start = enrollments_db.latest_starts(self.session, reenter, contacts)
 
-    def remember(self, enrollment: Enrollment) -> None:
+    def remember(self, enrollment: EnrollmentRow) -> None:
         self.enrollments[(enrollment.workflow_id, enrollment.key)] = enrollment
         base = base_key(enrollment.key)
         self.by_base_key.setdefault((enrollment.workflow_id, base), []).append(enrollment)
@@ -206,14 +206,14 @@ class Batch:
             if enrollment not in group:
                 group.append(enrollment)
 
-    def by_key(self, workflow_id: str, key: str) -> Enrollment | None:
+    def by_key(self, workflow_id: str, key: str) -> EnrollmentRow | None:
         return self.enrollments.get((workflow_id, key))
 
-    def active(self, workflow_id: str, contact_id: int) -> list[Enrollment]:
+    def active(self, workflow_id: str, contact_id: int) -> list[EnrollmentRow]:
         group = self.active_by_contact.get((workflow_id, contact_id), [])
         return [e for e in group if e.status == EnrollmentStatus.ACTIVE]
 
-    def active_by_key(self, workflow_id: str, key: str) -> list[Enrollment]:
+    def active_by_key(self, workflow_id: str, key: str) -> list[EnrollmentRow]:
         found = self.by_base_key.get((workflow_id, base_key(key)), [])
         return [e for e in found if key_covers(key, e.key) and e.status == EnrollmentStatus.ACTIVE]
 
@@ -226,15 +226,15 @@ class Batch:
         self, event: IncomingEvent, raw: dict[str, Any], digest: str, contact_id: int | None
     ) -> None:
         self.new_events.append(
-            {
-                "event_id": event.event_id,
-                "type": event.type,
-                "occurred_at": event.occurred_at,
-                "received_at": self.now,
-                "contact_id": contact_id,
-                "body_hash": digest,
-                "payload": json.loads(json.dumps(raw, default=str)),
-            }
+            commerce_db.event_row(
+                event_id=event.event_id,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                received_at=self.now,
+                contact_id=contact_id,
+                body_hash=digest,
+                payload=json.loads(json.dumps(raw, default=str)),
+            )
         )
 
     def winners_of(self, workflow: Workflow) -> dict[str, str]:
@@ -268,17 +268,14 @@ class Batch:
             event.available,
         )
 
-    def exit(self, enrollments: tuple[Enrollment, ...], reason: str) -> int:
+    def exit(self, enrollments: tuple[EnrollmentRow, ...], reason: str) -> int:
         for enrollment in enrollments:
             enrollment.status = EnrollmentStatus.EXITED
             enrollment.exit_reason = reason
             enrollment.ended_at = self.now
             pending = self.new_deliveries.get(id(enrollment))
             if pending is not None:
-                for delivery in pending[1]:
-                    if delivery["status"] == DeliveryStatus.SCHEDULED:
-                        delivery["status"] = DeliveryStatus.SKIPPED
-                        delivery["reason"], delivery["detail"] = "exited", reason
+                deliveries_db.skip_unwritten(pending[1], "exited", reason)
             else:
                 self.skip_enrollments.append((enrollment.id, reason))
         return len(enrollments)
@@ -289,15 +286,9 @@ class Batch:
         ids), events and deliveries, one statement each, then the updates - one statement
         each, for the whole batch."""
         self.session.flush()
-        sql_db.insert_new(self.session, Cart, self.new_carts)
-        sql_db.insert_new(self.session, Enrollment, [e for e, _ in self.new_deliveries.values()])
-        deliveries: list[dict[str, Any]] = []
-        for enrollment, rows in self.new_deliveries.values():
-            for row in rows:
-                row["enrollment_id"] = enrollment.id
-                deliveries.append(row)
-        sql_db.insert_rows(self.session, Event, self.new_events)
-        sql_db.insert_rows(self.session, Delivery, deliveries)
+        commerce_db.insert_carts(self.session, self.new_carts)
+        commerce_db.insert_events(self.session, self.new_events)
+        enrollments_db.insert_enrollments(self.session, self.new_deliveries.values())
         catalog_db.upsert_products(self.session, self.product_rows)
         catalog_db.delete_products(self.session, self.deleted_products)
         catalog_db.count_orders(self.session, self.baskets)

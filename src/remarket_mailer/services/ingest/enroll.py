@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from remarket_mailer import metrics
+from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
-from remarket_mailer.db.models import Contact, Enrollment
+from remarket_mailer.db.contacts import ContactRow
+from remarket_mailer.db.enrollments import EnrollmentRow
 from remarket_mailer.domain.enrollment import plan_enrollment
 from remarket_mailer.domain.keys import contact_key
-from remarket_mailer.domain.states import DeliveryStatus
 from remarket_mailer.domain.workflow import Workflow, plan_due_times
 from remarket_mailer.schemas import AnyEvent, OrderPlaced
 from remarket_mailer.services.ingest.batch import Batch, IngestResult
@@ -35,7 +36,9 @@ from remarket_mailer.workflows.matching import (
 log = logging.getLogger(__name__)
 
 
-def _lazy_context(contact: Contact, event: AnyEvent, facts: Facts) -> Callable[[], dict[str, Any]]:
+def _lazy_context(
+    contact: ContactRow, event: AnyEvent, facts: Facts
+) -> Callable[[], dict[str, Any]]:
     """The expression context of ``event``, built once and only if an expression needs it."""
     built: list[dict[str, Any]] = []
 
@@ -47,7 +50,7 @@ def _lazy_context(contact: Contact, event: AnyEvent, facts: Facts) -> Callable[[
     return context
 
 
-def apply_exits(batch: Batch, contact: Contact, event: AnyEvent, facts: Facts) -> int:
+def apply_exits(batch: Batch, contact: ContactRow, event: AnyEvent, facts: Facts) -> int:
     """End the enrollments this event's exit rules reach; returns how many ended."""
     ended = 0
     context = _lazy_context(contact, event, facts)
@@ -64,7 +67,7 @@ def apply_exits(batch: Batch, contact: Contact, event: AnyEvent, facts: Facts) -
 
 
 def apply_triggers(
-    batch: Batch, contact: Contact, event: AnyEvent, facts: Facts, result: IngestResult
+    batch: Batch, contact: ContactRow, event: AnyEvent, facts: Facts, result: IngestResult
 ) -> None:
     """Start or refresh enrollments of every workflow this event triggers."""
     context = _lazy_context(contact, event, facts)
@@ -91,7 +94,9 @@ def _date_facts(event: AnyEvent) -> dict[str, datetime]:
     return facts
 
 
-def _start(batch: Batch, workflow: Workflow, contact: Contact, key: str, event: AnyEvent) -> None:
+def _start(
+    batch: Batch, workflow: Workflow, contact: ContactRow, key: str, event: AnyEvent
+) -> None:
     now = batch.now
     version = (workflow.id, workflow.version)
     if version not in batch.stored_versions and version not in batch.workflows.stored:
@@ -118,21 +123,15 @@ def _start(batch: Batch, workflow: Workflow, contact: Contact, key: str, event: 
         {"event": json.loads(event.model_dump_json()), "holdout": plan.holdout},
     )
     deliveries = [
-        {
-            "contact_id": contact.id,
-            "workflow_id": workflow.id,
-            "step_id": planned.step_id,
-            "variant": planned.variant,
-            "template": planned.template,
-            "status": DeliveryStatus.SCHEDULED,
-            "due_at": planned.due_at,
-            "planned_at": planned.due_at,
-            "attempts": 0,
-            "reason": None,
-            "detail": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        deliveries_db.scheduled_row(
+            contact_id=contact.id,
+            workflow_id=workflow.id,
+            step_id=planned.step_id,
+            variant=planned.variant,
+            template=planned.template,
+            due_at=planned.due_at,
+            now=now,
+        )
         for planned in plan.deliveries
     ]
     batch.new_deliveries[id(enrollment)] = (enrollment, deliveries)
@@ -141,7 +140,11 @@ def _start(batch: Batch, workflow: Workflow, contact: Contact, key: str, event: 
 
 
 def _refresh(
-    batch: Batch, workflow: Workflow, enrollment: Enrollment, event: AnyEvent, contact: Contact
+    batch: Batch,
+    workflow: Workflow,
+    enrollment: EnrollmentRow,
+    event: AnyEvent,
+    contact: ContactRow,
 ) -> None:
     """The cart changed again: pending reminders count from the newest activity."""
     enrollment.started_at = event.occurred_at
@@ -151,9 +154,7 @@ def _refresh(
     pending = batch.new_deliveries.get(id(enrollment))
     if pending is not None:
         due = {step.id: when for step, when in planned}
-        for delivery in pending[1]:
-            if delivery["status"] == DeliveryStatus.SCHEDULED and delivery["step_id"] in due:
-                delivery["due_at"] = delivery["planned_at"] = due[delivery["step_id"]]
+        deliveries_db.reschedule_unwritten(pending[1], due)
         return
     batch.reschedules.extend(
         {"enrollment_id": enrollment.id, "step_id": step.id, "due": when} for step, when in planned

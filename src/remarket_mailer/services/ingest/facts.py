@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import consent as consent_db
-from remarket_mailer.db.models import Cart, Contact, Order, Subscription
+from remarket_mailer.db.commerce import CartRow
+from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.schemas import (
     AnyEvent,
     CartEmptied,
@@ -36,10 +38,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class Facts:
     may_trigger: bool = True
-    cart: Cart | None = None
+    cart: CartRow | None = None
 
 
-def apply_facts(batch: Batch, contact: Contact, event: AnyEvent) -> Facts:
+def apply_facts(batch: Batch, contact: ContactRow, event: AnyEvent) -> Facts:
     """Upsert contact/cart/order/subscription facts; the newest occurred_at wins."""
     facts = Facts()
     if isinstance(event, ContactUpserted):
@@ -75,7 +77,7 @@ def apply_facts(batch: Batch, contact: Contact, event: AnyEvent) -> Facts:
     return facts
 
 
-def _upsert_profile(batch: Batch, contact: Contact, event: ContactUpserted) -> None:
+def _upsert_profile(batch: Batch, contact: ContactRow, event: ContactUpserted) -> None:
     # The newest occurred_at wins, as for carts: an older event (a late webhook) only
     # fills fields that are still empty. Stamps ahead of our clock count as now.
     at = event.occurred_at
@@ -96,7 +98,7 @@ def _upsert_profile(batch: Batch, contact: Contact, event: ContactUpserted) -> N
     contact.updated_at = batch.now
 
 
-def _unsubscribe(batch: Batch, contact: Contact, event: ContactUnsubscribed) -> None:
+def _unsubscribe(batch: Batch, contact: ContactRow, event: ContactUnsubscribed) -> None:
     session, now = batch.session, batch.now
     if event.topic is None:
         suppress_contact(session, contact.email, contact.id, "unsubscribed", event.source, now)
@@ -116,16 +118,18 @@ def _items(items: Any) -> dict[str, Any]:
     return {"items": [json.loads(item.model_dump_json()) for item in items]}
 
 
-def _cart(batch: Batch, cart_id: str, contact: Contact) -> Cart:
+def _cart(batch: Batch, cart_id: str, contact: ContactRow) -> CartRow:
     cart = batch.carts.get(cart_id)
     if cart is None:
-        cart = Cart(cart_id=cart_id, contact_id=contact.id, items={})
+        cart = commerce_db.new_cart(cart_id, contact.id)
         batch.new_carts.append(cart)
         batch.carts[cart_id] = cart
     return cart
 
 
-def _upsert_cart(batch: Batch, contact: Contact, event: CartUpdated | CheckoutStarted) -> Cart:
+def _upsert_cart(
+    batch: Batch, contact: ContactRow, event: CartUpdated | CheckoutStarted
+) -> CartRow:
     cart = _cart(batch, event.cart_id, contact)
     if cart.updated_at is None or event.occurred_at >= cart.updated_at:
         cart.contact_id = contact.id
@@ -139,21 +143,20 @@ def _upsert_cart(batch: Batch, contact: Contact, event: CartUpdated | CheckoutSt
     return cart
 
 
-def _record_order(batch: Batch, contact: Contact, event: OrderPlaced) -> None:
+def _record_order(batch: Batch, contact: ContactRow, event: OrderPlaced) -> None:
     session = batch.session
     if event.order_id not in batch.known_orders:
         batch.known_orders.add(event.order_id)
-        session.add(
-            Order(
-                order_id=event.order_id,
-                contact_id=contact.id,
-                cart_id=event.cart_id,
-                currency=event.currency,
-                total=event.total,
-                items=_items(event.items),
-                discount_codes={"codes": list(event.discount_codes)},
-                placed_at=event.occurred_at,
-            )
+        commerce_db.add_order(
+            session,
+            order_id=event.order_id,
+            contact_id=contact.id,
+            cart_id=event.cart_id,
+            currency=event.currency,
+            total=event.total,
+            items=_items(event.items),
+            discount_codes=event.discount_codes,
+            placed_at=event.occurred_at,
         )
         batch.baskets.append([i.product_id for i in event.items if i.product_id])
         for code in event.discount_codes:
@@ -181,13 +184,12 @@ def _record_order(batch: Batch, contact: Contact, event: OrderPlaced) -> None:
 
 def _upsert_subscription(
     batch: Batch,
-    contact: Contact,
+    contact: ContactRow,
     event: SubscriptionUpserted | SubscriptionRenewed | SubscriptionCancelled,
 ) -> None:
     sub = batch.subscriptions.get(event.subscription_id)
     if sub is None:
-        sub = Subscription(subscription_id=event.subscription_id, contact_id=contact.id)
-        batch.session.add(sub)
+        sub = commerce_db.add_subscription(batch.session, event.subscription_id, contact.id)
         batch.subscriptions[event.subscription_id] = sub
     if sub.updated_at is not None and event.occurred_at < sub.updated_at:
         return

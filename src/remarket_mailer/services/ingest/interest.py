@@ -19,7 +19,7 @@ from remarket_mailer.schemas import (
 )
 
 if TYPE_CHECKING:
-    from remarket_mailer.db.models import Contact
+    from remarket_mailer.db.contacts import ContactRow as Contact
     from remarket_mailer.services.ingest.batch import Batch
 
 

@@ -7,11 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import discounts as discounts_db
 from remarket_mailer.db.contacts import ContactFacts
-from remarket_mailer.db.models import DiscountCode
+from remarket_mailer.db.discounts import CodeRow
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain.discount_choice import (
     CodeFacts,
     FromPool,
@@ -32,28 +31,28 @@ class CodeBook:
     Loaded once per batch; the codes it generates are inserted together by :meth:`save`.
     """
 
-    def __init__(self, codes: dict[tuple[int, str], DiscountCode]) -> None:
+    def __init__(self, codes: dict[tuple[int, str], CodeRow]) -> None:
         self.codes = codes
-        self.latest: dict[int, DiscountCode] = {}
+        self.latest: dict[int, CodeRow] = {}
         for (enrollment_id, _), row in codes.items():
             self._note_latest(enrollment_id, row)
-        self.generated: list[DiscountCode] = []
+        self.generated: list[CodeRow] = []
         self._shapes: dict[int, tuple[str, int]] = {}
 
-    def _note_latest(self, enrollment_id: int, row: DiscountCode) -> None:
+    def _note_latest(self, enrollment_id: int, row: CodeRow) -> None:
         # The first of equally new codes stays the latest (as max() over the codes did).
         held = self.latest.get(enrollment_id)
         if held is None or row.created_at > held.created_at:
             self.latest[enrollment_id] = row
 
-    def _keep(self, key: tuple[int, str], row: DiscountCode) -> DiscountCode:
+    def _keep(self, key: tuple[int, str], row: CodeRow) -> CodeRow:
         self.codes[key] = row
         self._note_latest(key[0], row)
         return row
 
     def code_for(
         self, session: Session, enrollment_id: int, step: Step, contact: ContactFacts, now: datetime
-    ) -> DiscountCode | SkipStep | None:
+    ) -> CodeRow | SkipStep | None:
         """The code this step's email carries (None: none), or SkipStep when the step may not
         go out without one. A pool code is taken in the caller's transaction."""
         key = (enrollment_id, step.id)
@@ -103,7 +102,7 @@ class CodeBook:
         return {(c.enrollment_id or 0, c.step_id or ""): c.code for c in self.generated}
 
 
-def discount_view(row: DiscountCode, locale: str | None) -> dict[str, Any]:
+def discount_view(row: CodeRow, locale: str | None) -> dict[str, Any]:
     """``discount`` as templates see it."""
     return {
         "code": row.code,

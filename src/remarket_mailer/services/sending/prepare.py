@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import consent as consent_db
 from remarket_mailer.db import contacts as contacts_db
@@ -23,6 +21,7 @@ from remarket_mailer.db.commerce import CartFacts, SubscriptionFacts
 from remarket_mailer.db.contacts import ContactFacts
 from remarket_mailer.db.deliveries import SendingDelivery
 from remarket_mailer.db.enrollments import EnrollmentFacts
+from remarket_mailer.db.session import Session
 from remarket_mailer.domain import transitions
 from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import Clock

@@ -18,8 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from remarket_mailer.db.session import Session
 from remarket_mailer.services.recommendations import MAX_SHOWN, Basis, for_batch
 from remarket_mailer.services.unit_of_work import UnitOfWork
 

@@ -10,11 +10,10 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from remarket_mailer import metrics
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db.session import Session
 from remarket_mailer.delivery.base import (
     KeyConflict,
     Permanent,
@@ -132,7 +131,8 @@ class Recorder:
         delivery = item.delivery
         if isinstance(result, Sent | KeyConflict):
             report.sent += 1
-            report.sent_lag_seconds.append((now - delivery.planned_at).total_seconds())
+            report.sent_lag_seconds.append((now - delivery.due_at).total_seconds())
+            report.since_planned_seconds.append((now - delivery.planned_at).total_seconds())
             return self._sent(item, result, used, now)
         if isinstance(result, ProviderFault):
             # The account or configuration is wrong, not the message: it waits for the
@@ -161,7 +161,7 @@ class Recorder:
         delivery = item.delivery
         provider_id = detail = None
         if isinstance(result, Sent):
-            provider_id = result.provider_id[:255]
+            provider_id = result.provider_id
         else:
             # The key was stored by an earlier attempt whose request carried this row; the
             # group has changed since, so the provider refuses to replay it.
@@ -175,7 +175,7 @@ class Recorder:
             at=now,
             provider=used.get(delivery.id),
             provider_message_id=provider_id,
-            subject=(item.subject or "")[:998],
+            subject=item.subject or "",
             discount_code=item.code,
             detail=detail,
         )

@@ -28,7 +28,11 @@ class SendReport:
     by_outcome: dict[tuple[str, str], int] = field(default_factory=dict)
     """(skipped | failed | retried, reason) counts, for the metrics."""
     sent_lag_seconds: list[float] = field(default_factory=list)
-    """Per email sent: seconds from its due time (planned_at) to being recorded sent."""
+    """Per email sent: seconds from when it last became due (due_at: after a deferral or a
+    retry's wait, their end) to being recorded sent: the queue's own lag."""
+    since_planned_seconds: list[float] = field(default_factory=list)
+    """Per email sent: seconds from the time its workflow planned (planned_at) to being
+    recorded sent: the queue's lag plus every deferral and retry."""
 
     def count(self, reason: str, outcome: str = "") -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
@@ -50,6 +54,7 @@ class SendReport:
         for key, count in other.by_outcome.items():
             self.by_outcome[key] = self.by_outcome.get(key, 0) + count
         self.sent_lag_seconds += other.sent_lag_seconds
+        self.since_planned_seconds += other.since_planned_seconds
 
     def count_decided(self, changes: list[Transition]) -> None:
         """Count the rows a batch skipped, deferred or failed before any provider call."""
