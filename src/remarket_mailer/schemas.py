@@ -268,6 +268,34 @@ class ProductViewed(_Event):
     category: Name | None = None
 
 
+class _ProductAlert(_Event):
+    product_id: Id
+    name: Name
+    url: Url | None = None
+    image_url: Url | None = None
+    price: Money | None = None
+    compare_at_price: Money | None = None
+    currency: Currency | None = None
+    category: Name | None = None
+
+
+class ProductBackInStock(_ProductAlert):
+    """A product the contact viewed or carted while it was out of stock (or that sold out
+    after) is available again. Derived from the catalog by the alert job (docs/catalog.md);
+    a shop may send its own."""
+
+    type: Literal["product.back_in_stock"]
+
+
+class ProductPriceDropped(_ProductAlert):
+    """A product the contact viewed or carted now costs at least a few percent less than
+    what they saw. Derived from the catalog by the alert job; a shop may send its own."""
+
+    type: Literal["product.price_dropped"]
+    previous_price: Money = Field(description="What the contact saw (or was last told).")
+    drop_percent: Decimal = Field(ge=0, le=100, max_digits=5, decimal_places=2)
+
+
 class SubscriptionUpserted(_Event):
     type: Literal["subscription.upserted"]
     subscription_id: Id
@@ -304,6 +332,8 @@ _ContactEvent = (
     | CartEmptied
     | OrderPlaced
     | ProductViewed
+    | ProductBackInStock
+    | ProductPriceDropped
     | SubscriptionUpserted
     | SubscriptionRenewed
     | SubscriptionCancelled

@@ -50,6 +50,8 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
         "post_purchase_cross_sell",
         "renewal_reminder",
         "win_back",
+        "back_in_stock",  # Dmitri's teapot, sold out when he looked, is back
+        "price_drop",  # Nora's kettle got cheaper
     ):
         assert workflow in out
     files = sorted(outbox.glob("*.eml"))
@@ -61,8 +63,8 @@ def test_demo_prints_the_timeline_and_writes_real_emails(tmp_path: Path) -> None
         assert message["Subject"]
         if not str(message["To"]).endswith("@shoppers.example.net>"):
             sample.append(message)
-    # The sample's six people got 8 emails; the generated shoppers got the rest.
-    assert len(sample) == 8 and len(files) > 500
+    # The sample's seven people got 12 emails; the generated shoppers got the rest.
+    assert len(sample) == 12 and len(files) > 500
     codes = 0
     for message in sample:
         text = message.get_body(("plain",))
@@ -115,11 +117,13 @@ def test_simulate_json_backtest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"sends", "skipped", "summary"}
-    assert data["summary"]["sent"] == 8
+    assert data["summary"]["sent"] == 12
     assert data["summary"]["sent_by_workflow"] == {
         "abandoned_cart": 4,
-        "browse_abandonment": 1,
+        "back_in_stock": 2,  # Dmitri's teapot, sold out when he looked, is back
+        "browse_abandonment": 2,
         "post_purchase_cross_sell": 1,
+        "price_drop": 1,  # Nora's kettle, 129.00 when she looked, now 109.00
         "renewal_reminder": 1,
         "win_back": 1,
     }

@@ -313,7 +313,7 @@ def test_simulate_table_and_summary_read_as_tables() -> None:
         for line in out.split("summary", 1)[1].splitlines()
         if line.startswith("│") and (cells := [c.strip() for c in line.strip("│").split("│")])
     }
-    assert summary["events replayed"] == 22 and summary["emails sent"] == 8
+    assert summary["events replayed"] == 29 and summary["emails sent"] == 12
     assert summary["sent: abandoned_cart"] == 4
     assert summary["skipped: exited"] == 2
 
@@ -341,10 +341,10 @@ def test_simulate_reports_progress_as_the_events_go_in(tmp_path: Path) -> None:
         provider=MemoryProvider(),
         progress=lambda done, total: calls.append((done, total)),
     )
-    assert sum(1 for r in result.rows if r.status == "sent") == 8
+    assert sum(1 for r in result.rows if r.status == "sent") == 12
     assert len(calls) > 10 and {total for _, total in calls} == {len(events)}
     done = [d for d, _ in calls]
-    assert done == sorted(done) and done[0] < len(events) and calls[-1] == (22, 22)
+    assert done == sorted(done) and done[0] < len(events) and calls[-1] == (29, 29)
 
 
 def test_renewal_scan_by_hand(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -206,3 +207,29 @@ def test_the_exit_context_is_not_built_when_nothing_would_end() -> None:
 
     rule = ExitRule("order.placed", "contact", condition="event.total >= 50")
     assert match_exit(CART, rule, Event(type="order.placed"), 7, never, Held({})) is None
+
+
+@dataclass
+class PriceDrop:
+    drop_percent: Decimal
+    type: str = "product.price_dropped"
+    occurred_at: datetime = T0
+    event_id: str = "drop-1"
+
+
+def test_a_price_drop_starts_only_a_workflow_whose_minimum_it_reaches() -> None:
+    drops = Workflow(
+        id="price_drop",
+        name="Price drop",
+        version="v1",
+        trigger=Trigger(events=("product.price_dropped",), key="contact"),
+        steps=(Step("cheaper", timedelta(0), "t"),),
+    )
+    big_only = replace(drops, trigger=replace(drops.trigger, min_drop_percent=Decimal(25)))
+    key = "contact:7:drop-1"
+    assert match_trigger(drops, PriceDrop(Decimal(9)), 7, context, Held()) is None  # default 10
+    assert match_trigger(drops, PriceDrop(Decimal(10)), 7, context, Held()) == Start(drops, key)
+    assert match_trigger(big_only, PriceDrop(Decimal(24)), 7, context, Held()) is None
+    assert match_trigger(big_only, PriceDrop(Decimal(25)), 7, context, Held()) == Start(
+        big_only, key
+    )

@@ -65,3 +65,30 @@ def test_never_a_seed_an_excluded_or_a_repeat_and_never_more_than_asked(
     shown = [p.product_id for p in found]
     assert len(shown) <= limit and len(set(shown)) == len(shown)
     assert not set(shown) & (set(seeds) | set(exclude))
+
+
+def test_viewed_together_tops_up_after_bought_together_and_before_best_sellers() -> None:
+    partners = {"mug": [(TEA, 3)]}
+    viewed = {"mug": [(TEA, 9), (SPOON, 2), (CUP, 5)], "cup": [(BAG, 1)]}
+    sellers = {None: [POT, BAG]}
+    found = recommend(["mug"], partners, sellers, viewed=viewed, exclude=["cup"], limit=4)
+    assert [p.product_id for p in found] == ["tea", "spoon", "pot", "bag"]
+    assert [p.product_id for p in recommend(["mug"], {}, {}, viewed=viewed, limit=2)] == [
+        "tea",
+        "cup",
+    ]
+
+
+def test_a_view_pairs_once_with_the_persons_other_recent_products() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from remarket_mailer.domain.recommend import viewed_together
+
+    t0 = datetime(2026, 11, 2, tzinfo=UTC)
+    seen = {"mug": t0 - timedelta(days=2), "tea": t0 - timedelta(days=1), "old": t0 - timedelta(40)}
+    assert viewed_together(seen, "pot", t0) == ["tea", "mug"]  # the most recent first
+    assert viewed_together(seen, "pot", t0, most=1) == ["tea"]
+    assert viewed_together(seen, "mug", t0) == []  # looked at it already: counted then
+    again = {"mug": t0 - timedelta(days=31), "tea": t0 - timedelta(days=1)}
+    assert viewed_together(again, "mug", t0) == ["tea"]  # a month on, it counts again
+    assert viewed_together({}, "pot", t0) == []

@@ -184,3 +184,15 @@ def test_a_from_email_must_be_an_address() -> None:
         "name: Abandoned cart", "name: Abandoned cart\nfrom_email: Shöp <news@shop.example>"
     )
     assert check_workflow(fine, "w.yaml") == []
+
+
+def test_the_stock_price_drop_reads_its_minimum_and_others_may_not_set_one() -> None:
+    workflows = load_workflows(ROOT / "workflows")
+    assert workflows.workflows["price_drop"].trigger.drop_percent() == 10
+    assert workflows.workflows["back_in_stock"].trigger.events == ("product.back_in_stock",)
+    misplaced = STOCK.replace("key: cart_id", "key: cart_id\n  min_drop_percent: 5")
+    (problem,) = check_workflow(misplaced, "w.yaml")
+    assert "'min_drop_percent' needs the trigger event product.price_dropped" in str(problem)
+    price_drop = (ROOT / "workflows" / "price_drop.yaml").read_text()
+    (problem,) = check_workflow(price_drop.replace("min_drop_percent: 10", "min_drop_percent: 0"))
+    assert "min_drop_percent" in str(problem) and "greater than 0" in str(problem)

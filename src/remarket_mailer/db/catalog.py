@@ -16,10 +16,10 @@ from decimal import Decimal
 from itertools import permutations
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from remarket_mailer.db.models import Product, ProductPair
+from remarket_mailer.db.models import Product, ProductCoview, ProductPair
 from remarket_mailer.db.sql import dialect_insert as _insert
 
 _CHANGED = (
@@ -61,12 +61,21 @@ def upsert_products(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     than the stored one is ignored. Returns how many rows changed."""
     if not rows:
         return 0
-    values = [{**row, "orders_count": 0} for row in _newest(rows)]
+    values = [{**row, "orders_count": 0, "restocked_at": None} for row in _newest(rows)]
     statement = _insert(session, Product).values(values)
+    excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["product_id"],
-        set_={name: getattr(statement.excluded, name) for name in _CHANGED},
-        where=Product.updated_at <= statement.excluded.updated_at,
+        set_={
+            **{name: getattr(excluded, name) for name in _CHANGED},
+            # Out of stock (or deleted) until now and available again: a restock, which
+            # back-in-stock reminders announce (domain.product_alerts).
+            "restocked_at": case(
+                (excluded.available & ~Product.available, excluded.updated_at),
+                else_=Product.restocked_at,
+            ),
+        },
+        where=Product.updated_at <= excluded.updated_at,
     )
     return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
@@ -174,18 +183,37 @@ def bought_with(
     strongest first (at most ``per_seed`` each): one query for the pairs of every seed of a
     send batch, one for the products they name (each read once, however many seeds share
     it: a best seller is everyone's partner)."""
+    return _partners(session, seeds, per_seed, ProductPair)
+
+
+def viewed_with(
+    session: Session, seeds: Iterable[str], per_seed: int = PAIRS_PER_PRODUCT
+) -> dict[str, list[tuple[ProductFacts, int]]]:
+    """seed product → its available partners with the number of people who looked at both
+    within 30 days (``product_coviews``), the strongest first; two queries, as
+    ``bought_with``."""
+    return _partners(session, seeds, per_seed, ProductCoview)
+
+
+_Counts = type[ProductPair] | type[ProductCoview]
+
+
+def _partners(
+    session: Session, seeds: Iterable[str], per_seed: int, model: _Counts
+) -> dict[str, list[tuple[ProductFacts, int]]]:
     wanted = sorted(set(seeds))
     if not wanted:
         return {}
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(_PARTNERS_PG, {"seeds": wanted, "k": per_seed}).all()
+        query = _PARTNERS_PG[model.__tablename__]
+        rows = session.execute(query, {"seeds": wanted, "k": per_seed}).all()
     else:
-        rows = session.execute(_partners_ranked(wanted, per_seed)).all()
+        rows = session.execute(_partners_ranked(wanted, per_seed, model)).all()
     products = products_by_id(session, {other for _, other, _ in rows})
     found: dict[str, list[tuple[ProductFacts, int]]] = {}
-    for seed, other, orders in rows:
+    for seed, other, count in rows:
         if other in products:
-            found.setdefault(seed, []).append((products[other], int(orders)))
+            found.setdefault(seed, []).append((products[other], int(count)))
     for partners in found.values():
         partners.sort(key=lambda pair: (-pair[1], pair[0].product_id))
     return found
@@ -195,45 +223,48 @@ _COLUMNS = "p.product_id, p.title, p.url, p.image_url, p.price, p.compare_at_pri
 _COLUMNS += "p.category, p.available"
 
 # PostgreSQL: per seed, an index range read of its pairs from the strongest down
-# (ix_product_pairs_rank), checked against the products as it goes and stopped after k in
-# stock. A window over all pairs of the batch's seeds sorted every pair of a best seller
-# instead: 1.5-2 ms per email at 10k products (benchmarks/recommend.py).
-_PARTNERS_PG = text(
-    """
-    SELECT s.seed, top.other_id, top.orders
+# (ix_product_pairs_rank, ix_product_coviews_rank), checked against the products as it goes
+# and stopped after k in stock. A window over all pairs of the batch's seeds sorted every
+# pair of a best seller instead: 1.5-2 ms per email at 10k products (benchmarks/recommend.py).
+_PARTNERS_SQL = """
+    SELECT s.seed, top.other_id, top.n
     FROM unnest(CAST(:seeds AS text[])) AS s(seed)
     CROSS JOIN LATERAL (
-        SELECT pp.other_id, pp.orders
-        FROM product_pairs pp
+        SELECT pp.other_id, pp.{count} AS n
+        FROM {table} pp
         JOIN products q ON q.product_id = pp.other_id
         WHERE pp.product_id = s.seed AND q.available AND q.deleted_at IS NULL
-        ORDER BY pp.orders DESC, pp.other_id DESC
+        ORDER BY pp.{count} DESC, pp.other_id DESC
         LIMIT :k
     ) AS top
     """
-)
+_PARTNERS_PG = {
+    "product_pairs": text(_PARTNERS_SQL.format(table="product_pairs", count="orders")),
+    "product_coviews": text(_PARTNERS_SQL.format(table="product_coviews", count="contacts")),
+}
 
 
-def _partners_ranked(wanted: list[str], per_seed: int) -> Any:
+def _partners_ranked(wanted: list[str], per_seed: int, model: _Counts) -> Any:
     """SQLite (no LATERAL): a window over the seeds' pairs."""
+    count = getattr(model, "orders" if model is ProductPair else "contacts")
     available = (
         select(
-            ProductPair.product_id.label("seed"),
-            ProductPair.other_id,
-            ProductPair.orders,
+            model.product_id.label("seed"),
+            model.other_id,
+            count.label("n"),
             func.row_number()
             .over(
-                partition_by=ProductPair.product_id,
-                order_by=(ProductPair.orders.desc(), ProductPair.other_id.desc()),
+                partition_by=model.product_id,
+                order_by=(count.desc(), model.other_id.desc()),
             )
             .label("rank"),
         )
-        .join(Product, Product.product_id == ProductPair.other_id)
-        .where(ProductPair.product_id.in_(wanted))
+        .join(Product, Product.product_id == model.other_id)
+        .where(model.product_id.in_(wanted))
         .where(Product.available.is_(True), Product.deleted_at.is_(None))
         .subquery()
     )
-    return select(available.c.seed, available.c.other_id, available.c.orders).where(
+    return select(available.c.seed, available.c.other_id, available.c.n).where(
         available.c.rank <= per_seed
     )
 

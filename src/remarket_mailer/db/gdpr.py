@@ -22,6 +22,7 @@ from remarket_mailer.db.models import (
     Enrollment,
     Event,
     Order,
+    ProductInterest,
     SegmentMember,
     Subscription,
     Suppression,
@@ -61,6 +62,9 @@ def _rows_of(session: Session, contact: Contact) -> dict[str, list[Any]]:
         "segments": list(
             session.scalars(select(SegmentMember).where(SegmentMember.contact_id == cid))
         ),
+        "product_interests": list(
+            session.scalars(select(ProductInterest).where(ProductInterest.contact_id == cid))
+        ),
     }
 
 
@@ -90,6 +94,7 @@ def erase_contact_rows(session: Session, contact: Contact) -> dict[str, int]:
         ("orders", Order, Order.contact_id),
         ("subscriptions", Subscription, Subscription.contact_id),
         ("segment_members", SegmentMember, SegmentMember.contact_id),
+        ("product_interests", ProductInterest, ProductInterest.contact_id),
     ):
         result = session.execute(delete(model).where(column == cid))
         counts[name] = int(result.rowcount)  # type: ignore[attr-defined]

@@ -384,6 +384,9 @@ class Product(Base):
     updated_at: Mapped[datetime]
     """occurred_at of the newest change applied: an older one never overwrites it."""
     deleted_at: Mapped[datetime | None]
+    restocked_at: Mapped[datetime | None]
+    """When the product last came back from out of stock (or deleted): back-in-stock reminders
+    for people who saw it before it sold out."""
 
 
 class ProductPair(Base):
@@ -396,6 +399,52 @@ class ProductPair(Base):
     product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     other_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
+
+
+class ProductInterest(Base):
+    """A contact viewed or carted a product: what they saw (price, currency, availability)
+    and when, the newest sighting kept. What the alert job last told them of it
+    (``restock_notified_at``: the restock reminded of; ``drop_notified_price``) keeps a
+    change from being announced twice."""
+
+    __tablename__ = "product_interests"
+    __table_args__ = (Index("ix_product_interests_product", "product_id", "seen_at"),)
+
+    contact_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime]
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    available: Mapped[bool | None]
+    """None: the catalog did not know the product when it was seen."""
+    restock_notified_at: Mapped[datetime | None]
+    drop_notified_price: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class ProductCoview(Base):
+    """How many people looked at both products within 30 days ("viewed together"), counted
+    when a view is someone's first of a product in that time: both directions are rows, like
+    ``ProductPair``."""
+
+    __tablename__ = "product_coviews"
+    __table_args__ = (Index("ix_product_coviews_rank", "product_id", "contacts", "other_id"),)
+
+    product_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    other_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    contacts: Mapped[int] = mapped_column(Integer)
+
+
+class ProductChange(Base):
+    """A product upserted in stock: the alert job's to-do list (written with the upsert, in
+    its transaction; the job deletes the rows it handled)."""
+
+    __tablename__ = "product_changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(255))
+    noticed_at: Mapped[datetime]
 
 
 class VariantWinner(Base):

@@ -16,6 +16,7 @@ from remarket_mailer.domain.attribution import AttributionWindows
 from remarket_mailer.domain.caps import FrequencyCap
 from remarket_mailer.domain.clock import zone_or_utc
 from remarket_mailer.domain.experiments import WinnerRule, pick_variant
+from remarket_mailer.domain.product_alerts import DEFAULT_DROP_PERCENT
 from remarket_mailer.domain.send_windows import SendWindow
 
 EnrollmentKey = Literal["cart_id", "order_id", "subscription_id", "product_id", "contact"]
@@ -31,6 +32,13 @@ class Trigger:
     filter: str | None = None
     reenter_after: timedelta | None = None
     """None: at most once per key. Otherwise also at most once per contact per this period."""
+    min_drop_percent: Decimal | None = None
+    """product.price_dropped: the smallest drop (percent) that starts it; None: the default
+    (``domain.product_alerts.DEFAULT_DROP_PERCENT``)."""
+
+    def drop_percent(self) -> Decimal:
+        """The smallest price drop, in percent, this trigger starts for."""
+        return self.min_drop_percent if self.min_drop_percent is not None else DEFAULT_DROP_PERCENT
 
 
 @dataclass(frozen=True, slots=True)

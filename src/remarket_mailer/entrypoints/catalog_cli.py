@@ -30,7 +30,9 @@ from remarket_mailer.services.catalog import (
 )
 from remarket_mailer.workflows.loader import WorkflowSet
 
-catalog_app = CommandGroup(help="The product catalog: import a shop's product feed.")
+catalog_app = CommandGroup(
+    help="The product catalog: import a shop's product feed, see it, run its alerts."
+)
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
@@ -141,4 +143,26 @@ def status() -> None:
         raise _fail(str(exc)) from None
     console.print(
         f"catalog: {found.products} product(s), {found.available} in stock", highlight=False
+    )
+
+
+@catalog_app.command("alerts")
+def alerts() -> None:
+    """Turn catalog changes into back-in-stock and price-drop alerts now, as the scheduler
+    does every 30 s (e.g. right after an import)."""
+    from remarket_mailer.bootstrap import open_migrated_database
+    from remarket_mailer.services.product_alerts import derive_product_alerts
+    from remarket_mailer.workflows.loader import load_workflows
+
+    try:
+        settings = load_settings()
+        workflows = load_workflows(settings.workflows_dir)
+        report = derive_product_alerts(open_migrated_database(settings), workflows, SystemClock())
+    except RemarketError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{report.products} changed product(s): {report.back_in_stock} back-in-stock and "
+        f"{report.price_dropped} price-drop alert(s), {report.enrollments} enrollment(s) "
+        f"started, {report.duplicates} already sent",
+        highlight=False,
     )

@@ -34,6 +34,7 @@ from remarket_mailer.services.experiments import decide_winners
 from remarket_mailer.services.ingest import ingest_event
 from remarket_mailer.services.marketing_report import build_marketing_report
 from remarket_mailer.services.migrations import upgrade
+from remarket_mailer.services.product_alerts import derive_product_alerts
 from remarket_mailer.workflows.loader import WorkflowSet, load_workflows
 
 
@@ -187,6 +188,8 @@ def _replay(
         ingested = _ingest_until_now(app, parsed, index, result)
         index += ingested
         if ingested:
+            result.enrollments += _product_alerts(app)
+        if ingested:
             if progress is not None:
                 progress(index, len(parsed))
             # Most moments of a long log only bring events: a sweep and a wait for the
@@ -213,6 +216,12 @@ def _ingest_until_now(
         result.enrollments += len(outcome.started)
         index += 1
     return index - start
+
+
+def _product_alerts(app: App) -> int:
+    """The scheduler's alert job at this moment of the clock: restocks and price drops the
+    events brought become alerts; returns the enrollments they started."""
+    return derive_product_alerts(app.uow, app.workflows, app.clock).enrollments
 
 
 def _drain(app: App, broker: StubBroker) -> None:

@@ -18,6 +18,7 @@ from remarket_mailer.services.backlog import count_backlog
 from remarket_mailer.services.discounts import expire_codes
 from remarket_mailer.services.dispatch import DispatchReport, dispatch_due
 from remarket_mailer.services.experiments import decide_winners
+from remarket_mailer.services.product_alerts import derive_product_alerts
 from remarket_mailer.services.renewal_scan import scan_renewals
 from remarket_mailer.services.segments import SegmentUpdate, refresh_segments
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
 log = logging.getLogger(__name__)
+
+ALERT_INTERVAL_SECONDS = 30
+"""How often catalog changes become back-in-stock and price-drop alerts: a restock email
+a minute late is still news, and an idle run is one indexed read."""
 
 
 def sweep(app: App) -> DispatchReport:
@@ -57,6 +62,11 @@ def expire_discounts(app: App) -> int:
 def scan_renewals_job(app: App) -> None:
     """Cron job: enroll subscriptions renewing within the next 31 days."""
     scan_renewals(app.uow, app.workflows, app.clock)
+
+
+def product_alerts_job(app: App) -> None:
+    """Interval job: products back in stock or cheaper become alerts for interested people."""
+    derive_product_alerts(app.uow, app.workflows, app.clock)
 
 
 def decide_ab_tests_job(app: App) -> None:
@@ -96,9 +106,9 @@ class _Outage(Outage):
 
 
 def add_jobs(scheduler: BaseScheduler, app: App) -> None:
-    """The scheduler's jobs (sweep, discount expiry, renewal scan, segment refresh), on
-    ``scheduler``: the scheduler process runs them, and so does ``remarket dev`` in its one
-    process."""
+    """The scheduler's jobs (sweep, discount expiry, renewal scan, segment refresh, product
+    alerts, A/B decisions), on ``scheduler``: the scheduler process runs them, and so does
+    ``remarket dev`` in its one process."""
     # One INFO line per job run ("executed successfully") was 191 of every 194 lines.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     outage = _Outage()
@@ -126,6 +136,15 @@ def add_jobs(scheduler: BaseScheduler, app: App) -> None:
         args=[scan_renewals_job, app],
         minute=17,
         id="renewal_scan",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        outage.run,
+        "interval",
+        args=[product_alerts_job, app],
+        seconds=ALERT_INTERVAL_SECONDS,
+        id="product_alerts",
         max_instances=1,
         coalesce=True,
     )

@@ -1,4 +1,4 @@
-"""Recommendations for a whole send batch: four queries, however many emails.
+"""Recommendations for a whole send batch: six queries, however many emails.
 
 ``for_batch`` takes what each email is about (the products of its cart, order or view) and
 returns the products to show, ranked by ``domain.recommend``. Templates reach them as
@@ -44,6 +44,7 @@ def for_batch(
     # show (its own products).
     reach = limit + max((len(b.seeds) + len(b.exclude) for b in bases.values()), default=0)
     partners = catalog_db.bought_with(session, seeds, per_seed=reach)
+    viewed = catalog_db.viewed_with(session, seeds, per_seed=reach)
     seed_facts = catalog_db.products_by_id(session, seeds) if seeds else {}
     categories: dict[K, tuple[str | None, ...]] = {}
     for key, basis in bases.items():
@@ -59,6 +60,7 @@ def for_batch(
             categories=categories[key],
             exclude=basis.exclude,
             limit=limit,
+            viewed=viewed,
         )
         for key, basis in bases.items()
     }

@@ -72,8 +72,11 @@ def cart_view(cart: CartLike) -> dict[str, Any]:
     }
 
 
-MONEY_FIELDS: frozenset[str] = frozenset({"total", "price", "unit_price", "compare_at_price"})
-"""The event fields that hold money (``schemas.Money``). Events arrive and are stored as JSON,
+MONEY_FIELDS: frozenset[str] = frozenset(
+    {"total", "price", "unit_price", "compare_at_price", "previous_price", "drop_percent"}
+)
+"""The event fields that hold money (``schemas.Money``), and a price drop's percentage (also a
+decimal). Events arrive and are stored as JSON,
 where money is a string ("74.50") so no float touches it; expressions compare it with numbers
 (``event.total >= 100``), so the view turns it back into Decimal. A test keeps this list equal
 to the schema's Money fields."""

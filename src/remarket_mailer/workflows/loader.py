@@ -156,6 +156,7 @@ def _to_domain(spec: WorkflowSpec, source: str, file: str) -> Workflow:
             key=spec.trigger.key,
             filter=spec.trigger.filter,
             reenter_after=_td(spec.trigger.reenter_after),
+            min_drop_percent=spec.trigger.min_drop_percent,
         ),
         steps=tuple(steps),
         exits=tuple(ExitRule(e.event, e.match, e.condition, e.segment) for e in spec.exit),

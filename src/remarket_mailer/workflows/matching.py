@@ -118,13 +118,17 @@ def match_trigger(
 ) -> Start | Refresh[E] | ConditionFailed | None:
     """What ``event`` (of one of the trigger's types) does to ``workflow`` for this contact.
 
-    Nothing when the workflow is disabled, the event lacks the key, a contact-keyed workflow
+    Nothing when the workflow is disabled, a price drop is smaller than the trigger's
+    ``min_drop_percent``, the event lacks the key, a contact-keyed workflow
     already runs for the contact, the filter is false, the key was enrolled before (unless
     the enrollment is active and this event is newer: Refresh) or the contact started within
     ``reenter_after``. ``context`` is only built when there is a filter to evaluate.
     """
     if not workflow.enabled:
         return None
+    drop = getattr(event, "drop_percent", None)
+    if drop is not None and drop < workflow.trigger.drop_percent():
+        return None  # a smaller price drop than this workflow waits for
     key = enrollment_key(workflow, event, contact_id)
     if key is None:
         return None

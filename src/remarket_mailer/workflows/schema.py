@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "cart.emptied",
     "order.placed",
     "product.viewed",
+    "product.back_in_stock",
+    "product.price_dropped",
     "subscription.upserted",
     "subscription.renewed",
     "subscription.cancelled",
@@ -35,6 +37,8 @@ EventType = Literal[
     "cart.emptied",
     "order.placed",
     "product.viewed",
+    "product.back_in_stock",
+    "product.price_dropped",
     "subscription.upserted",
     "subscription.renewed",
     "subscription.cancelled",
@@ -139,6 +143,19 @@ class TriggerSpec(_Strict):
         description="At most once per contact per this period (e.g. '14d'); "
         "unset means once per key.",
     )
+    min_drop_percent: Decimal | None = Field(
+        default=None,
+        gt=0,
+        lt=100,
+        description="product.price_dropped: start only for a drop of at least this many "
+        "percent below what the contact saw (default 10).",
+    )
+
+    @model_validator(mode="after")
+    def _drop_needs_price_trigger(self) -> TriggerSpec:
+        if self.min_drop_percent is not None and "product.price_dropped" not in self.events:
+            raise ValueError("'min_drop_percent' needs the trigger event product.price_dropped")
+        return self
 
 
 class ExitSpec(_Strict):

@@ -24,6 +24,7 @@ from remarket_mailer.services.ingest.batch import Batch, IngestResult, Prepared
 from remarket_mailer.services.ingest.enrich import enrich
 from remarket_mailer.services.ingest.enroll import apply_exits, apply_triggers
 from remarket_mailer.services.ingest.facts import apply_facts
+from remarket_mailer.services.ingest.interest import note_interest
 from remarket_mailer.services.unit_of_work import UnitOfWork
 from remarket_mailer.workflows.loader import WorkflowSet
 
@@ -187,6 +188,7 @@ def _apply(batch: Batch, contact: ContactRow, event: AnyEvent) -> IngestResult:
     anything it triggers starts."""
     result = IngestResult(event.event_id)
     facts = apply_facts(batch, contact, event)
+    note_interest(batch, contact, event)
     result.exited = apply_exits(batch, contact, event, facts)
     if facts.may_trigger:
         apply_triggers(batch, contact, event, facts, result)

@@ -8,6 +8,7 @@ statement per kind of row, however many events the batch holds.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,12 +18,15 @@ from remarket_mailer.db import commerce as commerce_db
 from remarket_mailer.db import contacts as contacts_db
 from remarket_mailer.db import deliveries as deliveries_db
 from remarket_mailer.db import enrollments as enrollments_db
+from remarket_mailer.db import interests as interests_db
 from remarket_mailer.db import segment_members as members_db
 from remarket_mailer.db.commerce import CartRow
 from remarket_mailer.db.contacts import ContactRow
 from remarket_mailer.db.enrollments import EnrollmentRow
+from remarket_mailer.db.interests import Sighting
 from remarket_mailer.db.session import Session
 from remarket_mailer.domain.keys import base_key, key_covers
+from remarket_mailer.domain.recommend import COVIEW_WINDOW
 from remarket_mailer.domain.states import EnrollmentStatus
 from remarket_mailer.domain.workflow import Workflow
 from remarket_mailer.schemas import (
@@ -31,10 +35,12 @@ from remarket_mailer.schemas import (
     OrderPlaced,
     ProductDeleted,
     ProductUpserted,
+    ProductViewed,
     is_catalog_event,
 )
 from remarket_mailer.services.experiments import winners_for
 from remarket_mailer.services.ingest.enrich import product_ids
+from remarket_mailer.services.ingest.interest import seen_product_ids
 from remarket_mailer.services.segments import update_members
 from remarket_mailer.workflows.loader import WorkflowSet
 from remarket_mailer.workflows.matching import enrollment_key, exit_key
@@ -82,9 +88,14 @@ class Batch:
         self.product_rows: list[dict[str, Any]] = []
         self.deleted_products: dict[str, datetime] = {}
         self.baskets: list[list[str]] = []
+        # What contacts saw of products (back in stock, price drops), and what they bought.
+        self.sightings: dict[tuple[int, str], Sighting] = {}
+        self.bought: dict[tuple[int, str], datetime] = {}
+        self.coviews: Counter[tuple[str, str]] = Counter()
         self._winners: dict[str, dict[str, str]] = {}
         events = [e for e, _, _ in items if not is_catalog_event(e)]
-        self.products = catalog_db.products_by_id(session, set().union(*map(product_ids, events)))
+        wanted = set().union(*map(product_ids, events), *map(seen_product_ids, events))
+        self.products = catalog_db.products_by_id(session, wanted)
         self._load_contacts(events)
         cart_ids = {c for e in events if (c := getattr(e, "cart_id", None))}
         self.carts = commerce_db.carts_for_update(session, cart_ids)
@@ -99,6 +110,7 @@ class Batch:
             if workflows.uses_segments()
             else {}
         )
+        self._load_recent_views(events)
 
     # -- contacts --------------------------------------------------------------------------
 
@@ -148,6 +160,14 @@ class Batch:
             contact.email = ref.email
             self._index(contact)
         return contact
+
+    def _load_recent_views(self, events: list[AnyEvent]) -> None:
+        """What the batch's viewers looked at lately: a view pairs with those (viewed
+        together). One query, and none for a batch without views."""
+        views = [e for e in events if isinstance(e, ProductViewed)]
+        viewers = {c.id for e in views if (c := self._find(e.contact.external_id, e.contact.email))}
+        since = min((e.occurred_at for e in views), default=self.now) - COVIEW_WINDOW
+        self.recent_views = interests_db.recent_interests(self.session, viewers, since)
 
     # -- enrollments -----------------------------------------------------------------------
 
@@ -284,6 +304,11 @@ class Batch:
         catalog_db.upsert_products(self.session, self.product_rows)
         catalog_db.delete_products(self.session, self.deleted_products)
         catalog_db.count_orders(self.session, self.baskets)
+        interests_db.record_interests(self.session, self.sightings.values())
+        interests_db.forget_bought(self.session, self.bought)
+        interests_db.count_coviews(self.session, self.coviews)
+        in_stock = [row["product_id"] for row in self.product_rows if row["available"]]
+        interests_db.note_changes(self.session, in_stock, self.now)
         by_reason: dict[str, list[int]] = {}
         for enrollment_id, reason in self.skip_enrollments:
             by_reason.setdefault(reason, []).append(enrollment_id)

@@ -3,7 +3,7 @@
 Each email of a batch gets a ``Recommendations`` that knows what the email is about (the
 products of its cart, order or viewed product) but reads nothing until a template or a
 condition calls it; the first call reads the catalog for every email of the batch at once
-(``services.recommendations.for_batch``: four queries), so a workflow that never shows
+(``services.recommendations.for_batch``: six queries), so a workflow that never shows
 recommendations costs nothing, and one that does costs a fixed number of queries per batch,
 not per email.
 

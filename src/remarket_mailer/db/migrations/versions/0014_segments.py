@@ -20,8 +20,7 @@ from alembic import op
 import remarket_mailer.db.models
 
 revision: str = "0014"
-# Rechained by the lead after 0013 (another branch's migration) is merged.
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
