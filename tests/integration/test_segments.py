@@ -310,4 +310,16 @@ def test_the_scheduler_runs_the_refresh_when_there_are_segments(make_app: AppFac
 
     scheduler = BackgroundScheduler(timezone="UTC")
     add_jobs(scheduler, make_app())
-    assert "refresh_segments" in {job.id for job in scheduler.get_jobs()}
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {
+        "sweep",
+        "expire_discounts",
+        "renewal_scan",
+        "product_alerts",
+        "decide_ab_tests",
+        "refresh_segments",
+    }
+    # Every job runs alone and missed runs fold into one.
+    assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
+    assert str(jobs["renewal_scan"].trigger) == "cron[minute='17']"
+    assert str(jobs["refresh_segments"].trigger) == "interval[0:15:00]"

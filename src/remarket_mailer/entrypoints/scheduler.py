@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from remarket_mailer import metrics
 from remarket_mailer.bootstrap import App, wait_for_database
@@ -106,69 +106,33 @@ class _Outage(Outage):
 
 
 def add_jobs(scheduler: BaseScheduler, app: App) -> None:
-    """The scheduler's jobs (sweep, discount expiry, renewal scan, segment refresh, product
-    alerts, A/B decisions), on ``scheduler``: the scheduler process runs them, and so does
-    ``remarket dev`` in its one process."""
+    """The scheduler's jobs (sweep, discount expiry, renewal scan, product alerts, A/B
+    decisions, segment refresh), on ``scheduler``: the scheduler process runs them, and so
+    does ``remarket dev`` in its one process. Each runs alone (a run still going when the
+    next is due makes that one wait) and missed runs fold into one."""
     # One INFO line per job run ("executed successfully") was 191 of every 194 lines.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     outage = _Outage()
-    scheduler.add_job(
-        outage.run,
-        "interval",
-        args=[sweep_and_count, app],
-        seconds=app.settings.sweep_interval_seconds,
-        id="sweep",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        outage.run,
-        "interval",
-        args=[expire_discounts, app],
-        minutes=15,
-        id="expire_discounts",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        outage.run,
-        "cron",
-        args=[scan_renewals_job, app],
-        minute=17,
-        id="renewal_scan",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        outage.run,
-        "interval",
-        args=[product_alerts_job, app],
-        seconds=ALERT_INTERVAL_SECONDS,
-        id="product_alerts",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        outage.run,
-        "cron",
-        args=[decide_ab_tests_job, app],
-        minute=41,
-        id="decide_ab_tests",
-        max_instances=1,
-        coalesce=True,
-    )
-
+    jobs: list[tuple[str, Callable[[App], object], str, dict[str, Any]]] = [
+        ("sweep", sweep_and_count, "interval", {"seconds": app.settings.sweep_interval_seconds}),
+        ("expire_discounts", expire_discounts, "interval", {"minutes": 15}),
+        ("renewal_scan", scan_renewals_job, "cron", {"minute": 17}),
+        ("product_alerts", product_alerts_job, "interval", {"seconds": ALERT_INTERVAL_SECONDS}),
+        ("decide_ab_tests", decide_ab_tests_job, "cron", {"minute": 41}),
+    ]
     if app.workflows.segments:
+        # At start too: a segment added or changed since the last run is stale until then.
+        when = {"minutes": 15, "next_run_time": app.clock.now()}
+        jobs.append(("refresh_segments", refresh_segments_job, "interval", when))
+    for job_id, job, trigger, timing in jobs:
         scheduler.add_job(
             outage.run,
-            "interval",
-            args=[refresh_segments_job, app],
-            minutes=15,
-            id="refresh_segments",
+            trigger,
+            args=[job, app],
+            id=job_id,
             max_instances=1,
             coalesce=True,
-            # At start too: a segment added or changed since the last run is stale until then.
-            next_run_time=app.clock.now(),
+            **timing,
         )
 
 
