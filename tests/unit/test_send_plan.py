@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remarket_mailer.db.deliveries import Claimed
+from remarket_mailer.db.claims import Claimed
 from remarket_mailer.delivery.base import OutboundMessage, plan_keyed
 from remarket_mailer.delivery.providers.memory import MemoryProvider
 from remarket_mailer.delivery.providers.resend import batch_idempotency_key

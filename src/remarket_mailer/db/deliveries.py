@@ -1,5 +1,6 @@
-"""Deliveries: claimed by the sweeper, taken and finished by the worker, each change a guarded
-UPDATE whose ``WHERE status IN (...)`` comes from the state machine (``domain.states``).
+"""Deliveries: planned, taken and finished by the worker (the sweeper's claims are in
+``db.claims``), each change a guarded UPDATE whose ``WHERE status IN (...)`` comes from the
+state machine (``domain.states``).
 
 Batch operations take and return lists so the send path costs a fixed number of round trips per
 batch of emails, never one per email.
@@ -8,7 +9,7 @@ batch of emails, never one per email.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -18,7 +19,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    func,
     or_,
     select,
     text,
@@ -32,7 +32,6 @@ from remarket_mailer.db.engine import json_text
 from remarket_mailer.db.models import (
     Contact,
     Delivery,
-    Enrollment,
 )
 from remarket_mailer.db.sql import in_ids, int_ids, not_in_ids
 from remarket_mailer.domain.states import (
@@ -45,10 +44,6 @@ from remarket_mailer.domain.states import (
 
 # The statuses each guarded UPDATE moves rows from, checked against the state machine when
 # this module is imported: a table that stops allowing one of them fails here, not in SQL.
-_CLAIMABLE = sources_for(DeliveryStatus.QUEUED, among=[DeliveryStatus.SCHEDULED])
-_RECLAIMABLE = sources_for(
-    DeliveryStatus.QUEUED, among=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
-)
 _TAKEABLE = sources_for(DeliveryStatus.SENDING, among=[DeliveryStatus.QUEUED])
 _KEYED = sources_for(DeliveryStatus.SENDING, among=[DeliveryStatus.SENDING])
 _SKIPPABLE = sources_for(DeliveryStatus.SKIPPED, among=PENDING_DELIVERY_STATUSES)
@@ -63,7 +58,7 @@ _CLIPPED: dict[str, int] = {
 }
 
 
-def _guard(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
+def status_guard(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
     """``status = :one`` or ``status IN (...)``: the same SQL the statements always had."""
     ordered = sorted(statuses)
     if len(ordered) == 1:
@@ -80,7 +75,7 @@ def skip_pending_for_enrollments(
         update(Delivery)
         .where(
             Delivery.enrollment_id.in_(enrollment_ids),
-            _guard(_SKIPPABLE),
+            status_guard(_SKIPPABLE),
         )
         .values(status=DeliveryStatus.SKIPPED, reason=reason, detail=detail, updated_at=now)
     )
@@ -98,7 +93,7 @@ def skip_pending_for_contact(
     """Skip a contact's scheduled/queued deliveries (only those workflows' when given)."""
     query = update(Delivery).where(
         Delivery.contact_id == contact_id,
-        _guard(_SKIPPABLE),
+        status_guard(_SKIPPABLE),
     )
     if workflow_ids is not None:
         query = query.where(Delivery.workflow_id.in_(workflow_ids))
@@ -106,124 +101,6 @@ def skip_pending_for_contact(
         query.values(status=DeliveryStatus.SKIPPED, reason=reason, detail=detail, updated_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A delivery the sweeper claimed, with the idempotency key its last request used."""
-
-    id: int
-    send_key: str | None
-
-
-def claim_due(
-    session: Session,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    *,
-    skip_workflows: Collection[str] = (),
-    only_workflows: Collection[str] | None = None,
-) -> list[Claimed]:
-    """Claim up to ``limit`` due deliveries (and the rest of their key groups): scheduled →
-    queued with a lease. ``skip_workflows`` are left due (their provider is paused);
-    ``only_workflows``, when given, limits the claim to those (a paused provider's probe).
-
-    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets several sweepers run at once without ever
-    claiming a row twice; SQLite serialises writers instead (BEGIN IMMEDIATE).
-    """
-    scheduled = _guard(_CLAIMABLE)
-    query = select(Delivery.id, Delivery.send_key, Delivery.status).where(
-        scheduled, Delivery.due_at <= now
-    )
-    if skip_workflows:
-        query = query.where(
-            Delivery.enrollment_id.not_in(
-                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(skip_workflows)))
-            )
-        )
-    if only_workflows is not None:
-        query = query.where(
-            Delivery.enrollment_id.in_(
-                select(Enrollment.id).where(Enrollment.workflow_id.in_(list(only_workflows)))
-            )
-        )
-    rows = list(
-        session.execute(
-            query.order_by(Delivery.due_at, Delivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    rows += _rest_of_key_groups(session, rows, scheduled)
-    if rows:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([row.id for row in rows]), scheduled)
-            .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
-        )
-    return [Claimed(row.id, row.send_key) for row in rows]
-
-
-def reclaim_expired(
-    session: Session, now: datetime, limit: int, lease: timedelta
-) -> tuple[list[Claimed], list[Claimed]]:
-    """Take back leased rows (and the rest of their key groups) whose worker or broker message
-    was lost.
-
-    Returns (queued rows re-enqueued, sending rows re-enqueued). A row stuck in ``sending`` may
-    or may not have reached the provider: with a ``send_key`` the next attempt makes the same
-    request under it and the provider answers for the first one; without, it is sent again
-    blind (same Message-ID) and counted, so the operator can see how often that happens.
-    """
-    expired = and_(
-        _guard(_RECLAIMABLE),
-        Delivery.lease_expires_at < now,
-    )
-    rows = list(
-        session.execute(
-            select(Delivery.id, Delivery.send_key, Delivery.status)
-            .where(expired)
-            .order_by(Delivery.lease_expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    rows += _rest_of_key_groups(session, rows, expired)
-    if rows:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([row.id for row in rows]))
-            .values(status=DeliveryStatus.QUEUED, lease_expires_at=now + lease, updated_at=now)
-        )
-    queued = [Claimed(r.id, r.send_key) for r in rows if r.status == DeliveryStatus.QUEUED]
-    sending = [Claimed(r.id, r.send_key) for r in rows if r.status == DeliveryStatus.SENDING]
-    return queued, sending
-
-
-def _rest_of_key_groups(session: Session, rows: Sequence[Any], condition: Any) -> list[Any]:
-    """The rows matching ``condition`` that share a ``send_key`` with ``rows`` but are not among
-    them, locked: a key's group must travel in one send_batch, so a claim cut short by its
-    limit takes the rest of the group along (a row another sweeper holds is left to it).
-
-    Costs a query only when a claimed row carries a key; the partial index
-    ``ix_deliveries_send_key`` holds only the rows in flight.
-    """
-    keys = {row.send_key for row in rows if row.send_key is not None}
-    if not keys:
-        return []
-    return list(
-        session.execute(
-            select(Delivery.id, Delivery.send_key, Delivery.status)
-            .where(
-                Delivery.send_key.in_(keys),
-                Delivery.id.not_in([row.id for row in rows]),
-                condition,
-            )
-            .order_by(Delivery.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
 
 
 def recent_sends(
@@ -288,7 +165,7 @@ def take_for_sending(
         return []
     rows = session.connection().execute(
         update(Delivery)
-        .where(in_ids(session, Delivery.id, "ids", ids), _guard(_TAKEABLE))
+        .where(in_ids(session, Delivery.id, "ids", ids), status_guard(_TAKEABLE))
         .values(
             status=DeliveryStatus.SENDING,
             lease_expires_at=now + lease,
@@ -325,7 +202,7 @@ def set_send_keys(session: Session, keys: Mapping[int, str]) -> None:
     )
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(int_ids("ids", keys)), _guard(_KEYED))
+        .where(Delivery.id.in_(int_ids("ids", keys)), status_guard(_KEYED))
         .values(send_key=case(*whens))
         .execution_options(synchronize_session=False)
     )
@@ -478,7 +355,7 @@ def fail_sent_delivery(
         return None
     found = session.execute(
         update(Delivery)
-        .where(match, _guard(_ESP_FAILABLE), Delivery.provider == provider)
+        .where(match, status_guard(_ESP_FAILABLE), Delivery.provider == provider)
         .values(status=DeliveryStatus.FAILED, reason="esp_failed", detail=detail, updated_at=now)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
@@ -513,12 +390,6 @@ def _finish_statement(
     )
 
 
-def next_due_at(session: Session) -> datetime | None:
-    return session.scalar(
-        select(func.min(Delivery.due_at)).where(Delivery.status == DeliveryStatus.SCHEDULED)
-    )
-
-
 def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
     """Move still-scheduled deliveries: rows of {enrollment_id, step_id, due}, in order."""
     if not rows:
@@ -528,7 +399,7 @@ def reschedule_many(session: Session, rows: Sequence[dict[str, Any]], now: datet
         .where(
             Delivery.enrollment_id == bindparam("b_enrollment"),
             Delivery.step_id == bindparam("b_step"),
-            _guard(_RESCHEDULABLE),
+            status_guard(_RESCHEDULABLE),
         )
         .values(due_at=bindparam("b_due"), planned_at=bindparam("b_due"), updated_at=now)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from remarket_mailer.db.deliveries import next_due_at
+from remarket_mailer.db.claims import next_due_at
 from remarket_mailer.db.reports import DeliveryRow, delivery_report
 from remarket_mailer.services.unit_of_work import UnitOfWork
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from remarket_mailer import metrics
-from remarket_mailer.db import deliveries as deliveries_db
+from remarket_mailer.db import claims as claims_db
 from remarket_mailer.db import provider_pauses as pause_store
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.provider_pause import ProviderPause
@@ -68,18 +68,18 @@ def dispatch_due(
     report = DispatchReport()
     while report.claimed + report.reclaimed < max_rows:
         now = clock.now()
-        probes: list[list[deliveries_db.Claimed]] = []
+        probes: list[list[claims_db.Claimed]] = []
         with uow() as session:
-            queued, sending = deliveries_db.reclaim_expired(session, now, batch_size * 10, lease)
+            queued, sending = claims_db.reclaim_expired(session, now, batch_size * 10, lease)
             skip: set[str] = set()
             over: list[tuple[str, set[str]]] = []
             if pause_keys:
                 skip, over = _paused(pause_store.all_pauses(session), pause_keys, now)
-            due = deliveries_db.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
+            due = claims_db.claim_due(session, now, batch_size * 10, lease, skip_workflows=skip)
             for key, workflows in over:
                 if not pause_store.claim_probe(session, key, now, now + lease):
                     continue  # another sweeper or a worker took the probe
-                probe = deliveries_db.claim_due(
+                probe = claims_db.claim_due(
                     session, now, batch_size, lease, only_workflows=workflows
                 )
                 if probe:
@@ -125,7 +125,7 @@ def _paused(
     return skip, over
 
 
-def _count_resends(report: DispatchReport, sending: Sequence[deliveries_db.Claimed]) -> None:
+def _count_resends(report: DispatchReport, sending: Sequence[claims_db.Claimed]) -> None:
     """Rows taken back from a dead worker mid-send go out again: under their idempotency key
     when they have one, else possibly twice. Count and log both."""
     keyed = sum(1 for row in sending if row.send_key is not None)
@@ -140,7 +140,7 @@ def _count_resends(report: DispatchReport, sending: Sequence[deliveries_db.Claim
         log.warning("re-sending %d deliveries whose worker died mid-send", blind)
 
 
-def pack_batches(rows: Sequence[deliveries_db.Claimed], size: int) -> list[list[int]]:
+def pack_batches(rows: Sequence[claims_db.Claimed], size: int) -> list[list[int]]:
     """Delivery ids in batches of at most ``size``, in order, never splitting a key group.
 
     Rows without a key batch exactly as consecutive slices would. A key's group goes whole
