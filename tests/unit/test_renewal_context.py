@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remarket_mailer.db.enrollments import RenewalCandidate
+from remarket_mailer.db.renewals import RenewalCandidate
 from remarket_mailer.services.renewal_scan import renewal_context
 
 texts = st.none() | st.text()

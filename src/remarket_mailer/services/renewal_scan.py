@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from remarket_mailer.db import enrollments as enrollments_db
-from remarket_mailer.db.enrollments import NewEnrollment, RenewalCandidate
+from remarket_mailer.db import renewals as renewals_db
+from remarket_mailer.db.renewals import NewEnrollment, RenewalCandidate
 from remarket_mailer.db.session import RowConflict, is_postgresql
 from remarket_mailer.domain.clock import Clock
 from remarket_mailer.domain.enrollment import plan_enrollment
@@ -113,7 +114,7 @@ def _pages(uow: UnitOfWork, size: int) -> Iterator[tuple[str, str]]:
     after = ""
     while True:
         with uow() as session:
-            last = enrollments_db.renewal_page_end(session, after, size)
+            last = renewals_db.renewal_page_end(session, after, size)
         if last is None:
             return
         yield after, last
@@ -132,11 +133,11 @@ def _scan_page(
     for attempt in range(3):
         try:
             with uow() as session:
-                batch = enrollments_db.renewal_candidates(
+                batch = renewals_db.renewal_candidates(
                     session, workflow.id, after, last, now, until
                 )
                 items = _plan_page(workflow, batch, now, winners_for(session, workflow))
-                enrolled = enrollments_db.bulk_enroll(
+                enrolled = renewals_db.bulk_enroll(
                     session, workflow.id, workflow.version, now, items
                 )
             return len(batch), enrolled, sum(len(item.deliveries) for item in items)
