@@ -1,12 +1,14 @@
-"""Recommendation lookup benchmark: a catalog of N products (default 100,000) and the
-bought-together counts of M orders (default 1,000,000) on PostgreSQL.
+"""Recommendation lookup benchmark: a catalog of N products (default 100,000), the
+bought-together counts of M orders (default 1,000,000) and the viewed-together counts of V
+browsing sessions (default 1,000,000) on PostgreSQL.
 
 Prints the cost per email of ``services.recommendations.for_batch`` for send batches of 500
 emails (each about a cart of 1-3 products, popularity skewed like real shops'), next to a
 baseline measured in the same run: a bare primary-key read of the same batch's seed products
 (what any email showing its cart's products pays). Target (issue 20): <= 1 ms per email.
 
-    python benchmarks/recommend.py [--products 100000] [--orders 1000000] [--batches 20]
+    python benchmarks/recommend.py [--products 100000] [--orders 1000000] [--views 1000000]
+        [--batches 20]
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ def draw(weights: list[float], rng: random.Random) -> int:
     return bisect.bisect_left(weights, rng.random() * weights[-1])
 
 
-def populate(url: str, products: int, orders: int, rng: random.Random) -> float:
-    """Products, order lines through COPY, then pairs and best sellers computed in SQL the
-    way ``db.catalog.count_orders`` would have counted them order by order."""
+def populate(url: str, products: int, orders: int, views: int, rng: random.Random) -> float:
+    """Products, order lines and browsing sessions through COPY, then bought-together pairs,
+    best sellers and viewed-together pairs computed in SQL the way ingest would have counted
+    them event by event."""
     started = time.perf_counter()
     weights, _ = popularity(products, rng)
     engine = make_engine(url)
@@ -88,6 +91,18 @@ def populate(url: str, products: int, orders: int, rng: random.Random) -> float:
                 "JOIN lines b ON a.order_id = b.order_id AND a.product_id <> b.product_id "
                 "GROUP BY a.product_id, b.product_id"
             )
+            cursor.execute("CREATE TEMP TABLE seen (session_id integer, product_id text)")
+            with cursor.copy("COPY seen (session_id, product_id) FROM STDIN") as copy:
+                for visit in range(views):
+                    looked = {draw(weights, rng) for _ in range(rng.randint(1, 5))}
+                    for n in looked:
+                        copy.write_row((visit, f"p{n}"))
+            cursor.execute(
+                "INSERT INTO product_coviews (product_id, other_id, contacts) "
+                "SELECT a.product_id, b.product_id, count(*) FROM seen a "
+                "JOIN seen b ON a.session_id = b.session_id AND a.product_id <> b.product_id "
+                "GROUP BY a.product_id, b.product_id"
+            )
             cursor.execute(
                 "UPDATE products SET orders_count = s.n FROM "
                 "(SELECT product_id, count(*) AS n FROM lines GROUP BY product_id) s "
@@ -114,16 +129,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--views", type=int, default=1_000_000, help="browsing sessions")
     parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
     rng = random.Random(20)
     with scratch_database() as url:
-        loaded = populate(url, args.products, args.orders, rng)
+        loaded = populate(url, args.products, args.orders, args.views, rng)
         engine = make_engine(url)
         with engine.connect() as connection:
             pairs = connection.execute(text("SELECT count(*) FROM product_pairs")).scalar_one()
+            coviews = connection.execute(text("SELECT count(*) FROM product_coviews")).scalar_one()
         print(
-            f"catalog: {args.products:,} products, {args.orders:,} orders, {pairs:,} pair rows "
+            f"catalog: {args.products:,} products, {args.orders:,} orders, {pairs:,} pair rows, "
+            f"{args.views:,} browsing sessions, {coviews:,} viewed-together rows "
             f"(loaded in {loaded:.0f} s)"
         )
         sessions = make_session_factory(engine)
