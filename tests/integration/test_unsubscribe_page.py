@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.db.consent import latest_consents
 from remarket_mailer.db.models import Contact
 from remarket_mailer.entrypoints.api import create_api
 from tests.conftest import T0, AppFactory
@@ -125,3 +126,25 @@ def test_a_forged_or_expired_token_is_a_clear_400_page(make_app: AppFactory) -> 
     )
     assert dutch.status_code == 400 and "Deze afmeldlink is niet geldig." in dutch.text
     assert client.get("/u/").status_code == 404  # no token at all: no such page, as before
+
+
+def test_a_contact_who_allowed_ads_can_stop_them_from_the_page(make_app: AppFactory) -> None:
+    """The ad audiences take only contacts with ``ads`` consent; withdrawing it is as easy as
+    any unsubscribe: one more choice on the same page, offered to those who gave it."""
+    app, client, token = _page_for(make_app, locale="nl")
+    before = client.get(f"/u/{token}").text
+    assert 'value="ads"' not in before  # never allowed: nothing to withdraw
+    post(client, {**consent_event(T0 - timedelta(minutes=1)), "topic": "ads"})
+    page = client.get(f"/u/{token}").text
+    assert '<input type="checkbox" name="topics" value="ads">' in page  # not ticked for them
+    assert "Mijn adres gebruiken om mij advertenties te tonen" in page
+    done = client.post(f"/u/{token}", data={"topics": ["ads"]}, headers=FORM)
+    assert done.status_code == 200
+    assert "We gebruiken je adres niet meer om je advertenties te tonen." in done.text
+    assert "e-mails niet meer" not in done.text.lower()  # no email category was left
+    assert 'value="ads"' not in client.get(f"/u/{token}").text
+    with app.uow() as session:
+        contact_id = int(session.scalars(select(Contact.id)).one())
+        found = latest_consents(session, [contact_id], ["ads", "marketing"])
+    assert found[(contact_id, "ads")] == "withdrawn"
+    assert found.get((contact_id, "marketing")) != "withdrawn"  # still gets its emails

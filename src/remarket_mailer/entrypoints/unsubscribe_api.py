@@ -16,11 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from remarket_mailer.bootstrap import App
+from remarket_mailer.domain.audiences import ADS_TOPIC
 from remarket_mailer.entrypoints.http import read_body
 from remarket_mailer.entrypoints.link_pages import invalid_link
 from remarket_mailer.errors import ValidationError
 from remarket_mailer.rendering.pages import PageRenderer
-from remarket_mailer.services.preferences import contact_language
+from remarket_mailer.services.preferences import allows_ads, contact_language
 from remarket_mailer.services.unsubscribe import unsubscribe
 from remarket_mailer.tracking.links import UnsubscribeToken
 
@@ -50,7 +51,10 @@ def unsubscribe_router(app: App, pages: PageRenderer) -> APIRouter:
         if "urlencoded" in request.headers.get("content-type", ""):
             fields = parse_qs(body.decode("utf-8", "replace"))
         everything = fields.get("scope") == ["all"]
-        topics = [t for t in fields.get("topics", []) if t in categories] or [parsed.topic]
+        # Besides the email categories, a contact may stop their address going into ad
+        # audiences (the page offers it only to those who allowed it).
+        choosable = {*categories, ADS_TOPIC}
+        topics = [t for t in fields.get("topics", []) if t in choosable] or [parsed.topic]
         source = "one-click" if b"One-Click" in body else "preference page"
         found = True
         for topic in [parsed.topic] if everything else topics:
@@ -80,6 +84,8 @@ def unsubscribe_router(app: App, pages: PageRenderer) -> APIRouter:
         except ValidationError as exc:
             return invalid_link(pages, request, exc)
         choices = [{"value": t, "checked": t == parsed.topic} for t in categories]
+        if await run_in_threadpool(allows_ads, app.uow, parsed.contact_id):
+            choices.append({"value": ADS_TOPIC, "checked": False})
         page = pages.render("unsubscribe", await language(parsed), view="choose", topics=choices)
         return HTMLResponse(page)
 
